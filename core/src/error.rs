@@ -1,0 +1,136 @@
+//! The one validation error every model type returns.
+
+use core::fmt;
+
+/// A value failed validation. The message names the field and the reason, for
+/// example `proxy_url: unsupported scheme "ftp" (expected one of http, https,
+/// socks4, socks4a, socks5, socks5h)`.
+///
+/// The error never contains a password or any other secret: only the field
+/// path, the reason and, where it helps, a short non-secret excerpt (a scheme,
+/// an enum value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidationError {
+    /// Dotted path of the field, e.g. `metadata.health_score`.
+    pub field: &'static str,
+    /// Why the value was rejected.
+    pub reason: Reason,
+}
+
+impl ValidationError {
+    pub(crate) const fn new(field: &'static str, reason: Reason) -> Self {
+        Self { field, reason }
+    }
+
+    /// The same error, reported under another field path (used when a value
+    /// validated on its own is embedded in a larger message).
+    pub(crate) const fn at(mut self, field: &'static str) -> Self {
+        self.field = field;
+        self
+    }
+}
+
+/// Short excerpt of the offending input, truncated on a character boundary.
+pub type Excerpt = heapless::String<24>;
+
+pub(crate) fn excerpt(s: &str) -> Excerpt {
+    let mut out = Excerpt::new();
+    for c in s.chars() {
+        if out.push(c).is_err() {
+            break;
+        }
+    }
+    out
+}
+
+/// Why a value was rejected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Reason {
+    /// A required field was absent or null.
+    Missing,
+    /// The field was present but empty.
+    Empty,
+    /// The text is longer than the documented bound.
+    TooLong {
+        /// Length of the input in bytes.
+        len: usize,
+        /// The bound in bytes.
+        max: usize,
+    },
+    /// The list holds more items than the documented bound.
+    TooMany {
+        /// Number of items in the input.
+        len: usize,
+        /// The bound.
+        max: usize,
+    },
+    /// A number outside its allowed range.
+    OutOfRange {
+        /// The allowed range, in words (`1 to 86400`).
+        expected: &'static str,
+    },
+    /// A required part of a composite value (a URL's host or port) is absent.
+    MissingPart {
+        /// The part, e.g. `port`.
+        part: &'static str,
+    },
+    /// A value that is not one of the known names.
+    UnknownValue {
+        /// The value given (shortened).
+        got: Excerpt,
+        /// The accepted values, comma separated.
+        expected: &'static str,
+    },
+    /// A URL scheme that is not supported.
+    UnsupportedScheme {
+        /// The scheme given (shortened).
+        got: Excerpt,
+    },
+    /// A character that is not allowed in this field.
+    InvalidCharacter {
+        /// What is allowed.
+        expected: &'static str,
+    },
+    /// The text does not have the expected shape.
+    Malformed {
+        /// The expected shape, in words.
+        expected: &'static str,
+    },
+}
+
+impl fmt::Display for ValidationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.reason)
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::Missing => f.write_str("missing (this field is required)"),
+            Reason::Empty => f.write_str("must not be empty"),
+            Reason::TooLong { len, max } => {
+                write!(f, "too long: {len} bytes (at most {max} allowed)")
+            }
+            Reason::TooMany { len, max } => {
+                write!(f, "too many items: {len} (at most {max} allowed)")
+            }
+            Reason::MissingPart { part } => write!(f, "missing {part}"),
+            Reason::OutOfRange { expected } => write!(f, "out of range (expected {expected})"),
+            Reason::UnknownValue { got, expected } => {
+                write!(f, "unknown value {got:?} (expected one of {expected})")
+            }
+            Reason::UnsupportedScheme { got } => write!(
+                f,
+                "unsupported scheme {got:?} (expected one of http, https, socks4, socks4a, socks5, socks5h)"
+            ),
+            Reason::InvalidCharacter { expected } => {
+                write!(f, "invalid character (expected {expected})")
+            }
+            Reason::Malformed { expected } => write!(f, "malformed (expected {expected})"),
+        }
+    }
+}
+
+impl core::error::Error for ValidationError {}

@@ -1,0 +1,33 @@
+//! # proxy-delegate-core
+//!
+//! The sans-IO heart of proxy-delegate: the data model of the proxy-delegation
+//! protocol and its two wire formats (JSON and postcard), with state machines to
+//! follow in later modules.
+//!
+//! The crate is `#![no_std]`, never allocates and never performs IO or reads a
+//! clock. Every value is validated when it is built and when it is decoded; an
+//! invalid value is a [`ValidationError`] that names the field and the reason.
+//!
+//! ```
+//! use proxy_delegate_core::{codec, model::ProxyResponse};
+//!
+//! let body = br#"{"proxy_url":"socks5://user:pass@proxy-server:1080","strategy":"least_connections",
+//!     "ttl_seconds":300,"fallback_policy":"direct_connection",
+//!     "metadata":{"proxy_id":"proxy-123","region":"us-east-1","health_score":0.98}}"#;
+//! let response: ProxyResponse = codec::json::decode(body)?;
+//! // The password never reaches Display or Debug output.
+//! assert_eq!(
+//!     response.proxy_url.as_ref().map(|u| u.to_string()).as_deref(),
+//!     Some("socks5://user:***@proxy-server:1080")
+//! );
+//! # Ok::<(), proxy_delegate_core::codec::DecodeError>(())
+//! ```
+#![cfg_attr(not(any(test, feature = "std")), no_std)]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod codec;
+mod error;
+pub mod model;
+
+pub use error::{Excerpt, Reason, ValidationError};

@@ -1,0 +1,442 @@
+//! The three messages of the protocol and their wire forms.
+//!
+//! Each message decodes in two steps: serde reads the bytes into a private
+//! *wire* struct whose fields are raw, bounded text and numbers, then
+//! `from_wire` validates every field and names the first one that is wrong.
+//! Both wire formats (JSON and postcard) share the wire structs, so they share
+//! the validation too.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::text::{WireList, WireText};
+use super::{
+    ClientId, ConnectionType, ENUM_TEXT_LEN, ErrorCategory, ErrorDetails, ExchangeId,
+    FallbackPolicy, FeedType, FeedbackEvent, HealthScore, MAX_CLIENT_ID_LEN,
+    MAX_ERROR_DETAILS_LEN, MAX_EXCHANGE_ID_LEN, MAX_FEED_TYPES, MAX_PROXY_ID_LEN, MAX_REGION_LEN,
+    MAX_STRATEGY_LEN, MAX_SYMBOLS, MAX_TIMESTAMP_LEN, MAX_TOPIC_LEN, MAX_URL_LEN, ProxyId,
+    ProxyUrl, Region, Strategy, Symbol, Timestamp, TtlSeconds,
+};
+use crate::{Reason, ValidationError};
+
+type EnumText = WireText<ENUM_TEXT_LEN>;
+
+fn required<T>(v: Option<T>, field: &'static str) -> Result<T, ValidationError> {
+    v.ok_or(ValidationError::new(field, Reason::Missing))
+}
+
+fn enum_field<T>(
+    w: &EnumText,
+    field: &'static str,
+    parse: fn(&str) -> Result<T, ValidationError>,
+) -> Result<T, ValidationError> {
+    parse(w.truncated()).map_err(|e| e.at(field))
+}
+
+/// Implements serde for a message through its wire struct, so that std users
+/// (serde_json, axum) get the same validation and field-named errors.
+macro_rules! serde_via_wire {
+    ($msg:ty, $wire:ty) => {
+        impl Serialize for $msg {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                self.to_wire().serialize(s)
+            }
+        }
+        impl<'de> Deserialize<'de> for $msg {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let w = <$wire>::deserialize(d)?;
+                Self::from_wire(w).map_err(serde::de::Error::custom)
+            }
+        }
+        impl crate::codec::Message for $msg {
+            type Wire = $wire;
+            fn from_wire(w: Self::Wire) -> Result<Self, ValidationError> {
+                <$msg>::from_wire(w)
+            }
+        }
+    };
+}
+
+// ---------------------------------------------------------------- request
+
+/// What a client asks the service: which proxy to use for this exchange
+/// connection.
+///
+/// ```json
+/// {"exchange_id":"binance","connection_type":"websocket","region":"us-east-1",
+///  "client_id":"cryptofeed-instance-123",
+///  "metadata":{"feed_types":["trades","book"],"symbols":["BTC-USD","ETH-USD"]}}
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ProxyRequest {
+    /// The exchange, case-folded to lower case (required).
+    pub exchange_id: ExchangeId,
+    /// HTTP or WebSocket (required).
+    pub connection_type: ConnectionType,
+    /// The region the client would like its proxy in.
+    pub region: Option<Region>,
+    /// Who is asking (required).
+    pub client_id: ClientId,
+    /// What the connection will carry.
+    pub metadata: RequestMetadata,
+}
+
+/// What a requested connection will carry; informational for the service.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct RequestMetadata {
+    /// Feed types, e.g. `trades`, `book` (at most [`MAX_FEED_TYPES`]).
+    pub feed_types: heapless::Vec<FeedType, MAX_FEED_TYPES>,
+    /// Symbols, e.g. `BTC-USD` (at most [`MAX_SYMBOLS`]).
+    pub symbols: heapless::Vec<Symbol, MAX_SYMBOLS>,
+}
+
+#[doc(hidden)]
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct RequestWire {
+    #[serde(default)]
+    exchange_id: Option<WireText<MAX_EXCHANGE_ID_LEN>>,
+    #[serde(default)]
+    connection_type: Option<EnumText>,
+    #[serde(default)]
+    region: Option<WireText<MAX_REGION_LEN>>,
+    #[serde(default)]
+    client_id: Option<WireText<MAX_CLIENT_ID_LEN>>,
+    #[serde(default)]
+    metadata: Option<RequestMetadataWire>,
+}
+
+#[doc(hidden)]
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(crate) struct RequestMetadataWire {
+    #[serde(default)]
+    feed_types: WireList<WireText<MAX_TOPIC_LEN>, MAX_FEED_TYPES>,
+    #[serde(default)]
+    symbols: WireList<WireText<MAX_TOPIC_LEN>, MAX_SYMBOLS>,
+}
+
+impl ProxyRequest {
+    /// A request with no region and no metadata.
+    pub fn new(
+        exchange_id: ExchangeId,
+        connection_type: ConnectionType,
+        client_id: ClientId,
+    ) -> Self {
+        Self {
+            exchange_id,
+            connection_type,
+            region: None,
+            client_id,
+            metadata: RequestMetadata::default(),
+        }
+    }
+
+    fn from_wire(w: RequestWire) -> Result<Self, ValidationError> {
+        let exchange_id = required(w.exchange_id, "exchange_id")?;
+        let connection_type = required(w.connection_type, "connection_type")?;
+        let client_id = required(w.client_id, "client_id")?;
+        let mut metadata = RequestMetadata::default();
+        if let Some(m) = w.metadata {
+            for t in m.feed_types.checked("metadata.feed_types")? {
+                let _ = metadata
+                    .feed_types
+                    .push(FeedType::from_wire(t, "metadata.feed_types")?);
+            }
+            for s in m.symbols.checked("metadata.symbols")? {
+                let _ = metadata
+                    .symbols
+                    .push(Symbol::from_wire(s, "metadata.symbols")?);
+            }
+        }
+        Ok(Self {
+            exchange_id: ExchangeId::from_wire(&exchange_id, "exchange_id")?,
+            connection_type: enum_field(
+                &connection_type,
+                "connection_type",
+                ConnectionType::parse,
+            )?,
+            region: w
+                .region
+                .map(|r| Region::from_wire(&r, "region"))
+                .transpose()?,
+            client_id: ClientId::from_wire(&client_id, "client_id")?,
+            metadata,
+        })
+    }
+
+    fn to_wire(&self) -> RequestWire {
+        let mut m = RequestMetadataWire::default();
+        for t in &self.metadata.feed_types {
+            let _ = m.feed_types.items.push(t.to_wire());
+        }
+        m.feed_types.len = m.feed_types.items.len();
+        for s in &self.metadata.symbols {
+            let _ = m.symbols.items.push(s.to_wire());
+        }
+        m.symbols.len = m.symbols.items.len();
+        RequestWire {
+            exchange_id: Some(self.exchange_id.to_wire()),
+            connection_type: Some(EnumText::from_str(self.connection_type.as_str())),
+            region: self.region.as_ref().map(Region::to_wire),
+            client_id: Some(self.client_id.to_wire()),
+            metadata: Some(m),
+        }
+    }
+}
+
+serde_via_wire!(ProxyRequest, RequestWire);
+
+// ---------------------------------------------------------------- response
+
+/// The service's answer: which proxy to use, for how long, and what to do when
+/// it cannot answer next time.
+///
+/// ```json
+/// {"proxy_url":"socks5://user:pass@proxy-server:1080","strategy":"least_connections",
+///  "ttl_seconds":300,"fallback_policy":"direct_connection",
+///  "metadata":{"proxy_id":"proxy-123","region":"us-east-1","health_score":0.98}}
+/// ```
+///
+/// Unknown fields are ignored, so the service can grow.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProxyResponse {
+    /// The proxy to use; `None` (absent or `null` on the wire) means "connect
+    /// directly". Encoded with its credentials: the client needs them.
+    pub proxy_url: Option<ProxyUrl>,
+    /// The strategy the service used (required).
+    pub strategy: Strategy,
+    /// How long the answer may be cached (required, 1–86400 s).
+    pub ttl_seconds: TtlSeconds,
+    /// What to do when the service cannot answer (default `embedded_fallback`).
+    pub fallback_policy: FallbackPolicy,
+    /// About the chosen proxy.
+    pub metadata: ResponseMetadata,
+}
+
+/// About the proxy a response names.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ResponseMetadata {
+    /// The service's id of the proxy.
+    pub proxy_id: Option<ProxyId>,
+    /// The proxy's region.
+    pub region: Option<Region>,
+    /// The proxy's health score, 0.0–1.0.
+    pub health_score: Option<HealthScore>,
+}
+
+#[doc(hidden)]
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct ResponseWire {
+    #[serde(default)]
+    proxy_url: Option<WireText<MAX_URL_LEN>>,
+    #[serde(default)]
+    strategy: Option<WireText<MAX_STRATEGY_LEN>>,
+    #[serde(default)]
+    ttl_seconds: Option<i64>,
+    #[serde(default)]
+    fallback_policy: Option<EnumText>,
+    #[serde(default)]
+    metadata: Option<ResponseMetadataWire>,
+}
+
+#[doc(hidden)]
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(crate) struct ResponseMetadataWire {
+    #[serde(default)]
+    proxy_id: Option<WireText<MAX_PROXY_ID_LEN>>,
+    #[serde(default)]
+    region: Option<WireText<MAX_REGION_LEN>>,
+    #[serde(default)]
+    health_score: Option<f32>,
+}
+
+impl ProxyResponse {
+    fn from_wire(w: ResponseWire) -> Result<Self, ValidationError> {
+        let strategy = required(w.strategy, "strategy")?;
+        let ttl = required(w.ttl_seconds, "ttl_seconds")?;
+        let m = w.metadata.unwrap_or_default();
+        Ok(Self {
+            proxy_url: w
+                .proxy_url
+                .map(|u| ProxyUrl::from_wire(&u, "proxy_url"))
+                .transpose()?,
+            strategy: Strategy::from_wire(&strategy, "strategy")?,
+            ttl_seconds: TtlSeconds::new(u64::try_from(ttl).unwrap_or(0))?,
+            fallback_policy: w
+                .fallback_policy
+                .map(|p| enum_field(&p, "fallback_policy", FallbackPolicy::parse))
+                .transpose()?
+                .unwrap_or_default(),
+            metadata: ResponseMetadata {
+                proxy_id: m
+                    .proxy_id
+                    .map(|p| ProxyId::from_wire(&p, "metadata.proxy_id"))
+                    .transpose()?,
+                region: m
+                    .region
+                    .map(|r| Region::from_wire(&r, "metadata.region"))
+                    .transpose()?,
+                health_score: m.health_score.map(HealthScore::new).transpose()?,
+            },
+        })
+    }
+
+    fn to_wire(&self) -> ResponseWire {
+        ResponseWire {
+            // The one place a response's credentials are written: the client
+            // needs them to connect.
+            proxy_url: self.proxy_url.as_ref().map(ProxyUrl::to_wire_exposed),
+            strategy: Some(self.strategy.to_wire()),
+            ttl_seconds: Some(i64::from(self.ttl_seconds.get())),
+            fallback_policy: Some(EnumText::from_str(self.fallback_policy.as_str())),
+            metadata: Some(ResponseMetadataWire {
+                proxy_id: self.metadata.proxy_id.as_ref().map(ProxyId::to_wire),
+                region: self.metadata.region.as_ref().map(Region::to_wire),
+                health_score: self.metadata.health_score.map(HealthScore::get),
+            }),
+        }
+    }
+}
+
+serde_via_wire!(ProxyResponse, ResponseWire);
+
+// ---------------------------------------------------------------- feedback
+
+/// How a connection through a proxy went, reported by the client.
+///
+/// ```json
+/// {"proxy_url":"socks5://proxy-server:1080","exchange_id":"binance",
+///  "connection_type":"websocket","success":true,"latency_ms":45,
+///  "error_details":null,"timestamp":"2024-09-23T10:30:00Z",
+///  "client_id":"cryptofeed-instance-123"}
+/// ```
+///
+/// `proxy_url` never carries credentials: they are stripped when a feedback is
+/// decoded and never written when it is encoded. When `event` is absent on the
+/// wire it is derived from `success` (`success` or `failure`); `success` is
+/// kept for the published API.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ProxyFeedback {
+    /// The service's id of the proxy, if the client knows it.
+    pub proxy_id: Option<ProxyId>,
+    /// The proxy, without credentials; `None` for a direct connection.
+    pub proxy_url: Option<ProxyUrl>,
+    /// The exchange (required).
+    pub exchange_id: ExchangeId,
+    /// HTTP or WebSocket (required).
+    pub connection_type: ConnectionType,
+    /// What happened.
+    pub event: FeedbackEvent,
+    /// Whether it went well (the published API's flag).
+    pub success: bool,
+    /// How long connecting took, in milliseconds.
+    pub latency_ms: Option<u32>,
+    /// Why it failed, when it did.
+    pub error_category: Option<ErrorCategory>,
+    /// Free-text details, at most [`MAX_ERROR_DETAILS_LEN`] bytes.
+    pub error_details: Option<ErrorDetails>,
+    /// When it happened (RFC 3339 UTC on the wire).
+    pub timestamp: Timestamp,
+    /// Who reports (required).
+    pub client_id: ClientId,
+}
+
+#[doc(hidden)]
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct FeedbackWire {
+    #[serde(default)]
+    proxy_id: Option<WireText<MAX_PROXY_ID_LEN>>,
+    #[serde(default)]
+    proxy_url: Option<WireText<MAX_URL_LEN>>,
+    #[serde(default)]
+    exchange_id: Option<WireText<MAX_EXCHANGE_ID_LEN>>,
+    #[serde(default)]
+    connection_type: Option<EnumText>,
+    #[serde(default)]
+    event: Option<EnumText>,
+    #[serde(default)]
+    success: Option<bool>,
+    #[serde(default)]
+    latency_ms: Option<u32>,
+    #[serde(default)]
+    error_category: Option<EnumText>,
+    #[serde(default)]
+    error_details: Option<WireText<MAX_ERROR_DETAILS_LEN>>,
+    #[serde(default)]
+    timestamp: Option<WireText<MAX_TIMESTAMP_LEN>>,
+    #[serde(default)]
+    client_id: Option<WireText<MAX_CLIENT_ID_LEN>>,
+}
+
+impl ProxyFeedback {
+    fn from_wire(w: FeedbackWire) -> Result<Self, ValidationError> {
+        let exchange_id = required(w.exchange_id, "exchange_id")?;
+        let connection_type = required(w.connection_type, "connection_type")?;
+        let timestamp = required(w.timestamp, "timestamp")?;
+        let client_id = required(w.client_id, "client_id")?;
+        let event = w
+            .event
+            .map(|e| enum_field(&e, "event", FeedbackEvent::parse))
+            .transpose()?;
+        let (event, success) = match (event, w.success) {
+            (Some(e), Some(s)) => (e, s),
+            (Some(e), None) => (e, !matches!(e, FeedbackEvent::Failure | FeedbackEvent::Timeout)),
+            (None, Some(true)) => (FeedbackEvent::Success, true),
+            (None, Some(false)) => (FeedbackEvent::Failure, false),
+            (None, None) => return Err(ValidationError::new("success", Reason::Missing)),
+        };
+        Ok(Self {
+            proxy_id: w
+                .proxy_id
+                .map(|p| ProxyId::from_wire(&p, "proxy_id"))
+                .transpose()?,
+            proxy_url: w
+                .proxy_url
+                .map(|u| ProxyUrl::from_wire(&u, "proxy_url").map(|u| u.without_credentials()))
+                .transpose()?,
+            exchange_id: ExchangeId::from_wire(&exchange_id, "exchange_id")?,
+            connection_type: enum_field(
+                &connection_type,
+                "connection_type",
+                ConnectionType::parse,
+            )?,
+            event,
+            success,
+            latency_ms: w.latency_ms,
+            error_category: w
+                .error_category
+                .map(|c| enum_field(&c, "error_category", ErrorCategory::parse))
+                .transpose()?,
+            error_details: w.error_details.map(|d| ErrorDetails::new(d.truncated())),
+            timestamp: Timestamp::parse(timestamp.checked("timestamp")?, "timestamp")?,
+            client_id: ClientId::from_wire(&client_id, "client_id")?,
+        })
+    }
+
+    fn to_wire(&self) -> FeedbackWire {
+        let mut ts = heapless::String::<MAX_TIMESTAMP_LEN>::new();
+        let _ = core::fmt::Write::write_fmt(&mut ts, format_args!("{}", self.timestamp));
+        FeedbackWire {
+            proxy_id: self.proxy_id.as_ref().map(ProxyId::to_wire),
+            // Credentials are never sent back to the service.
+            proxy_url: self
+                .proxy_url
+                .as_ref()
+                .map(|u| u.without_credentials().to_wire_exposed()),
+            exchange_id: Some(self.exchange_id.to_wire()),
+            connection_type: Some(EnumText::from_str(self.connection_type.as_str())),
+            event: Some(EnumText::from_str(self.event.as_str())),
+            success: Some(self.success),
+            latency_ms: self.latency_ms,
+            error_category: self
+                .error_category
+                .map(|c| EnumText::from_str(c.as_str())),
+            error_details: self
+                .error_details
+                .as_ref()
+                .map(|d| WireText::from_str(d.as_str())),
+            timestamp: Some(WireText::from_str(&ts)),
+            client_id: Some(self.client_id.to_wire()),
+        }
+    }
+}
+
+serde_via_wire!(ProxyFeedback, FeedbackWire);
