@@ -27,6 +27,7 @@
 #![deny(missing_docs)]
 
 pub mod codec;
+pub mod embedded;
 mod error;
 pub mod model;
 
