@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# The whole test suite, as a newcomer and CI run it. Installs what the suite
+# needs when it is missing, then runs:
+#   1. the core's build for a bare-metal target (thumbv7em-none-eabihf, no std),
+#   2. a short smoke run of every fuzz target,
+#   3. cargo test for the whole workspace,
+# and ends with one "N passed, N failed" line.
+#
+# Environment:
+#   FUZZ_SECONDS   seconds per fuzz target (default 20; 0 skips fuzzing)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+FUZZ_SECONDS="${FUZZ_SECONDS:-20}"
+EMBEDDED_TARGET=thumbv7em-none-eabihf
+log() { printf '\n==> %s\n' "$*"; }
+
+# ---------------------------------------------------------------- installs
+if ! rustup target list --installed | grep -qx "$EMBEDDED_TARGET"; then
+  log "installing the $EMBEDDED_TARGET target"
+  rustup target add "$EMBEDDED_TARGET"
+fi
+
+# Fuzzing needs nightly (sanitizer flags). If nightly cannot be installed, the
+# stable toolchain is told to accept nightly flags instead (RUSTC_BOOTSTRAP=1).
+FUZZ_TOOLCHAIN=+nightly
+FUZZ_ENV=()
+if [ "$FUZZ_SECONDS" != 0 ]; then
+  if ! rustup run nightly rustc --version >/dev/null 2>&1; then
+    log "installing the nightly toolchain for fuzzing"
+    if ! rustup toolchain install nightly --profile minimal; then
+      log "nightly unavailable: fuzzing with the stable toolchain and RUSTC_BOOTSTRAP=1"
+      FUZZ_TOOLCHAIN=+stable
+      FUZZ_ENV=(RUSTC_BOOTSTRAP=1)
+    fi
+  fi
+  if ! cargo fuzz --version >/dev/null 2>&1; then
+    log "installing cargo-fuzz"
+    cargo install cargo-fuzz --locked
+  fi
+fi
+
+# ---------------------------------------------------------------- 1. no_std build
+log "building proxy-delegate-core for $EMBEDDED_TARGET (no_std, no default features)"
+cargo build -p proxy-delegate-core --target "$EMBEDDED_TARGET" --no-default-features
+
+# ---------------------------------------------------------------- 2. fuzz smoke
+if [ "$FUZZ_SECONDS" != 0 ]; then
+  for target in $(cd fuzz && cargo fuzz list); do
+    log "fuzzing $target for ${FUZZ_SECONDS}s"
+    fuzz_log=$(mktemp)
+    if (cd fuzz && env "${FUZZ_ENV[@]}" cargo "$FUZZ_TOOLCHAIN" fuzz run "$target" -- \
+      -max_total_time="$FUZZ_SECONDS" -print_final_stats=1) >"$fuzz_log" 2>&1; then
+      tail -n 12 "$fuzz_log"
+    else
+      cat "$fuzz_log"
+      echo "fuzz target $target failed: the crashing input is under fuzz/artifacts/$target/" >&2
+      exit 1
+    fi
+    rm -f "$fuzz_log"
+  done
+fi
+
+# ---------------------------------------------------------------- 3. tests
+log "cargo test --workspace"
+results=$(mktemp)
+trap 'rm -f "$results"' EXIT
+set +e
+cargo test --workspace 2>&1 | tee "$results"
+status=${PIPESTATUS[0]}
+set -e
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$results"
+exit "$status"
