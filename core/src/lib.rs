@@ -26,9 +26,17 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod breaker;
+pub mod backoff;
+pub mod cache;
 pub mod codec;
 pub mod embedded;
+pub mod endpoints;
+pub mod feedback;
 mod error;
 pub mod model;
+pub mod pool;
+pub mod resolver;
+pub mod settings;
 
 pub use error::{Excerpt, Reason, ValidationError};

@@ -107,10 +107,12 @@ pub struct RequestWire {
 #[doc(hidden)]
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub(crate) struct RequestMetadataWire {
+    // Optional so that `null` reads as absent (an empty list), like every other
+    // optional field.
     #[serde(default)]
-    feed_types: WireList<WireText<MAX_TOPIC_LEN>, MAX_FEED_TYPES>,
+    feed_types: Option<WireList<WireText<MAX_TOPIC_LEN>, MAX_FEED_TYPES>>,
     #[serde(default)]
-    symbols: WireList<WireText<MAX_TOPIC_LEN>, MAX_SYMBOLS>,
+    symbols: Option<WireList<WireText<MAX_TOPIC_LEN>, MAX_SYMBOLS>>,
 }
 
 impl ProxyRequest {
@@ -135,15 +137,19 @@ impl ProxyRequest {
         let client_id = required(w.client_id, "client_id")?;
         let mut metadata = RequestMetadata::default();
         if let Some(m) = w.metadata {
-            for t in m.feed_types.checked("metadata.feed_types")? {
-                let _ = metadata
-                    .feed_types
-                    .push(FeedType::from_wire(t, "metadata.feed_types")?);
+            if let Some(feed_types) = &m.feed_types {
+                for t in feed_types.checked("metadata.feed_types")? {
+                    let _ = metadata
+                        .feed_types
+                        .push(FeedType::from_wire(t, "metadata.feed_types")?);
+                }
             }
-            for s in m.symbols.checked("metadata.symbols")? {
-                let _ = metadata
-                    .symbols
-                    .push(Symbol::from_wire(s, "metadata.symbols")?);
+            if let Some(symbols) = &m.symbols {
+                for s in symbols.checked("metadata.symbols")? {
+                    let _ = metadata
+                        .symbols
+                        .push(Symbol::from_wire(s, "metadata.symbols")?);
+                }
             }
         }
         Ok(Self {
@@ -163,15 +169,20 @@ impl ProxyRequest {
     }
 
     fn to_wire(&self) -> RequestWire {
-        let mut m = RequestMetadataWire::default();
+        let mut feed_types = WireList::default();
         for t in &self.metadata.feed_types {
-            let _ = m.feed_types.items.push(t.to_wire());
+            let _ = feed_types.items.push(t.to_wire());
         }
-        m.feed_types.len = m.feed_types.items.len();
+        feed_types.len = feed_types.items.len();
+        let mut symbols = WireList::default();
         for s in &self.metadata.symbols {
-            let _ = m.symbols.items.push(s.to_wire());
+            let _ = symbols.items.push(s.to_wire());
         }
-        m.symbols.len = m.symbols.items.len();
+        symbols.len = symbols.items.len();
+        let m = RequestMetadataWire {
+            feed_types: Some(feed_types),
+            symbols: Some(symbols),
+        };
         RequestWire {
             exchange_id: Some(self.exchange_id.to_wire()),
             connection_type: Some(EnumText::from_str(self.connection_type.as_str())),

@@ -25,6 +25,20 @@ impl Charset {
         }
     }
 
+    /// Whether every character of `s` is accepted. ASCII text, the usual
+    /// case, is checked byte by byte without decoding characters.
+    fn accepts_all(self, s: &str) -> bool {
+        match self {
+            // Identifiers are ASCII: a byte check is the whole check.
+            Charset::Identifier => s
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')),
+            Charset::Printable => {
+                s.bytes().all(|b| (0x20..0x7f).contains(&b)) || s.chars().all(|c| self.accepts(c))
+            }
+        }
+    }
+
     fn expected(self) -> &'static str {
         match self {
             Charset::Identifier => "ASCII letters, digits, '_', '-' or '.'",
@@ -53,7 +67,7 @@ pub(crate) fn validate<const N: usize>(
             },
         ));
     }
-    if !s.chars().all(|c| charset.accepts(c)) {
+    if !charset.accepts_all(s) {
         return Err(ValidationError::new(
             field,
             Reason::InvalidCharacter {

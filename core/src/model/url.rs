@@ -161,7 +161,24 @@ fn check_userinfo(s: &str, part: &'static str) -> Result<(), ValidationError> {
             i += 3;
             continue;
         }
-        let allowed = b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=".contains(&b);
+        let allowed = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+            );
         if !allowed {
             return Err(err(Reason::InvalidCharacter {
                 expected: if part == "user" {
@@ -200,7 +217,8 @@ fn check_host(host: &str) -> Result<(), ValidationError> {
     let valid = host
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
-    if !valid || host.starts_with('.') || host.contains("..") {
+    let double_dot = host.as_bytes().windows(2).any(|w| w == b"..");
+    if !valid || host.starts_with('.') || double_dot {
         return Err(err(Reason::InvalidCharacter {
             expected: "a host name (letters, digits, '-', '_', '.') or an IP address",
         }));
@@ -221,9 +239,17 @@ impl ProxyUrl {
                 max: MAX_URL_LEN,
             }));
         }
-        let (scheme_text, rest) = s.split_once("://").ok_or(err(Reason::Malformed {
-            expected: "scheme://[user[:password]@]host:port",
-        }))?;
+        // The scheme ends at the first ':', which must start "://". (Same
+        // outcome as splitting at the first "://": if an earlier ':' exists,
+        // that scheme would hold a ':' and be refused as malformed below.)
+        let malformed = || {
+            err(Reason::Malformed {
+                expected: "scheme://[user[:password]@]host:port",
+            })
+        };
+        let colon = s.bytes().position(|b| b == b':').ok_or_else(malformed)?;
+        let (scheme_text, rest) = (&s[..colon], &s[colon + 1..]);
+        let rest = rest.strip_prefix("//").ok_or_else(malformed)?;
         // Only echo a scheme that looks like one: anything else might be a
         // mistyped credential.
         let scheme_like = !scheme_text.is_empty()
@@ -242,7 +268,10 @@ impl ProxyUrl {
         })?;
 
         // A proxy URL has no path, query or fragment; a lone trailing '/' is tolerated.
-        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let authority_end = rest
+            .bytes()
+            .position(|b| matches!(b, b'/' | b'?' | b'#'))
+            .unwrap_or(rest.len());
         let (authority, tail) = rest.split_at(authority_end);
         if !(tail.is_empty() || tail == "/") {
             return Err(err(Reason::Malformed {

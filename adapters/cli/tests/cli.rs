@@ -1,0 +1,463 @@
+//! The `proxy-delegate` binary, run as a real process on real files.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_proxy-delegate");
+
+struct Dir(tempfile::TempDir);
+
+impl Dir {
+    fn new() -> Self {
+        Dir(tempfile::tempdir().unwrap())
+    }
+    fn file(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.0.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+}
+
+/// Runs the binary with a clean environment plus `env`.
+fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(BIN);
+    c.env_clear().args(args);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8(o.stderr.clone()).unwrap()
+}
+
+/// `resolve --json` lines, parsed.
+fn resolve_json(
+    config: Option<&Path>,
+    exchange: &str,
+    ty: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Vec<Value> {
+    let mut args = vec!["resolve", "--exchange", exchange, "--type", ty, "--json"];
+    let c;
+    if let Some(p) = config {
+        c = p.to_str().unwrap().to_owned();
+        args.extend(["--config", c.as_str()]);
+    }
+    args.extend(extra);
+    let o = run(&args, env);
+    assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+    stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect()
+}
+
+const CONFIG: &str = r#"
+log_filename: feedhandler.log
+exchanges: {}
+proxy:
+  enabled: true
+  default:
+    http:
+      url: "http://alice:hunter2@proxy-default:8080"
+      timeout_seconds: 25
+    websocket: "socks5://proxy-ws:1080"
+  exchanges:
+    binance:
+      http: "http://proxy-binance:8080"
+      websocket:
+        pool:
+          strategy: round_robin
+          proxies:
+            - url: socks5://p1:1080
+            - url: socks5://p2:1080
+    coinbase:
+      rest: {}
+      ws: null
+    kraken: "http://proxy-kraken:8080"
+"#;
+
+#[test]
+fn json_output_is_exactly_the_contract() {
+    let d = Dir::new();
+    let cfg = d.file("config.yaml", CONFIG);
+    let o = run(
+        &[
+            "resolve",
+            "--exchange",
+            "BINANCE",
+            "--type",
+            "http",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--json",
+            "--embedded-only",
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let line = stdout(&o);
+    let v: Value = serde_json::from_str(line.trim()).unwrap();
+    let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        ["exchange", "proxy_url", "source", "timeout_seconds", "type"]
+    );
+    assert_eq!(v["exchange"], "BINANCE");
+    assert_eq!(v["type"], "http");
+    assert_eq!(v["proxy_url"], "http://proxy-binance:8080");
+    assert_eq!(v["source"], "embedded");
+    assert_eq!(v["timeout_seconds"], 30);
+    assert_eq!(line.lines().count(), 1);
+}
+
+#[test]
+fn cryptofeed_rules_through_the_binary() {
+    let d = Dir::new();
+    let cfg = d.file("config.yaml", CONFIG);
+    let c = Some(cfg.as_path());
+    let one = |ex: &str, ty: &str| resolve_json(c, ex, ty, &["--embedded-only"], &[]).remove(0);
+    // Exchange override.
+    assert_eq!(
+        one("binance", "http")["proxy_url"],
+        "http://proxy-binance:8080"
+    );
+    // Not listed: the default's entry, with its timeout; password redacted.
+    let v = one("bitmex", "http");
+    assert_eq!(v["proxy_url"], "http://alice:***@proxy-default:8080");
+    assert_eq!(v["timeout_seconds"], 25);
+    assert_eq!(v["source"], "embedded");
+    assert_eq!(
+        one("bitmex", "websocket")["proxy_url"],
+        "socks5://proxy-ws:1080"
+    );
+    // `rest: {}` is direct (no fall back); `ws: null` falls back to the default.
+    let v = one("coinbase", "http");
+    assert_eq!(v["proxy_url"], Value::Null);
+    assert_eq!(v["source"], "direct");
+    assert_eq!(v["timeout_seconds"], Value::Null);
+    assert_eq!(
+        one("coinbase", "websocket")["proxy_url"],
+        "socks5://proxy-ws:1080"
+    );
+    // A plain URL for an exchange sets http only.
+    assert_eq!(
+        one("Kraken", "http")["proxy_url"],
+        "http://proxy-kraken:8080"
+    );
+    assert_eq!(
+        one("Kraken", "websocket")["proxy_url"],
+        "socks5://proxy-ws:1080"
+    );
+}
+
+#[test]
+fn no_websocket_to_http_fallback_and_disabled() {
+    let d = Dir::new();
+    let cfg = d.file(
+        "c.yaml",
+        "proxy:\n  enabled: true\n  default:\n    http: http://proxy-a:8080\n",
+    );
+    let v = resolve_json(Some(&cfg), "binance", "websocket", &[], &[]).remove(0);
+    assert_eq!(v["source"], "direct");
+    // No `enabled`: disabled.
+    let cfg = d.file(
+        "d.yaml",
+        "proxy:\n  default:\n    http: http://proxy-a:8080\n",
+    );
+    let v = resolve_json(Some(&cfg), "binance", "http", &[], &[]).remove(0);
+    assert_eq!(v["source"], "direct");
+    // No configuration at all.
+    let v = resolve_json(None, "binance", "http", &[], &[]).remove(0);
+    assert_eq!(v["source"], "direct");
+}
+
+#[test]
+fn root_url_shape() {
+    let d = Dir::new();
+    let cfg = d.file("c.yaml", "proxy: socks5://proxy-all:1080\n");
+    for ty in ["http", "websocket"] {
+        let v = resolve_json(Some(&cfg), "okx", ty, &[], &[]).remove(0);
+        assert_eq!(v["proxy_url"], "socks5://proxy-all:1080");
+    }
+}
+
+#[test]
+fn repeat_advances_round_robin() {
+    let d = Dir::new();
+    let cfg = d.file("config.yaml", CONFIG);
+    let got: Vec<String> =
+        resolve_json(Some(&cfg), "binance", "websocket", &["--repeat", "5"], &[])
+            .into_iter()
+            .map(|v| v["proxy_url"].as_str().unwrap().to_owned())
+            .collect();
+    assert_eq!(
+        got,
+        [
+            "socks5://p1:1080",
+            "socks5://p2:1080",
+            "socks5://p1:1080",
+            "socks5://p2:1080",
+            "socks5://p1:1080"
+        ]
+    );
+}
+
+#[test]
+fn environment_applies_on_top_of_the_file() {
+    let d = Dir::new();
+    let cfg = d.file("config.yaml", CONFIG);
+    let env = [
+        (
+            "CRYPTOFEED_PROXY_EXCHANGES__BINANCE__HTTP__URL",
+            "http://env-binance:3128",
+        ),
+        (
+            "CRYPTOFEED_PROXY_EXCHANGES__BINANCE__HTTP__TIMEOUT_SECONDS",
+            "9",
+        ),
+    ];
+    let v = resolve_json(Some(&cfg), "binance", "http", &[], &env).remove(0);
+    assert_eq!(v["proxy_url"], "http://env-binance:3128");
+    assert_eq!(v["timeout_seconds"], 9);
+    // binance replaced as a whole: its websocket pool is gone, the default's applies.
+    let v = resolve_json(Some(&cfg), "binance", "websocket", &[], &env).remove(0);
+    assert_eq!(v["proxy_url"], "socks5://proxy-ws:1080");
+    // Environment alone, JSON pool value.
+    let env = [
+        ("CRYPTOFEED_PROXY_ENABLED", "yes"),
+        (
+            "CRYPTOFEED_PROXY_EXCHANGES__BINANCE__WEBSOCKET__POOL",
+            r#"{"proxies":[{"url":"socks5://e1:1080"},{"url":"socks5://e2:1080"}],"strategy":"round_robin"}"#,
+        ),
+    ];
+    let got: Vec<Value> = resolve_json(None, "binance", "websocket", &["--repeat", "3"], &env);
+    let urls: Vec<&str> = got
+        .iter()
+        .map(|v| v["proxy_url"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        urls,
+        ["socks5://e1:1080", "socks5://e2:1080", "socks5://e1:1080"]
+    );
+}
+
+#[test]
+fn human_output() {
+    let d = Dir::new();
+    let cfg = d.file("config.yaml", CONFIG);
+    let o = run(
+        &[
+            "resolve",
+            "--exchange",
+            "bitmex",
+            "--type",
+            "http",
+            "--config",
+            cfg.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(o.status.success());
+    let out = stdout(&o);
+    assert!(out.contains("http://alice:***@proxy-default:8080"), "{out}");
+    assert!(out.contains("embedded"), "{out}");
+    assert!(!out.contains("hunter2"), "{out}");
+    let o = run(
+        &[
+            "resolve",
+            "--exchange",
+            "coinbase",
+            "--type",
+            "http",
+            "--config",
+            cfg.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(stdout(&o).contains("direct"), "{}", stdout(&o));
+}
+
+#[test]
+fn invalid_configuration_exits_2_with_path_and_reason() {
+    let d = Dir::new();
+    let cfg = d.file(
+        "config.yaml",
+        "proxy:\n  enabled: true\n  exchanges:\n    binance:\n      http:\n        url: http://bob:topsecret@proxy-a\n",
+    );
+    for args in [
+        vec![
+            "resolve",
+            "--exchange",
+            "binance",
+            "--type",
+            "http",
+            "--config",
+            cfg.to_str().unwrap(),
+        ],
+        vec!["check-config", cfg.to_str().unwrap()],
+    ] {
+        let o = run(&args, &[]);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        let err = stderr(&o);
+        assert!(
+            err.contains("proxy.exchanges.binance.http.url: missing port"),
+            "{err}"
+        );
+        assert!(err.contains("line 6"), "{err}");
+        assert!(!err.contains("topsecret"), "{err}");
+        assert!(stdout(&o).is_empty());
+    }
+    // Unknown key.
+    let cfg = d.file("u.yaml", "proxy:\n  enabled: true\n  exchanges:\n    binance:\n      http:\n        urll: http://a:1\n");
+    let o = run(&["check-config", cfg.to_str().unwrap()], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("proxy.exchanges.binance.http: unknown field `urll`"),
+        "{}",
+        stderr(&o)
+    );
+    // Invalid environment value.
+    let o = run(
+        &["resolve", "--exchange", "binance", "--type", "http"],
+        &[("CRYPTOFEED_PROXY_DEFAULT__HTTP__TIMEOUT_SECONDS", "0")],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("proxy.default.http.timeout_seconds: out of range"),
+        "{}",
+        stderr(&o)
+    );
+    // Missing file.
+    let o = run(&["check-config", "/nonexistent/config.yaml"], &[]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn check_config_shows_provenance_and_redacts() {
+    let d = Dir::new();
+    let cfg = d.file(
+        "config.yaml",
+        "proxy:\n  enabled: true\n  default:\n    http: \"http://alice:hunter2@proxy-a:8080\"\n  external_service:\n    enabled: true\n    endpoints: [\"https://svc:8443\"]\n    auth_method: bearer_token\n    auth_credentials:\n      token: ${SVC_TOKEN}\n",
+    );
+    let o = run(
+        &["check-config", cfg.to_str().unwrap()],
+        &[
+            ("SVC_TOKEN", "tok-abcdef-123"),
+            ("CRYPTOFEED_PROXY_EXTERNAL_SERVICE__API_KEYS", "x"),
+            ("CRYPTOFEED_PROXY_EXTERNAL_SERVICE__TIMEOUT_SECONDS", "5"),
+            (
+                "CRYPTOFEED_PROXY_EXTERNAL_SERVICE__AUTH_CREDENTIALS__API_KEY",
+                "key-zyxw-987",
+            ),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let line = |path: &str| -> String {
+        out.lines()
+            .find(|l| l.starts_with(&format!("{path} = ")))
+            .unwrap_or_else(|| panic!("no {path} in\n{out}"))
+            .to_owned()
+    };
+    assert!(line("proxy.enabled").ends_with("(file)"), "{out}");
+    assert!(line("proxy.default.http.url").contains("\"http://alice:***@proxy-a:8080\""));
+    assert!(line("proxy.default.http.url").ends_with("(file)"));
+    assert!(line("proxy.default.http.timeout_seconds").ends_with("(default)"));
+    assert!(line("proxy.external_service.timeout_seconds").contains("= 5 "));
+    assert!(line("proxy.external_service.timeout_seconds").ends_with("(environment)"));
+    assert!(line("proxy.external_service.cache_ttl_seconds").ends_with("(default)"));
+    assert!(line("proxy.external_service.auth_credentials.token").contains("\"***\""));
+    assert!(line("proxy.external_service.auth_credentials.api_key").ends_with("(environment)"));
+    assert!(line("proxy.external_service.client_id").contains("cryptofeed-"));
+    for secret in ["hunter2", "tok-abcdef-123", "key-zyxw-987"] {
+        assert!(!out.contains(secret), "{secret} in {out}");
+        assert!(!stderr(&o).contains(secret), "{secret} in stderr");
+    }
+    // The unknown variable is a warning on stderr, not an error.
+    assert!(
+        stderr(&o).contains("CRYPTOFEED_PROXY_EXTERNAL_SERVICE__API_KEYS: unknown setting"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn service_enabled_without_embedded_only_says_so() {
+    let d = Dir::new();
+    let cfg = d.file(
+        "config.yaml",
+        "proxy:\n  enabled: true\n  default:\n    http: http://proxy-a:8080\n  external_service:\n    enabled: true\n    endpoints: [\"https://127.0.0.1:9\"]\n",
+    );
+    let o = run(
+        &[
+            "resolve",
+            "--exchange",
+            "x",
+            "--type",
+            "http",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--json",
+        ],
+        &[],
+    );
+    assert!(o.status.success());
+    assert!(
+        stderr(&o).contains("no proxy-service client"),
+        "{}",
+        stderr(&o)
+    );
+    let v: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(v["source"], "embedded");
+    let o = run(
+        &[
+            "resolve",
+            "--exchange",
+            "x",
+            "--type",
+            "http",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--json",
+            "--embedded-only",
+            "--region",
+            "eu-west-1",
+        ],
+        &[],
+    );
+    assert!(o.status.success());
+    assert!(stderr(&o).is_empty(), "{}", stderr(&o));
+}
+
+#[test]
+fn bad_arguments_exit_2() {
+    for args in [
+        vec!["resolve", "--exchange", "binance", "--type", "ftp"],
+        vec!["resolve", "--exchange", "bin ance", "--type", "http"],
+        vec!["resolve", "--type", "http"],
+        vec![
+            "resolve",
+            "--exchange",
+            "binance",
+            "--type",
+            "http",
+            "--repeat",
+            "0",
+        ],
+    ] {
+        let o = run(&args, &[]);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+    }
+}

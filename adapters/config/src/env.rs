@@ -1,0 +1,266 @@
+//! The `CRYPTOFEED_PROXY_*` environment layer: names case-insensitive, `__`
+//! between nested keys, JSON values parsed as JSON, list items by index
+//! (`...__PROXIES__0__URL`), unknown names reported as warnings.
+
+use serde_json::{Map, Value};
+
+use crate::raw::RawSettings;
+use crate::{ConfigError, Warning, redact_text};
+
+/// The prefix of every setting variable, matched case-insensitively.
+pub const ENV_PREFIX: &str = "CRYPTOFEED_PROXY_";
+
+/// Where in the settings a node sits, for the unknown-key check.
+#[derive(Clone, Copy)]
+enum Kind {
+    Root,
+    Exchanges,
+    Conn,
+    ProxyConfig,
+    Pool,
+    Proxies,
+    PoolProxy,
+    External,
+    Endpoints,
+    Credentials,
+    Leaf,
+}
+
+fn child(kind: Kind, key: &str) -> Option<Kind> {
+    use Kind::*;
+    Some(match (kind, key) {
+        (Root, "enabled" | "seed") => Leaf,
+        (Root, "default") => Conn,
+        (Root, "exchanges") => Exchanges,
+        (Root, "external_service") => External,
+        (Exchanges, _) => Conn,
+        (Conn, "http" | "rest" | "websocket" | "ws") => ProxyConfig,
+        (ProxyConfig, "url" | "timeout_seconds") => Leaf,
+        (ProxyConfig, "pool") => Pool,
+        (Pool, "proxies") => Proxies,
+        (Pool, "strategy") => Leaf,
+        (Proxies, _) => PoolProxy,
+        (PoolProxy, "url" | "weight" | "enabled") => Leaf,
+        (External, "endpoints") => Endpoints,
+        (External, "auth_credentials") => Credentials,
+        (
+            External,
+            "enabled"
+            | "auth_method"
+            | "timeout_seconds"
+            | "cache_ttl_seconds"
+            | "circuit_breaker_enabled"
+            | "fallback_to_embedded"
+            | "resolve_deadline_ms"
+            | "hedge_delay_ms"
+            | "stale_grace_seconds"
+            | "region"
+            | "client_id"
+            | "srv_name",
+        ) => Leaf,
+        (Endpoints, _) => Leaf,
+        (Credentials, "token" | "api_key" | "cert_file" | "key_file" | "ca_file") => Leaf,
+        _ => return None,
+    })
+}
+
+/// A value that looks like JSON (`{`, `[` or `"` first) is parsed as JSON;
+/// anything else stays text.
+fn parse_value(raw: &str) -> Value {
+    let t = raw.trim_start();
+    if t.starts_with(['{', '[', '"']) {
+        if let Ok(v) = serde_json::from_str(raw) {
+            return v;
+        }
+    }
+    Value::String(raw.to_owned())
+}
+
+fn is_index(seg: &str) -> Option<usize> {
+    if !seg.is_empty() && seg.len() <= 4 && seg.bytes().all(|b| b.is_ascii_digit()) {
+        seg.parse().ok()
+    } else {
+        None
+    }
+}
+
+/// Puts `value` at `path` in `root`, creating objects (or extending arrays for
+/// numeric segments) on the way; a later variable replaces an earlier scalar.
+fn insert(node: &mut Value, path: &[String], value: Value) {
+    let Some((seg, rest)) = path.split_first() else {
+        match (node, value) {
+            // An indexed or nested variable may have filled parts already: merge.
+            (Value::Object(existing), Value::Object(new)) => existing.extend(new),
+            (slot, value) => *slot = value,
+        }
+        return;
+    };
+    if let (Value::Array(items), Some(i)) = (&mut *node, is_index(seg)) {
+        while items.len() <= i {
+            items.push(Value::Object(Map::new()));
+        }
+        return insert(&mut items[i], rest, value);
+    }
+    if !node.is_object() {
+        *node = Value::Object(Map::new());
+    }
+    if let Value::Object(map) = node {
+        let child = map
+            .entry(seg.clone())
+            .or_insert_with(|| Value::Object(Map::new()));
+        insert(child, rest, value);
+    }
+}
+
+/// Removes unknown keys (reporting each as a warning) and turns objects with
+/// numeric keys into lists where a list is expected.
+fn prune(
+    node: &mut Value,
+    kind: Kind,
+    path: &str,
+    vars: &[(String, String)],
+    warnings: &mut Vec<Warning>,
+) {
+    let list_kind = matches!(kind, Kind::Proxies | Kind::Endpoints);
+    if list_kind {
+        if let Value::Object(map) = node {
+            if !map.is_empty() && map.keys().all(|k| is_index(k).is_some()) {
+                let mut items: Vec<(usize, Value)> = std::mem::take(map)
+                    .into_iter()
+                    .filter_map(|(k, v)| is_index(&k).map(|i| (i, v)))
+                    .collect();
+                items.sort_by_key(|(i, _)| *i);
+                *node = Value::Array(items.into_iter().map(|(_, v)| v).collect());
+            }
+        }
+    }
+    match node {
+        Value::Object(map) if !matches!(kind, Kind::Leaf) => {
+            let keys: Vec<String> = map.keys().cloned().collect();
+            for key in keys {
+                let sub = format!("{path}.{key}");
+                match child(kind, &key) {
+                    Some(k) => {
+                        if let Some(v) = map.get_mut(&key) {
+                            prune(v, k, &sub, vars, warnings);
+                        }
+                    }
+                    None => {
+                        map.remove(&key);
+                        let names: Vec<&str> = vars
+                            .iter()
+                            .filter(|(p, _)| p == &sub || p.starts_with(&format!("{sub}.")))
+                            .map(|(_, n)| n.as_str())
+                            .collect();
+                        warnings.push(Warning {
+                            message: format!(
+                                "{}: unknown setting {sub} (ignored)",
+                                if names.is_empty() {
+                                    "environment".to_owned()
+                                } else {
+                                    names.join(", ")
+                                }
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+        Value::Array(items) if list_kind => {
+            for (i, item) in items.iter_mut().enumerate() {
+                let item_kind = if matches!(kind, Kind::Proxies) {
+                    Kind::PoolProxy
+                } else {
+                    Kind::Leaf
+                };
+                prune(item, item_kind, &format!("{path}.{i}"), vars, warnings);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Reads the settings layer from `vars` (name, value pairs; only names that
+/// start with [`ENV_PREFIX`], in any case, are read). Returns `None` when no
+/// such variable is set.
+pub(crate) fn load_env<I, K, V>(vars: I) -> Result<(Option<RawSettings>, Vec<Warning>), ConfigError>
+where
+    I: IntoIterator<Item = (K, V)>,
+    K: AsRef<str>,
+    V: AsRef<str>,
+{
+    let mut found: Vec<(Vec<String>, String, String)> = Vec::new();
+    let mut warnings = Vec::new();
+    for (name, value) in vars {
+        let name = name.as_ref();
+        let Some(head) = name.get(..ENV_PREFIX.len()) else {
+            continue;
+        };
+        if !head.eq_ignore_ascii_case(ENV_PREFIX) {
+            continue;
+        }
+        let rest = &name[ENV_PREFIX.len()..];
+        let segs: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
+        if segs.iter().any(String::is_empty) {
+            warnings.push(Warning {
+                message: format!("{name}: empty key between '__' separators (ignored)"),
+            });
+            continue;
+        }
+        found.push((segs, name.to_owned(), value.as_ref().to_owned()));
+    }
+    if found.is_empty() {
+        return Ok((None, warnings));
+    }
+    // Whole values first, then the variables that fill parts of them.
+    found.sort_by(|a, b| a.0.len().cmp(&b.0.len()).then_with(|| a.1.cmp(&b.1)));
+    let mut root = Value::Object(Map::new());
+    let mut vars = Vec::new();
+    for (segs, name, value) in &found {
+        insert(&mut root, segs, parse_value(value));
+        vars.push((format!("proxy.{}", segs.join(".")), name.clone()));
+    }
+    prune(&mut root, Kind::Root, "proxy", &vars, &mut warnings);
+
+    let raw = serde_path_to_error::deserialize::<_, RawSettings>(&root).map_err(|e| {
+        let path = format!("proxy.{}", e.path())
+            .replace('[', ".")
+            .replace(']', "");
+        let path = path.trim_end_matches('.').to_owned();
+        let variable = vars
+            .iter()
+            .filter(|(p, _)| {
+                *p == path
+                    || p.starts_with(&format!("{path}."))
+                    || path.starts_with(&format!("{p}."))
+            })
+            .map(|(_, n)| n.clone())
+            .next();
+        let (path, reason) = crate::split_sub_path(
+            &display_path(&path),
+            &redact_text(&e.into_inner().to_string()),
+        );
+        ConfigError::Environment {
+            variable,
+            path,
+            reason,
+        }
+    })?;
+    Ok((Some(raw), warnings))
+}
+
+/// `proxy.a.proxies.0.url` → `proxy.a.proxies[0].url`.
+fn display_path(p: &str) -> String {
+    let mut out = String::new();
+    for seg in p.split('.') {
+        if is_index(seg).is_some() && !out.is_empty() {
+            out.push_str(&format!("[{seg}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(seg);
+        }
+    }
+    out
+}

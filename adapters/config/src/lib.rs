@@ -1,0 +1,631 @@
+//! # proxy-delegate-config
+//!
+//! Loads proxy-delegate's embedded configuration the way cryptofeed does: the
+//! `proxy:` block of a cryptofeed `config.yaml` and the `CRYPTOFEED_PROXY_*`
+//! environment variables, layered (environment over YAML over values given in
+//! code), into the core's [`ProxySettings`](proxy_delegate_core::settings::ProxySettings).
+//! Shared by the `proxy-delegate` CLI and the tokio adapter.
+//!
+//! * Every error names the path and the reason, and for a file the line:
+//!   `proxy.exchanges.binance.http.url: missing port (config.yaml, line 6, column 14)`.
+//! * Secrets (`token`, `api_key`, proxy passwords) may be written as
+//!   `${ENV_NAME}` or `${file:/path}` (or `{env: NAME}` / `{file: /path}` for
+//!   `token` and `api_key`); they are redacted (`***`) in every output of this
+//!   crate: errors, warnings, [`Loaded::provenance`] and [`to_yaml`] with
+//!   [`Exposure::Redacted`].
+//! * [`Loaded::provenance`] tells, for each effective value, where it came
+//!   from: [`Source::File`], [`Source::Environment`], [`Source::Code`] or
+//!   [`Source::Default`].
+//!
+//! ```
+//! use proxy_delegate_config::{Loader, Source};
+//! use proxy_delegate_core::model::{ConnectionType, ExchangeId};
+//!
+//! let yaml = "proxy:\n  enabled: true\n  default:\n    http: http://proxy-a:8080\n";
+//! let env = [("CRYPTOFEED_PROXY_EXCHANGES__BINANCE__WEBSOCKET__URL", "socks5://user:pw@proxy-b:1080")];
+//! let mut loaded = Loader::new().yaml_str("config.yaml", yaml).env(env).load()?;
+//! let binance = ExchangeId::new("binance")?;
+//! let pick = loaded.settings.resolve(&binance, ConnectionType::Websocket).unwrap();
+//! assert_eq!(pick.proxy_url.to_string(), "socks5://user:***@proxy-b:1080");
+//! let source = loaded.source_of("proxy.default.http.url");
+//! assert_eq!(source, Some(Source::File));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod env;
+mod raw;
+mod tree;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use proxy_delegate_core::settings::{DEFAULT_EXCHANGES, DEFAULT_POOL, ProxySettings};
+
+pub use env::ENV_PREFIX;
+use raw::RawSettings;
+
+/// The settings type the loader builds: [`DEFAULT_EXCHANGES`] exchanges, pools
+/// of [`DEFAULT_POOL`] proxies.
+pub type Settings = ProxySettings<DEFAULT_EXCHANGES, DEFAULT_POOL>;
+
+/// Where a value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Source {
+    /// Not set anywhere: the documented default.
+    Default,
+    /// Given in code ([`Loader::code`]).
+    Code,
+    /// The YAML file.
+    File,
+    /// A `CRYPTOFEED_PROXY_*` environment variable.
+    Environment,
+}
+
+impl Source {
+    /// `default`, `code`, `file` or `environment`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Source::Default => "default",
+            Source::Code => "code",
+            Source::File => "file",
+            Source::Environment => "environment",
+        }
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Something worth telling that does not stop loading (an unknown
+/// `CRYPTOFEED_PROXY_*` variable). Never contains a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    /// The message, e.g. `CRYPTOFEED_PROXY_FOO: unknown setting proxy.foo (ignored)`.
+    pub message: String,
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// The configuration could not be loaded. Every variant names the path of the
+/// value and the reason; none contains a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    Io {
+        /// The file.
+        file: PathBuf,
+        /// The operating system's message.
+        message: String,
+    },
+    /// The YAML file is invalid.
+    File {
+        /// The file (or the name given to [`Loader::yaml_str`]).
+        file: PathBuf,
+        /// Dotted path of the value, e.g. `proxy.exchanges.binance.http.url`
+        /// (empty for a YAML syntax error).
+        path: String,
+        /// Why it was rejected.
+        reason: String,
+        /// 1-based line, when known.
+        line: Option<usize>,
+        /// 1-based column, when known.
+        column: Option<usize>,
+    },
+    /// A `CRYPTOFEED_PROXY_*` variable is invalid.
+    Environment {
+        /// The variable, when it can be told.
+        variable: Option<String>,
+        /// Dotted path of the value.
+        path: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// The layers are valid one by one but not together (too many exchanges).
+    Settings {
+        /// Dotted path of the value.
+        path: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Io { file, message } => {
+                write!(f, "cannot read {}: {message}", file.display())
+            }
+            ConfigError::File {
+                file,
+                path,
+                reason,
+                line,
+                column,
+            } => {
+                if path.is_empty() {
+                    write!(f, "{}: {reason}", file.display())?;
+                } else {
+                    write!(f, "{path}: {reason} ({}", file.display())?;
+                }
+                let open = if path.is_empty() { " (" } else { ", " };
+                match (line, column) {
+                    (Some(l), Some(c)) => write!(f, "{open}line {l}, column {c})"),
+                    (Some(l), None) => write!(f, "{open}line {l})"),
+                    _ if path.is_empty() => Ok(()),
+                    _ => f.write_str(")"),
+                }
+            }
+            ConfigError::Environment {
+                variable,
+                path,
+                reason,
+            } => match variable {
+                Some(v) => write!(f, "{path}: {reason} (environment variable {v})"),
+                None => write!(f, "{path}: {reason} (environment)"),
+            },
+            ConfigError::Settings { path, reason } => write!(f, "{path}: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Whether [`to_yaml`] writes secrets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exposure {
+    /// Passwords, tokens and API keys as `***` (for people and logs).
+    Redacted,
+    /// Everything, so that the output loads back to the same settings. Keep
+    /// the result away from logs.
+    Exposed,
+}
+
+/// One effective value and where it came from, for `check-config`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provenance {
+    /// Dotted path, e.g. `proxy.default.http.url` or
+    /// `proxy.exchanges.binance.websocket.pool.proxies[0].url`.
+    pub path: String,
+    /// The value as YAML/JSON text, secrets redacted.
+    pub value: String,
+    /// Where it came from.
+    pub source: Source,
+}
+
+/// The loaded settings, the warnings, and where each value came from.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The effective settings.
+    pub settings: Box<Settings>,
+    /// Warnings (unknown `CRYPTOFEED_PROXY_*` names).
+    pub warnings: Vec<Warning>,
+    /// The layers as read, kept for [`Loaded::provenance`].
+    layers: Vec<(Source, RawSettings)>,
+}
+
+impl Loaded {
+    /// Every effective value with its source, sorted by path; secrets
+    /// redacted. Computed on demand (loading itself stays cheap).
+    pub fn provenance(&self) -> Vec<Provenance> {
+        provenance(&self.layers, &self.settings)
+    }
+
+    /// The source of the value at `path`, if the settings hold one there.
+    pub fn source_of(&self, path: &str) -> Option<Source> {
+        self.provenance()
+            .into_iter()
+            .find(|p| p.path == path)
+            .map(|p| p.source)
+    }
+
+    /// The client id to send: the configured one or [`default_client_id`].
+    pub fn client_id(&self) -> String {
+        self.settings
+            .external_service
+            .client_id
+            .as_ref()
+            .map(|c| c.as_str().to_owned())
+            .unwrap_or_else(default_client_id)
+    }
+}
+
+enum FileInput {
+    Path(PathBuf),
+    Text(PathBuf, String),
+}
+
+/// Builds [`Settings`] from layers: values given in code, then a YAML file,
+/// then the environment (each over the one before).
+///
+/// Layering rules: `enabled` (and `seed`) is overridden only where a later
+/// layer sets it; `default` is replaced as a whole; `exchanges` merge per
+/// exchange, each exchange's entry replaced as a whole; `external_service`
+/// merges field by field (and `auth_credentials` field by field), so a token
+/// can come from the environment and the endpoints from the file.
+pub struct Loader {
+    code: Option<RawSettings>,
+    file: Option<FileInput>,
+    env: Option<Vec<(String, String)>>,
+    lookup: Option<Rc<raw::Lookup>>,
+}
+
+impl fmt::Debug for Loader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Loader").finish_non_exhaustive()
+    }
+}
+
+impl Default for Loader {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Loader {
+    /// No layers; `${NAME}` references read the process environment.
+    pub fn new() -> Self {
+        Self {
+            code: None,
+            file: None,
+            env: None,
+            lookup: None,
+        }
+    }
+
+    /// The lowest layer: values given in code. Every value of `settings` counts
+    /// as set (so the file and the environment override it as described).
+    pub fn code(mut self, settings: &Settings) -> Self {
+        self.code = Some(tree::raw_from_settings(settings));
+        self
+    }
+
+    /// Reads a cryptofeed `config.yaml` (settings under `proxy:`) when
+    /// [`load`](Self::load) runs.
+    pub fn yaml_file(mut self, path: impl AsRef<Path>) -> Self {
+        self.file = Some(FileInput::Path(path.as_ref().to_owned()));
+        self
+    }
+
+    /// Uses `text` as the `config.yaml`; `name` is used in error messages.
+    pub fn yaml_str(mut self, name: impl AsRef<Path>, text: impl Into<String>) -> Self {
+        self.file = Some(FileInput::Text(name.as_ref().to_owned(), text.into()));
+        self
+    }
+
+    /// Uses these variables as the environment, both for `CRYPTOFEED_PROXY_*`
+    /// settings and for `${NAME}` references (the process environment is not
+    /// read).
+    pub fn env<I, K, V>(mut self, vars: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let vars: Vec<(String, String)> = vars
+            .into_iter()
+            .map(|(k, v)| (k.as_ref().to_owned(), v.as_ref().to_owned()))
+            .collect();
+        let map: BTreeMap<String, String> = vars.iter().cloned().collect();
+        self.lookup = Some(Rc::new(move |name: &str| map.get(name).cloned()));
+        self.env = Some(vars);
+        self
+    }
+
+    /// Uses the process environment (what the CLI does).
+    pub fn process_env(mut self) -> Self {
+        self.env = Some(
+            std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+                .collect(),
+        );
+        self.lookup = None;
+        self
+    }
+
+    /// Loads, layers and validates.
+    pub fn load(self) -> Result<Loaded, ConfigError> {
+        let lookup: Rc<raw::Lookup> = self
+            .lookup
+            .unwrap_or_else(|| Rc::new(|name: &str| std::env::var(name).ok()));
+        let mut layers: Vec<(Source, RawSettings)> = Vec::new();
+        if let Some(code) = self.code {
+            layers.push((Source::Code, code));
+        }
+        if let Some(file) = self.file {
+            let (name, text) = match file {
+                FileInput::Path(p) => {
+                    let text = std::fs::read_to_string(&p).map_err(|e| ConfigError::Io {
+                        file: p.clone(),
+                        message: e.to_string(),
+                    })?;
+                    (p, text)
+                }
+                FileInput::Text(name, text) => (name, text),
+            };
+            if let Some(layer) = raw::with_lookup(lookup.clone(), || parse_yaml(&name, &text))? {
+                layers.push((Source::File, layer));
+            }
+        }
+        let mut warnings = Vec::new();
+        if let Some(vars) = self.env {
+            let (layer, w) = raw::with_lookup(lookup, || env::load_env(vars))?;
+            warnings = w;
+            if let Some(layer) = layer {
+                layers.push((Source::Environment, layer));
+            }
+        }
+        build(layers, warnings)
+    }
+}
+
+fn parse_yaml(name: &Path, text: &str) -> Result<Option<RawSettings>, ConfigError> {
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    match serde_norway::from_str::<Option<raw::ConfigFile>>(text) {
+        Ok(file) => Ok(file.and_then(|f| f.proxy)),
+        Err(e) => {
+            let location = e.location();
+            let mut message = e.to_string();
+            if let Some(i) = message.rfind(" at line ") {
+                message.truncate(i);
+            }
+            let (path, reason) = match message.split_once(": ") {
+                Some((p, r))
+                    if p == "proxy" || p.starts_with("proxy.") || p.starts_with("proxy[") =>
+                {
+                    split_sub_path(p, r)
+                }
+                _ => split_sub_path("", &message),
+            };
+            Err(ConfigError::File {
+                file: name.to_owned(),
+                path,
+                reason: redact_text(&reason),
+                line: location.as_ref().map(|l| l.line()),
+                column: location.as_ref().map(|l| l.column()),
+            })
+        }
+    }
+}
+
+/// Moves an implied field named in a reason (`@url: missing port`) into the
+/// path.
+pub(crate) fn split_sub_path(path: &str, reason: &str) -> (String, String) {
+    if let Some((sub, rest)) = reason.strip_prefix('@').and_then(|r| r.split_once(": ")) {
+        let path = if path.is_empty() {
+            format!("proxy.{sub}")
+        } else {
+            format!("{path}.{sub}")
+        };
+        return (path, rest.to_owned());
+    }
+    (path.to_owned(), reason.to_owned())
+}
+
+/// Reads only the YAML layer of `text` (no environment, no layering) and
+/// builds settings from it. `${NAME}` references read the process environment.
+pub fn load_yaml_str(text: &str) -> Result<Box<Settings>, ConfigError> {
+    Loader::new()
+        .yaml_str("config.yaml", text)
+        .load()
+        .map(|l| l.settings)
+}
+
+/// Reads only the environment layer from `vars` and builds settings from it.
+pub fn load_env<I, K, V>(vars: I) -> Result<Loaded, ConfigError>
+where
+    I: IntoIterator<Item = (K, V)>,
+    K: AsRef<str>,
+    V: AsRef<str>,
+{
+    Loader::new().env(vars).load()
+}
+
+fn merge(base: &mut RawSettings, top: RawSettings) {
+    if top.enabled.is_some() {
+        base.enabled = top.enabled;
+    }
+    if top.seed.is_some() {
+        base.seed = top.seed;
+    }
+    if top.default.is_some() {
+        base.default = top.default;
+    }
+    if let Some(ex) = top.exchanges {
+        let into = base.exchanges.get_or_insert_with(BTreeMap::new);
+        for (k, v) in ex {
+            into.insert(k, v);
+        }
+    }
+    if let Some(top) = top.external_service {
+        let b = base.external_service.get_or_insert_with(Default::default);
+        macro_rules! take {
+            ($($f:ident),*) => { $( if top.$f.is_some() { b.$f = top.$f; } )* };
+        }
+        take!(
+            enabled,
+            endpoints,
+            auth_method,
+            timeout_seconds,
+            cache_ttl_seconds,
+            circuit_breaker_enabled,
+            fallback_to_embedded,
+            resolve_deadline_ms,
+            hedge_delay_ms,
+            stale_grace_seconds,
+            region,
+            client_id,
+            srv_name
+        );
+        if let Some(top) = top.auth_credentials {
+            let c = b.auth_credentials.get_or_insert_with(Default::default);
+            macro_rules! take_c {
+                ($($f:ident),*) => { $( if top.$f.is_some() { c.$f = top.$f; } )* };
+            }
+            take_c!(token, api_key, cert_file, key_file, ca_file);
+        }
+    }
+}
+
+/// The layering unit a path belongs to: the whole `default`, one exchange, or
+/// one field of `external_service`.
+fn unit_of(path: &str) -> String {
+    let segs: Vec<&str> = path
+        .split('.')
+        .map(|s| s.split('[').next().unwrap_or(s))
+        .collect();
+    let n = match segs.get(1).copied() {
+        Some("exchanges") => 3,
+        Some("external_service") if segs.get(2) == Some(&"auth_credentials") => 4,
+        Some("external_service") => 3,
+        _ => 2,
+    };
+    segs[..n.min(segs.len())].join(".")
+}
+
+fn build(
+    layers: Vec<(Source, RawSettings)>,
+    warnings: Vec<Warning>,
+) -> Result<Loaded, ConfigError> {
+    let settings = match layers.as_slice() {
+        [] => Box::default(),
+        [(_, only)] => tree::settings_from_raw(only)?,
+        [(_, first), rest @ ..] => {
+            let mut merged = first.clone();
+            for (_, layer) in rest {
+                merge(&mut merged, layer.clone());
+            }
+            tree::settings_from_raw(&merged)?
+        }
+    };
+    Ok(Loaded {
+        settings,
+        warnings,
+        layers,
+    })
+}
+
+fn provenance(layers: &[(Source, RawSettings)], settings: &Settings) -> Vec<Provenance> {
+    let mut winner: BTreeMap<String, Source> = BTreeMap::new();
+    let mut explicit: BTreeMap<Source, BTreeSet<String>> = BTreeMap::new();
+    for (source, layer) in layers {
+        let leaves = tree::flatten(&tree::raw_to_tree(layer, Exposure::Redacted));
+        let set = explicit.entry(*source).or_default();
+        for (path, _) in leaves {
+            winner.insert(unit_of(&path), *source);
+            set.insert(path);
+        }
+    }
+    let effective = tree::flatten(&tree::raw_to_tree(
+        &tree::raw_from_settings(settings),
+        Exposure::Redacted,
+    ));
+    let mut provenance: Vec<Provenance> = effective
+        .into_iter()
+        .map(|(path, value)| {
+            let source = winner
+                .get(&unit_of(&path))
+                .copied()
+                .filter(|s| explicit.get(s).is_some_and(|set| set.contains(&path)))
+                .unwrap_or(Source::Default);
+            Provenance {
+                path,
+                value,
+                source,
+            }
+        })
+        .collect();
+    if settings.external_service.client_id.is_none() {
+        provenance.push(Provenance {
+            path: "proxy.external_service.client_id".into(),
+            value: serde_json::Value::String(default_client_id()).to_string(),
+            source: Source::Default,
+        });
+    }
+    provenance.sort_by(|a, b| a.path.cmp(&b.path));
+    provenance
+}
+
+/// Writes `settings` as a cryptofeed `config.yaml` (under `proxy:`). With
+/// [`Exposure::Exposed`] the output loads back to equal settings.
+pub fn to_yaml(settings: &Settings, exposure: Exposure) -> String {
+    let tree = tree::raw_to_tree(&tree::raw_from_settings(settings), exposure);
+    let mut root = serde_json::Map::new();
+    root.insert("proxy".into(), tree);
+    serde_norway::to_string(&serde_json::Value::Object(root))
+        .unwrap_or_else(|e| format!("# cannot write settings: {e}\n"))
+}
+
+/// The default client id, `cryptofeed-<hostname>-<pid>`, with characters a
+/// client id does not allow replaced by `-`.
+pub fn default_client_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned());
+    let host: String = host
+        .chars()
+        .map(|c| if c.is_control() { '-' } else { c })
+        .take(96)
+        .collect();
+    format!("cryptofeed-{host}-{}", std::process::id())
+}
+
+/// Masks secrets in free text: the password of any `scheme://user:password@`
+/// URL, and the text quoted in a parser's `invalid type: string "..."`
+/// message (which may be a misplaced token).
+pub fn redact_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        let end = tail
+            .find(|c: char| c == '/' || c.is_whitespace() || "\"'`,)]}>".contains(c))
+            .unwrap_or(tail.len());
+        let authority = &tail[..end];
+        match authority.rfind('@') {
+            Some(at) => {
+                let userinfo = &authority[..at];
+                match userinfo.split_once(':') {
+                    Some((user, _)) => {
+                        out.push_str(user);
+                        out.push_str(":***");
+                    }
+                    None => out.push_str(userinfo),
+                }
+                out.push_str(&authority[at..]);
+            }
+            None => out.push_str(authority),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    for marker in ["invalid type: string \"", "invalid value: string \""] {
+        let mut from = 0;
+        while let Some(i) = out[from..].find(marker) {
+            let start = from + i + marker.len();
+            let Some(len) = out[start..].find('"') else {
+                break;
+            };
+            out.replace_range(start..start + len, "***");
+            from = start + 3;
+        }
+    }
+    out
+}

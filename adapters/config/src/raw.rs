@@ -1,0 +1,762 @@
+//! One layer of settings as written (a YAML file, the environment, code): every
+//! field optional, every leaf already validated. Validation happens while
+//! deserialising, so the YAML parser attaches the path and the line to every
+//! error.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::fmt;
+
+use proxy_delegate_core::model::{ClientId, ExchangeId, ProxyUrl, Region};
+use proxy_delegate_core::settings::{
+    AuthMethod, CacheTtlSeconds, DEFAULT_POOL, Endpoint, HedgeDelayMs, MAX_ENDPOINTS,
+    MAX_SRV_NAME_LEN, PoolStrategy, ResolveDeadlineMs, Secret, ServiceTimeoutSeconds,
+    StaleGraceSeconds, TimeoutSeconds, Weight,
+};
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::{Deserialize, de::IntoDeserializer};
+
+/// Looks up `${NAME}` references while a layer is being read.
+pub(crate) type Lookup = dyn Fn(&str) -> Option<String>;
+
+thread_local! {
+    static LOOKUP: RefCell<Option<std::rc::Rc<Lookup>>> = const { RefCell::new(None) };
+}
+
+/// Installs `lookup` for `${NAME}` references for the duration of `f`.
+pub(crate) fn with_lookup<T>(lookup: std::rc::Rc<Lookup>, f: impl FnOnce() -> T) -> T {
+    struct Reset(Option<std::rc::Rc<Lookup>>);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            let prev = self.0.take();
+            LOOKUP.with(|l| *l.borrow_mut() = prev);
+        }
+    }
+    let prev = LOOKUP.with(|l| l.borrow_mut().replace(lookup));
+    let _reset = Reset(prev);
+    f()
+}
+
+fn lookup_env(name: &str) -> Option<String> {
+    LOOKUP.with(|l| match &*l.borrow() {
+        Some(f) => f(name),
+        None => std::env::var(name).ok(),
+    })
+}
+
+/// Expands `${NAME}` (an environment variable) and `${file:/path}` (a file's
+/// contents, without the trailing newline) in `s`. With `encode`, expanded text
+/// is percent-encoded so that it fits in a URL's user name or password.
+/// Errors name the variable or the file, never the value.
+pub(crate) fn expand(s: &str, encode: bool) -> Result<String, String> {
+    if !s.contains("${") {
+        return Ok(s.to_owned());
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after.find('}').ok_or_else(|| {
+            "unterminated ${...} reference (expected ${NAME} or ${file:/path})".to_owned()
+        })?;
+        let name = &after[..end];
+        let value = if let Some(path) = name.strip_prefix("file:") {
+            read_secret_file(path)?
+        } else {
+            let valid =
+                !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            if !valid {
+                return Err(format!(
+                    "invalid reference ${{{name}}} (expected ${{NAME}} with letters, digits, '_', or ${{file:/path}})"
+                ));
+            }
+            lookup_env(name).ok_or_else(|| {
+                format!("environment variable {name} is not set (referenced as ${{{name}}})")
+            })?
+        };
+        if encode {
+            for b in value.bytes() {
+                if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                    out.push(b as char);
+                } else {
+                    out.push_str(&format!("%{b:02X}"));
+                }
+            }
+        } else {
+            out.push_str(&value);
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Longest secret file read, in bytes.
+const MAX_SECRET_FILE: u64 = 64 * 1024;
+
+/// Reads a secret from a regular file (never a device or a pipe, which could
+/// block), without its trailing newline.
+fn read_secret_file(path: &str) -> Result<String, String> {
+    use std::io::Read;
+    let fail = |e: &dyn fmt::Display| format!("cannot read secret file {path:?}: {e}");
+    let meta = std::fs::metadata(path).map_err(|e| fail(&e))?;
+    if !meta.is_file() {
+        return Err(fail(&"not a regular file"));
+    }
+    if meta.len() > MAX_SECRET_FILE {
+        return Err(fail(&format!("larger than {MAX_SECRET_FILE} bytes")));
+    }
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_SECRET_FILE).read_to_string(&mut text))
+        .map_err(|e| fail(&e))?;
+    Ok(text.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+/// Reads any scalar (string, number, boolean) as text and converts it with
+/// `f` inside the parser's call, so that a conversion error gets the value's
+/// own path and line.
+struct Scalar<F>(F);
+
+impl<T, F: FnOnce(&str) -> Result<T, String>> Visitor<'_> for Scalar<F> {
+    type Value = T;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a single value (text or number)")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+        (self.0)(v).map_err(E::custom)
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<T, E> {
+        (self.0)(&v.to_string()).map_err(E::custom)
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<T, E> {
+        (self.0)(&v.to_string()).map_err(E::custom)
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<T, E> {
+        (self.0)(&v.to_string()).map_err(E::custom)
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<T, E> {
+        (self.0)(if v { "true" } else { "false" }).map_err(E::custom)
+    }
+}
+
+fn scalar<'de, D, T, F>(d: D, f: F) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    F: FnOnce(&str) -> Result<T, String>,
+{
+    d.deserialize_any(Scalar(f))
+}
+
+fn scalar_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    scalar(d, |s| Ok(s.to_owned()))
+}
+
+/// A boolean: `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`, any case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Flag(pub(crate) bool);
+
+/// Parses the boolean spellings cryptofeed (pydantic) accepts.
+pub(crate) fn parse_bool(s: &str) -> Option<bool> {
+    const TRUE: [&str; 4] = ["true", "1", "yes", "on"];
+    const FALSE: [&str; 4] = ["false", "0", "no", "off"];
+    let s = s.trim();
+    if TRUE.iter().any(|t| t.eq_ignore_ascii_case(s)) {
+        Some(true)
+    } else if FALSE.iter().any(|t| t.eq_ignore_ascii_case(s)) {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+impl<'de> Deserialize<'de> for Flag {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        scalar(d, |s| {
+            parse_bool(s).map(Flag).ok_or_else(|| {
+                format!(
+                    "invalid boolean {:?} (expected true/false, 1/0, yes/no, on/off)",
+                    short(s)
+                )
+            })
+        })
+    }
+}
+
+/// The first 24 characters of a non-secret value, for messages.
+fn short(s: &str) -> String {
+    s.chars().take(24).collect()
+}
+
+fn number(s: &str) -> Result<f64, String> {
+    s.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite())
+        .ok_or_else(|| format!("invalid number {:?}", short(s)))
+}
+
+/// A whole, non-negative number, from a number or numeric text.
+fn whole(s: &str) -> Result<u64, String> {
+    if let Ok(v) = s.trim().parse::<u64>() {
+        return Ok(v);
+    }
+    let v = number(s)?;
+    if v.fract() != 0.0 || !(0.0..=u64::MAX as f64).contains(&v) {
+        return Err(format!(
+            "invalid value {:?} (expected a whole, non-negative number)",
+            short(s)
+        ));
+    }
+    Ok(v as u64)
+}
+
+macro_rules! leaf {
+    ($name:ident($inner:ty), |$s:ident| $parse:expr) => {
+        #[doc = concat!("A validated `", stringify!($inner), "` read from configuration.")]
+        #[derive(Debug, Clone, PartialEq)]
+        pub(crate) struct $name(pub(crate) $inner);
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                scalar(d, |$s: &str| -> Result<$name, String> { $parse.map($name) })
+            }
+        }
+    };
+}
+
+fn reason(e: proxy_delegate_core::ValidationError) -> String {
+    e.reason.to_string()
+}
+
+leaf!(Url(ProxyUrl), |s| expand(s, true)
+    .and_then(|s| ProxyUrl::parse(&s).map_err(reason)));
+leaf!(Timeout(TimeoutSeconds), |s| TimeoutSeconds::new(whole(s)?)
+    .map_err(reason));
+leaf!(ServiceTimeout(ServiceTimeoutSeconds), |s| {
+    ServiceTimeoutSeconds::new(whole(s)?).map_err(reason)
+});
+leaf!(CacheTtl(CacheTtlSeconds), |s| CacheTtlSeconds::new(whole(
+    s
+)?)
+.map_err(reason));
+leaf!(Deadline(ResolveDeadlineMs), |s| ResolveDeadlineMs::new(
+    whole(s)?
+)
+.map_err(reason));
+leaf!(Hedge(HedgeDelayMs), |s| HedgeDelayMs::new(whole(s)?)
+    .map_err(reason));
+leaf!(StaleGrace(StaleGraceSeconds), |s| StaleGraceSeconds::new(
+    whole(s)?
+)
+.map_err(reason));
+leaf!(Seed(u64), |s| whole(s));
+leaf!(WeightValue(Weight), |s| Weight::new(number(s)?)
+    .map_err(reason));
+leaf!(Strategy(PoolStrategy), |s| PoolStrategy::parse(s)
+    .map_err(reason));
+leaf!(Auth(AuthMethod), |s| AuthMethod::parse(s).map_err(reason));
+leaf!(EndpointValue(Endpoint), |s| {
+    expand(s, false).and_then(|s| Endpoint::new(&s).map_err(reason))
+});
+leaf!(RegionValue(Region), |s| Region::new(s).map_err(reason));
+leaf!(ClientIdValue(ClientId), |s| ClientId::new(s)
+    .map_err(reason));
+leaf!(SrvName(heapless::String<MAX_SRV_NAME_LEN>), |s| {
+    if s.is_empty() {
+        Err("must not be empty".to_owned())
+    } else if !s
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    {
+        Err("invalid character (expected a DNS name such as _proxy._tcp.example.com)".to_owned())
+    } else {
+        heapless::String::try_from(s).map_err(|_| {
+            format!(
+                "too long: {} bytes (at most {MAX_SRV_NAME_LEN} allowed)",
+                s.len()
+            )
+        })
+    }
+});
+leaf!(
+    FilePathValue(proxy_delegate_core::settings::FilePath),
+    |s| {
+        expand(s, false).and_then(|s| {
+            if s.is_empty() {
+                Err("must not be empty".to_owned())
+            } else {
+                proxy_delegate_core::settings::FilePath::try_from(s.as_str())
+                    .map_err(|_| format!("too long: {} bytes (at most 256 allowed)", s.len()))
+            }
+        })
+    }
+);
+
+/// A secret written literally, as `${NAME}`, or as `${file:/path}`; also
+/// accepted as a map `{file: /path}` or `{env: NAME}`.
+#[derive(Clone, PartialEq)]
+pub(crate) struct SecretValue(pub(crate) Secret);
+
+impl fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+fn secret(s: &str) -> Result<SecretValue, String> {
+    Secret::new(s).map(SecretValue).map_err(reason)
+}
+
+impl<'de> Deserialize<'de> for SecretValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = SecretValue;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a secret: text, ${NAME}, ${file:/path}, {file: /path} or {env: NAME}")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<SecretValue, E> {
+                expand(v, false).and_then(|s| secret(&s)).map_err(E::custom)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<SecretValue, E> {
+                secret(&v.to_string()).map_err(E::custom)
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<SecretValue, E> {
+                secret(&v.to_string()).map_err(E::custom)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<SecretValue, A::Error> {
+                let mut out = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    let val: String = map.next_value_seed(TextSeed)?;
+                    if out.is_some() {
+                        return Err(de::Error::custom(
+                            "a secret reference has exactly one key, file or env",
+                        ));
+                    }
+                    out = Some(
+                        match key.as_str() {
+                            "file" => expand(&format!("${{file:{val}}}"), false),
+                            "env" => expand(&format!("${{{val}}}"), false),
+                            other => {
+                                return Err(de::Error::unknown_field(other, &["file", "env"]));
+                            }
+                        }
+                        .map_err(de::Error::custom)?,
+                    );
+                }
+                let s = out.ok_or_else(|| {
+                    de::Error::custom(
+                        "empty secret reference (expected {file: /path} or {env: NAME})",
+                    )
+                })?;
+                secret(&s).map_err(de::Error::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+struct TextSeed;
+impl<'de> de::DeserializeSeed<'de> for TextSeed {
+    type Value = String;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<String, D::Error> {
+        scalar_text(d)
+    }
+}
+
+/// Deserialises `U` from a string (through `from_str`) or a map (through
+/// `M`'s derived impl, then `from_map`), both inside the parser's call so that
+/// errors carry the value's path and line.
+fn str_or_map<'de, D, M, U, S, F>(
+    d: D,
+    what: &'static str,
+    from_str: S,
+    from_map: F,
+) -> Result<U, D::Error>
+where
+    D: Deserializer<'de>,
+    M: Deserialize<'de>,
+    S: FnOnce(&str) -> Result<U, String>,
+    F: FnOnce(M) -> Result<U, String>,
+{
+    struct V<M, S, F>(&'static str, S, F, std::marker::PhantomData<M>);
+    impl<'de, M, U, S, F> Visitor<'de> for V<M, S, F>
+    where
+        M: Deserialize<'de>,
+        S: FnOnce(&str) -> Result<U, String>,
+        F: FnOnce(M) -> Result<U, String>,
+    {
+        type Value = U;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.0)
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<U, E> {
+            (self.1)(v).map_err(E::custom)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<U, A::Error> {
+            let m = M::deserialize(de::value::MapAccessDeserializer::new(map))?;
+            (self.2)(m).map_err(de::Error::custom)
+        }
+    }
+    d.deserialize_any(V(what, from_str, from_map, std::marker::PhantomData))
+}
+
+/// A URL given where an object is expected. An error names the implied
+/// field as `@<sub path>: <reason>`; [`crate::split_sub_path`] moves it into
+/// the path.
+fn url_from_str(s: &str, sub: &str) -> Result<Url, String> {
+    expand(s, true)
+        .and_then(|s| ProxyUrl::parse(&s).map(Url).map_err(reason))
+        .map_err(|r| format!("@{sub}: {r}"))
+}
+
+/// `ProxyConfig` as written: `{url, timeout_seconds, pool}` or a plain URL.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub(crate) struct RawProxyConfig {
+    pub(crate) url: Option<Url>,
+    pub(crate) timeout_seconds: Option<Timeout>,
+    pub(crate) pool: Option<RawPool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProxyConfigMap {
+    #[serde(default)]
+    url: Option<Url>,
+    #[serde(default)]
+    timeout_seconds: Option<Timeout>,
+    #[serde(default)]
+    pool: Option<RawPool>,
+}
+
+impl<'de> Deserialize<'de> for RawProxyConfig {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        str_or_map(
+            d,
+            "a proxy URL or {url, timeout_seconds, pool}",
+            |s| {
+                Ok(RawProxyConfig {
+                    url: Some(url_from_str(s, "url")?),
+                    ..RawProxyConfig::default()
+                })
+            },
+            |m: ProxyConfigMap| {
+                Ok(RawProxyConfig {
+                    url: m.url,
+                    timeout_seconds: m.timeout_seconds,
+                    pool: m.pool,
+                })
+            },
+        )
+    }
+}
+
+/// `ProxyPool` as written.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct RawPool {
+    pub(crate) proxies: Vec<RawPoolProxy>,
+    pub(crate) strategy: Option<Strategy>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PoolMap {
+    #[serde(default)]
+    proxies: Option<Vec<RawPoolProxy>>,
+    #[serde(default)]
+    strategy: Option<Strategy>,
+}
+
+impl<'de> Deserialize<'de> for RawPool {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        str_or_map(
+            d,
+            "a pool {proxies, strategy}",
+            |_| Err("invalid type: text (expected a pool {proxies, strategy})".to_owned()),
+            |m: PoolMap| {
+                let proxies = m
+                    .proxies
+                    .ok_or("missing proxies (a pool needs at least one proxy)")?;
+                if proxies.is_empty() {
+                    return Err(
+                        "@proxies: must not be empty (a pool needs at least one proxy)".into(),
+                    );
+                }
+                if proxies.len() > DEFAULT_POOL {
+                    return Err(format!(
+                        "@proxies: too many items: {} (at most {DEFAULT_POOL} allowed)",
+                        proxies.len()
+                    ));
+                }
+                Ok(RawPool {
+                    proxies,
+                    strategy: m.strategy,
+                })
+            },
+        )
+    }
+}
+
+/// A pool member as written: `{url, weight, enabled}` or a plain URL.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct RawPoolProxy {
+    pub(crate) url: Url,
+    pub(crate) weight: Option<WeightValue>,
+    pub(crate) enabled: Option<Flag>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PoolProxyMap {
+    #[serde(default)]
+    url: Option<Url>,
+    #[serde(default)]
+    weight: Option<WeightValue>,
+    #[serde(default)]
+    enabled: Option<Flag>,
+}
+
+impl<'de> Deserialize<'de> for RawPoolProxy {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        str_or_map(
+            d,
+            "a proxy URL or {url, weight, enabled}",
+            |s| {
+                Ok(RawPoolProxy {
+                    url: url_from_str(s, "url")?,
+                    weight: None,
+                    enabled: None,
+                })
+            },
+            |m: PoolProxyMap| {
+                Ok(RawPoolProxy {
+                    url: m.url.ok_or("missing url (every pool proxy needs one)")?,
+                    weight: m.weight,
+                    enabled: m.enabled,
+                })
+            },
+        )
+    }
+}
+
+/// `ConnectionProxies` as written: `{http|rest, websocket|ws}` or a plain URL
+/// (which sets `http` only). `None` means "not listed".
+#[derive(Debug, Clone, PartialEq, Default)]
+pub(crate) struct RawConn {
+    pub(crate) http: Option<RawProxyConfig>,
+    pub(crate) websocket: Option<RawProxyConfig>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConnMap {
+    #[serde(default, alias = "rest")]
+    http: Option<RawProxyConfig>,
+    #[serde(default, alias = "ws")]
+    websocket: Option<RawProxyConfig>,
+}
+
+impl<'de> Deserialize<'de> for RawConn {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        str_or_map(
+            d,
+            "a proxy URL or {http, websocket}",
+            |s| {
+                Ok(RawConn {
+                    http: Some(RawProxyConfig {
+                        url: Some(url_from_str(s, "http.url")?),
+                        ..RawProxyConfig::default()
+                    }),
+                    websocket: None,
+                })
+            },
+            |m: ConnMap| {
+                Ok(RawConn {
+                    http: m.http,
+                    websocket: m.websocket,
+                })
+            },
+        )
+    }
+}
+
+/// An exchange name from configuration, validated and case-folded.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct ExchangeName(pub(crate) String);
+
+impl<'de> Deserialize<'de> for ExchangeName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        scalar(d, |s| {
+            ExchangeId::new(s)
+                .map(|id| ExchangeName(id.as_str().to_owned()))
+                .map_err(|e| format!("exchange name {:?}: {}", short(s), e.reason))
+        })
+    }
+}
+
+/// `auth_credentials` as written.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCredentials {
+    #[serde(default)]
+    pub(crate) token: Option<SecretValue>,
+    #[serde(default)]
+    pub(crate) api_key: Option<SecretValue>,
+    #[serde(default)]
+    pub(crate) cert_file: Option<FilePathValue>,
+    #[serde(default)]
+    pub(crate) key_file: Option<FilePathValue>,
+    #[serde(default)]
+    pub(crate) ca_file: Option<FilePathValue>,
+}
+
+/// `external_service` as written.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawExternal {
+    #[serde(default)]
+    pub(crate) enabled: Option<Flag>,
+    #[serde(default, deserialize_with = "endpoints")]
+    pub(crate) endpoints: Option<Vec<EndpointValue>>,
+    #[serde(default)]
+    pub(crate) auth_method: Option<Auth>,
+    #[serde(default)]
+    pub(crate) auth_credentials: Option<RawCredentials>,
+    #[serde(default)]
+    pub(crate) timeout_seconds: Option<ServiceTimeout>,
+    #[serde(default)]
+    pub(crate) cache_ttl_seconds: Option<CacheTtl>,
+    #[serde(default)]
+    pub(crate) circuit_breaker_enabled: Option<Flag>,
+    #[serde(default)]
+    pub(crate) fallback_to_embedded: Option<Flag>,
+    #[serde(default)]
+    pub(crate) resolve_deadline_ms: Option<Deadline>,
+    #[serde(default)]
+    pub(crate) hedge_delay_ms: Option<Hedge>,
+    #[serde(default)]
+    pub(crate) stale_grace_seconds: Option<StaleGrace>,
+    #[serde(default)]
+    pub(crate) region: Option<RegionValue>,
+    #[serde(default)]
+    pub(crate) client_id: Option<ClientIdValue>,
+    #[serde(default)]
+    pub(crate) srv_name: Option<SrvName>,
+}
+
+/// Endpoints: a list, or one URL, or comma-separated URLs.
+fn endpoints<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<EndpointValue>>, D::Error> {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = Option<Vec<EndpointValue>>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a list of service URLs")
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(self)
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            let mut out = Vec::new();
+            for part in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                out.push(EndpointValue::deserialize(part.into_deserializer())?);
+            }
+            check_endpoints(out).map(Some)
+        }
+        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(e) = seq.next_element::<EndpointValue>()? {
+                out.push(e);
+            }
+            check_endpoints(out).map(Some)
+        }
+    }
+    d.deserialize_option(V)
+}
+
+fn check_endpoints<E: de::Error>(v: Vec<EndpointValue>) -> Result<Vec<EndpointValue>, E> {
+    if v.len() > MAX_ENDPOINTS {
+        return Err(E::custom(format!(
+            "too many items: {} (at most {MAX_ENDPOINTS} allowed)",
+            v.len()
+        )));
+    }
+    Ok(v)
+}
+
+/// The `proxy:` block as written. A plain URL string means "enabled, with this
+/// URL as the default for both connection types".
+#[derive(Debug, Clone, PartialEq, Default)]
+pub(crate) struct RawSettings {
+    pub(crate) enabled: Option<Flag>,
+    pub(crate) default: Option<RawConn>,
+    pub(crate) exchanges: Option<BTreeMap<ExchangeName, RawConn>>,
+    pub(crate) external_service: Option<RawExternal>,
+    pub(crate) seed: Option<Seed>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SettingsMap {
+    #[serde(default)]
+    enabled: Option<Flag>,
+    #[serde(default)]
+    default: Option<RawConn>,
+    #[serde(default)]
+    exchanges: Option<BTreeMap<ExchangeName, Option<RawConn>>>,
+    #[serde(default)]
+    external_service: Option<RawExternal>,
+    #[serde(default)]
+    seed: Option<Seed>,
+}
+
+impl<'de> Deserialize<'de> for RawSettings {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        str_or_map(
+            d,
+            "a proxy URL or the proxy settings",
+            |s| {
+                let entry = RawProxyConfig {
+                    url: Some(url_from_str(s, "default.http.url")?),
+                    ..RawProxyConfig::default()
+                };
+                Ok(RawSettings {
+                    enabled: Some(Flag(true)),
+                    default: Some(RawConn {
+                        http: Some(entry.clone()),
+                        websocket: Some(entry),
+                    }),
+                    ..RawSettings::default()
+                })
+            },
+            |m: SettingsMap| {
+                Ok(RawSettings {
+                    enabled: m.enabled,
+                    default: m.default,
+                    exchanges: m.exchanges.map(|map| {
+                        map.into_iter()
+                            .map(|(k, v)| (k, v.unwrap_or_default()))
+                            .collect()
+                    }),
+                    external_service: m.external_service,
+                    seed: m.seed,
+                })
+            },
+        )
+    }
+}
+
+/// A cryptofeed `config.yaml`: only the `proxy:` key is read; other keys are
+/// cryptofeed's own and ignored.
+#[derive(Deserialize)]
+pub(crate) struct ConfigFile {
+    #[serde(default)]
+    pub(crate) proxy: Option<RawSettings>,
+}

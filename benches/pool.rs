@@ -1,0 +1,214 @@
+//! Proxy selection benchmark: `core::pool::Pool::select` with 10, 1,000 and
+//! 10,000 proxies, for every strategy, in the same run as a linear-scan
+//! least-connections pool (the way a simple service picks: one pass over a
+//! `Vec` of proxies, checking each against the request) over the same
+//! inventory, connection counts and requests.
+//!
+//! ```text
+//! cargo bench --bench pool -- --warm-up-time 1 --measurement-time 3
+//! ```
+//!
+//! The inventory: proxies spread over 8 regions, every tenth allowed only
+//! for `okx`, every proxy with 0–4 open connections (from `connect_start`
+//! feedback). Requests rotate over 256 clients, ask for `binance` over
+//! WebSocket, and name a region for half of them. `sticky` is measured once
+//! every client has its entry (the common case: a table hit); its first
+//! choice per client is a rendezvous over all proxies, `O(N)`, like the peer.
+//!
+//! A `Pool<16384>` is about 18 MB, so the pools are built in a `Box` on a
+//! thread with a 512 MiB stack (construction moves the value through the
+//! stack). The bench measures; it asserts nothing about time. Before
+//! measuring it checks that every request gets a proxy.
+
+use std::hint::black_box;
+
+use criterion::Criterion;
+use embassy_time::Instant;
+use proxy_delegate_core::model::{
+    ConnectionType, FeedbackEvent, ProxyFeedback, ProxyId, ProxyRequest, ProxyUrl, Region,
+};
+use proxy_delegate_core::pool::{Pool, PoolConfig, ProxySpec, StrategyKind};
+
+const REGIONS: usize = 8;
+const CLIENTS: usize = 256;
+const NOW: Instant = Instant::from_secs(1_000);
+
+fn region(i: usize) -> Region {
+    Region::new(&format!("region-{}", i % REGIONS)).expect("valid region")
+}
+
+fn specs(n: usize) -> Vec<ProxySpec> {
+    (0..n)
+        .map(|i| {
+            let url = format!("socks5://user:pass@proxy-{i}.example:1080");
+            let mut s = ProxySpec::new(
+                format!("proxy-{i}").parse().expect("valid id"),
+                url.parse().expect("valid url"),
+            )
+            .with_region(region(i))
+            .with_weight(1 + (i % 3) as u16);
+            if i % 10 == 0 {
+                s = s.with_exchange("okx".parse().expect("valid exchange"));
+            }
+            s
+        })
+        .collect()
+}
+
+fn open_connections(i: usize) -> usize {
+    (i * 7) % 5
+}
+
+fn requests() -> Vec<ProxyRequest> {
+    (0..CLIENTS)
+        .map(|c| {
+            let mut r = ProxyRequest::new(
+                "binance".parse().expect("valid exchange"),
+                ConnectionType::Websocket,
+                format!("client-{c}").parse().expect("valid client"),
+            );
+            if c % 2 == 0 {
+                r.region = Some(region(c / 2));
+            }
+            r
+        })
+        .collect()
+}
+
+fn build<const N: usize>(strategy: StrategyKind, n: usize) -> Box<Pool<N>> {
+    let config = PoolConfig {
+        strategy,
+        seed: 42,
+        ..PoolConfig::default()
+    };
+    let mut pool = Box::new(Pool::<N>::new(config).expect("valid config"));
+    pool.replace_inventory(NOW, &specs(n))
+        .expect("valid inventory");
+    for i in 0..n {
+        for _ in 0..open_connections(i) {
+            let fb = ProxyFeedback {
+                proxy_id: Some(format!("proxy-{i}").parse().expect("valid id")),
+                proxy_url: None,
+                exchange_id: "binance".parse().expect("valid exchange"),
+                connection_type: ConnectionType::Websocket,
+                event: FeedbackEvent::ConnectStart,
+                success: true,
+                latency_ms: None,
+                error_category: None,
+                error_details: None,
+                timestamp: "2026-01-01T00:00:00Z".parse().expect("valid timestamp"),
+                client_id: "bench".parse().expect("valid client"),
+            };
+            pool.handle_feedback(NOW, &fb).expect("known proxy");
+        }
+    }
+    pool
+}
+
+/// The peer: every proxy in a `Vec`, each request a full pass.
+struct LinearPool {
+    proxies: Vec<LinearProxy>,
+    cursor: usize,
+}
+
+struct LinearProxy {
+    id: ProxyId,
+    url: ProxyUrl,
+    region: Region,
+    okx_only: bool,
+    enabled: bool,
+    ejected: bool,
+    open: u32,
+}
+
+impl LinearPool {
+    fn new(n: usize) -> Self {
+        let proxies = (0..n)
+            .map(|i| LinearProxy {
+                id: format!("proxy-{i}").parse().expect("valid id"),
+                url: format!("socks5://user:pass@proxy-{i}.example:1080")
+                    .parse()
+                    .expect("valid url"),
+                region: region(i),
+                okx_only: i % 10 == 0,
+                enabled: true,
+                ejected: false,
+                open: open_connections(i) as u32,
+            })
+            .collect();
+        Self { proxies, cursor: 0 }
+    }
+
+    /// Least connections among eligible proxies, preferring the requested
+    /// region, ties broken round-robin from a moving cursor. Returns the
+    /// URL and id, cloned, as the pool's answer does.
+    fn select(&mut self, req: &ProxyRequest) -> Option<(ProxyUrl, ProxyId)> {
+        let n = self.proxies.len();
+        let start = self.cursor % n;
+        self.cursor = self.cursor.wrapping_add(1);
+        let exchange_ok = req.exchange_id.as_str() == "okx";
+        let mut best: [Option<(u32, usize)>; 2] = [None, None];
+        for k in 0..n {
+            let i = (start + k) % n;
+            let p = &self.proxies[i];
+            if !p.enabled || p.ejected || (p.okx_only && !exchange_ok) {
+                continue;
+            }
+            let tier = usize::from(req.region.as_ref() != Some(&p.region));
+            if best[tier].is_none_or(|(o, _)| p.open < o) {
+                best[tier] = Some((p.open, i));
+            }
+        }
+        best[0]
+            .or(best[1])
+            .map(|(_, i)| (self.proxies[i].url.clone(), self.proxies[i].id.clone()))
+    }
+}
+
+fn bench_size<const N: usize>(c: &mut Criterion, n: usize) {
+    let reqs = requests();
+    let mut group = c.benchmark_group("pool_select");
+    for strategy in StrategyKind::ALL {
+        let mut pool = build::<N>(strategy, n);
+        for r in &reqs {
+            assert!(
+                pool.select(NOW, r).proxy_url.is_some(),
+                "every request gets a proxy"
+            );
+        }
+        let mut k = 0usize;
+        group.bench_function(format!("{}/{n}", strategy.as_str()), |b| {
+            b.iter(|| {
+                k = (k + 1) % CLIENTS;
+                black_box(pool.select(NOW, black_box(&reqs[k])))
+            })
+        });
+    }
+    let mut peer = LinearPool::new(n);
+    for r in &reqs {
+        assert!(peer.select(r).is_some());
+    }
+    let mut k = 0usize;
+    group.bench_function(format!("linear_scan_least_connections/{n}"), |b| {
+        b.iter(|| {
+            k = (k + 1) % CLIENTS;
+            black_box(peer.select(black_box(&reqs[k])))
+        })
+    });
+    group.finish();
+}
+
+fn main() {
+    let worker = std::thread::Builder::new()
+        .name("pool-bench".into())
+        .stack_size(512 << 20)
+        .spawn(|| {
+            let mut c = Criterion::default().configure_from_args();
+            bench_size::<16>(&mut c, 10);
+            bench_size::<1024>(&mut c, 1_000);
+            bench_size::<16384>(&mut c, 10_000);
+            c.final_summary();
+        })
+        .expect("spawn the bench thread");
+    worker.join().expect("bench thread");
+}
