@@ -1,4 +1,5 @@
-//! Response-cache benchmark: a fresh hit of `Cache::get` in a full cache of
+//! Response-cache benchmark: a fresh hit of `Resolver::resolve` (the whole
+//! cached path a caller takes) and of `Cache::get` in a full cache of
 //! 16, 256 and 4096 entries, in the same run as a
 //! `std::collections::HashMap<String, String>` lookup (the floor) and
 //! `moka::sync::Cache::get` (the peer a Rust user would reach for) over the
@@ -21,9 +22,14 @@ use std::sync::Arc;
 use criterion::{BenchmarkGroup, Criterion, criterion_group, measurement::WallTime};
 use embassy_time::{Duration, Instant};
 use proxy_delegate_core::cache::{Cache, CacheConfig, CacheKey, Freshness};
+use proxy_delegate_core::codec;
+use proxy_delegate_core::endpoints::EndpointConfig;
 use proxy_delegate_core::model::{
-    ConnectionType, ExchangeId, FallbackPolicy, ProxyId, ProxyResponse, ProxyUrl, Region,
-    ResponseMetadata, Strategy, TtlSeconds,
+    ClientId, ConnectionType, ExchangeId, FallbackPolicy, ProxyId, ProxyRequest, ProxyResponse,
+    ProxyUrl, Region, ResponseMetadata, Strategy, TtlSeconds,
+};
+use proxy_delegate_core::resolver::{
+    MIN_TRANSMIT_BUFFER, Reply, Resolution, Resolver, ResolverConfig, Source, TransmitKind,
 };
 
 fn exchange(i: usize) -> String {
@@ -108,6 +114,72 @@ fn size<const N: usize>(group: &mut BenchmarkGroup<'_, WallTime>, all_keys: bool
             at = (at + 1) % len;
             let hit = cache.get(black_box(lookup_at), black_box(k));
             black_box(hit.map(|h| h.value as *const ProxyResponse))
+        })
+    });
+
+    // proxy-delegate: Resolver::resolve, its cache filled through the real
+    // path (resolve, transmit, the service's reply).
+    let mut resolver = Box::new(
+        Resolver::<(), N, 2, 64>::new(
+            now,
+            ResolverConfig::new(ClientId::new("bench").expect("valid client id")),
+            &[EndpointConfig::new(
+                "http://127.0.0.1:8080".parse().expect("valid url"),
+                0,
+            )],
+            (),
+        )
+        .expect("valid resolver config"),
+    );
+    let requests: Vec<ProxyRequest> = keys
+        .iter()
+        .map(|k| {
+            let mut r = ProxyRequest::new(
+                k.exchange_id.clone(),
+                k.connection_type,
+                ClientId::new("bench").expect("valid client id"),
+            );
+            r.region = k.region.clone();
+            r
+        })
+        .collect();
+    let mut buf = vec![0u8; MIN_TRANSMIT_BUFFER];
+    let mut body = vec![0u8; MIN_TRANSMIT_BUFFER];
+    for (i, request) in requests.iter().enumerate() {
+        assert!(matches!(
+            resolver.resolve(now, request),
+            Resolution::Pending(_)
+        ));
+        while let Some(t) = resolver.poll_transmit(now, &mut buf) {
+            let reply = if t.kind == TransmitKind::Resolve {
+                let n = codec::json::encode(&response(i), &mut body).expect("encodes");
+                Reply::Ok(&body[..n])
+            } else {
+                Reply::Ok(b"{}")
+            };
+            resolver.handle_reply(now, t.id, reply).expect("known id");
+        }
+        assert!(resolver.poll_answer().is_some(), "answered");
+        while resolver.poll_event().is_some() {}
+    }
+    for request in &requests {
+        match resolver.resolve(lookup_at, request) {
+            Resolution::Ready(route) => assert_eq!(route.source, Source::Cache),
+            other => panic!("expected a cache hit, got {other:?}"),
+        }
+    }
+    while resolver.poll_event().is_some() {}
+    let mut at = 0;
+    group.bench_function(format!("proxy-delegate Resolver::resolve/{N}"), |b| {
+        b.iter(|| {
+            let r = &requests[seq[at]];
+            at = (at + 1) % len;
+            match resolver.resolve(black_box(lookup_at), black_box(r)) {
+                Resolution::Ready(route) => {
+                    black_box(route.proxy_url.map(|u| u as *const ProxyUrl));
+                }
+                _ => unreachable!("every lookup is a fresh hit"),
+            }
         })
     });
 

@@ -88,6 +88,45 @@ impl fmt::Display for CacheKey {
     }
 }
 
+/// A borrowed view of a [`CacheKey`], so that a lookup need not build (and
+/// copy) a key. Hashes and compares exactly like the key it views.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CacheKeyRef<'a> {
+    /// The exchange.
+    pub exchange_id: &'a ExchangeId,
+    /// HTTP or WebSocket.
+    pub connection_type: ConnectionType,
+    /// The region the client asked for, if any.
+    pub region: Option<&'a Region>,
+}
+
+impl<'a> CacheKeyRef<'a> {
+    /// The key a request's answer is cached under, borrowed from the request.
+    pub fn from_request(request: &'a ProxyRequest) -> Self {
+        Self {
+            exchange_id: &request.exchange_id,
+            connection_type: request.connection_type,
+            region: request.region.as_ref(),
+        }
+    }
+
+    fn matches(&self, key: &CacheKey) -> bool {
+        *self.exchange_id == key.exchange_id
+            && self.connection_type == key.connection_type
+            && self.region == key.region.as_ref()
+    }
+}
+
+impl<'a> From<&'a CacheKey> for CacheKeyRef<'a> {
+    fn from(key: &'a CacheKey) -> Self {
+        Self {
+            exchange_id: &key.exchange_id,
+            connection_type: key.connection_type,
+            region: key.region.as_ref(),
+        }
+    }
+}
+
 // ---------------------------------------------------------------- value
 
 /// What the cache needs to know about a cached value: its TTL and the proxy it
@@ -469,6 +508,12 @@ impl Pos {
 }
 
 fn hash_key(key: &CacheKey) -> u32 {
+    hash_key_ref(CacheKeyRef::from(key))
+}
+
+/// Hashes a key's fields; [`CacheKeyRef`]'s derived `Hash` feeds the hasher
+/// exactly what [`CacheKey`]'s does, so both find the same entry.
+fn hash_key_ref(key: CacheKeyRef<'_>) -> u32 {
     let mut h = KeyHasher::default();
     key.hash(&mut h);
     h.finish() as u32
@@ -582,6 +627,8 @@ pub struct Cache<V, const N: usize> {
     warm: heapless::Vec<WarmState, MAX_WARM_KEYS>,
     events: heapless::Deque<Event, EVENT_QUEUE_LEN>,
     dropped_events: u64,
+    /// Slot of the most recent successful lookup, until the cache changes.
+    last_hit: u32,
 }
 
 impl<V, const N: usize> fmt::Debug for Cache<V, N> {
@@ -643,6 +690,7 @@ impl<V: CacheValue, const N: usize> Cache<V, N> {
             warm,
             events: heapless::Deque::new(),
             dropped_events: 0,
+            last_hit: NIL,
         })
     }
 
@@ -682,6 +730,14 @@ impl<V: CacheValue, const N: usize> Cache<V, N> {
         self.values.get(slot as usize)?.as_ref()
     }
 
+    /// The value the most recent successful [`Cache::get`] or
+    /// [`Cache::get_stale`] found, as long as nothing was inserted or removed
+    /// since. Lets a caller that needed `&mut` for the lookup lend the value
+    /// without a second lookup.
+    pub fn last_hit(&self) -> Option<&V> {
+        self.values.get(self.last_hit as usize)?.as_ref()
+    }
+
     // ------------------------------------------------------------ lookups
 
     /// The fresh entry for `key`, if any. Never returns an expired entry.
@@ -691,20 +747,31 @@ impl<V: CacheValue, const N: usize> Cache<V, N> {
     /// scheduled or in flight), the hit also schedules one background refresh:
     /// the key comes out of [`Cache::poll_refresh`] and an
     /// [`Event::RefreshScheduled`] is emitted.
-    pub fn get(&mut self, now: Instant, key: &CacheKey) -> Option<Hit<'_, V>> {
-        self.lookup(now, key, false)
+    ///
+    /// `key` is a `&CacheKey` or a borrowed [`CacheKeyRef`].
+    pub fn get<'k>(&mut self, now: Instant, key: impl Into<CacheKeyRef<'k>>) -> Option<Hit<'_, V>> {
+        self.lookup(now, key.into(), false)
     }
 
     /// Like [`Cache::get`], but an expired entry within its stale grace is
     /// returned too, marked [`Freshness::Stale`]. Call it only when the service
     /// cannot answer in time. A stale hit becomes the most recently used entry
     /// but schedules no refresh (the caller is already asking the service).
-    pub fn get_stale(&mut self, now: Instant, key: &CacheKey) -> Option<Hit<'_, V>> {
-        self.lookup(now, key, true)
+    pub fn get_stale<'k>(
+        &mut self,
+        now: Instant,
+        key: impl Into<CacheKeyRef<'k>>,
+    ) -> Option<Hit<'_, V>> {
+        self.lookup(now, key.into(), true)
     }
 
-    fn lookup(&mut self, now: Instant, key: &CacheKey, allow_stale: bool) -> Option<Hit<'_, V>> {
-        let (_, slot) = self.find(key)?;
+    fn lookup(
+        &mut self,
+        now: Instant,
+        key: CacheKeyRef<'_>,
+        allow_stale: bool,
+    ) -> Option<Hit<'_, V>> {
+        let (_, slot) = self.find_ref(key)?;
         let m = *self.meta.get(slot as usize)?;
         let fresh = now < m.fresh_until;
         if !fresh {
@@ -721,6 +788,7 @@ impl<V: CacheValue, const N: usize> Cache<V, N> {
         if fresh && !m.queued && now >= m.refresh_not_before {
             self.schedule(slot, false);
         }
+        self.last_hit = slot;
         Some(Hit {
             value: self.values.get(slot as usize)?.as_ref()?,
             freshness: if fresh {
@@ -743,6 +811,7 @@ impl<V: CacheValue, const N: usize> Cache<V, N> {
     /// least recently used entry ([`Event::Evicted`]). The entry becomes the
     /// most recently used.
     pub fn insert(&mut self, now: Instant, key: CacheKey, value: V) {
+        self.last_hit = NIL;
         let ttl = value
             .ttl()
             .max(self.config.min_ttl)
@@ -756,7 +825,7 @@ impl<V: CacheValue, const N: usize> Cache<V, N> {
         }
 
         let hash = hash_key(&key);
-        if let Some((_, slot)) = self.find_hashed(hash, &key) {
+        if let Some((_, slot)) = self.find_hashed(hash, CacheKeyRef::from(&key)) {
             if self.meta(slot).is_some_and(|m| m.queued) {
                 self.unlink(List::Pending, slot);
             }
@@ -848,9 +917,12 @@ impl<V: CacheValue, const N: usize> Cache<V, N> {
 
     /// Removes every entry. Returns how many went.
     pub fn invalidate_all(&mut self) -> usize {
+        self.last_hit = NIL;
         let count = self.len;
         self.len = 0;
-        self.table = [[Pos::EMPTY; 2]; N];
+        for pair in &mut self.table {
+            *pair = [Pos::EMPTY; 2];
+        }
         for k in &mut self.keys {
             *k = None;
         }
@@ -1121,10 +1193,14 @@ impl<V: CacheValue, const N: usize> Cache<V, N> {
 
     /// The index position and slot of `key`.
     fn find(&self, key: &CacheKey) -> Option<(usize, u32)> {
-        self.find_hashed(hash_key(key), key)
+        self.find_ref(CacheKeyRef::from(key))
     }
 
-    fn find_hashed(&self, hash: u32, key: &CacheKey) -> Option<(usize, u32)> {
+    fn find_ref(&self, key: CacheKeyRef<'_>) -> Option<(usize, u32)> {
+        self.find_hashed(hash_key_ref(key), key)
+    }
+
+    fn find_hashed(&self, hash: u32, key: CacheKeyRef<'_>) -> Option<(usize, u32)> {
         let mut p = hash as usize & Self::MASK;
         // Linear probing; the index always has empty positions, and the bound
         // makes "never hangs" evident.
@@ -1135,7 +1211,7 @@ impl<V: CacheValue, const N: usize> Cache<V, N> {
             }
             if pos.hash == hash
                 && let Some(Some(k)) = self.keys.get(pos.slot as usize)
-                && k == key
+                && key.matches(k)
             {
                 return Some((p, pos.slot));
             }
@@ -1182,6 +1258,7 @@ impl<V: CacheValue, const N: usize> Cache<V, N> {
     /// Removes the entry in `slot` from the index and both lists, and frees
     /// the slot. Returns the key.
     fn remove_slot(&mut self, slot: u32) -> Option<CacheKey> {
+        self.last_hit = NIL;
         let key = self.keys.get(slot as usize)?.as_ref()?;
         let (p, _) = self.find(key)?;
         self.unplace(p);

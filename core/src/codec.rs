@@ -27,8 +27,8 @@
 
 use core::fmt;
 
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use crate::ValidationError;
 
@@ -42,12 +42,20 @@ pub const MAX_INPUT_LEN: usize = 16 * 1024;
 /// [`ProxyResponse`]: crate::model::ProxyResponse
 /// [`ProxyFeedback`]: crate::model::ProxyFeedback
 pub trait Message: Serialize + Sized {
-    /// The unvalidated wire form (an implementation detail).
+    /// The unvalidated wire form whose text borrows from the input (an
+    /// implementation detail): what the codecs read on their fast path.
     #[doc(hidden)]
-    type Wire: DeserializeOwned;
-    /// Validates the wire form.
+    type Wire<'de>: Deserialize<'de>;
+    /// The unvalidated wire form holding bounded copies of its text (an
+    /// implementation detail): for JSON strings with escapes.
     #[doc(hidden)]
-    fn from_wire(wire: Self::Wire) -> Result<Self, ValidationError>;
+    type OwnedWire: DeserializeOwned;
+    /// Validates the borrowed wire form.
+    #[doc(hidden)]
+    fn from_wire(wire: &Self::Wire<'_>) -> Result<Self, ValidationError>;
+    /// Validates the owned wire form.
+    #[doc(hidden)]
+    fn from_owned_wire(wire: &Self::OwnedWire) -> Result<Self, ValidationError>;
 }
 
 /// Which wire format an error came from.
@@ -193,6 +201,35 @@ pub mod json {
     pub fn decode<M: Message>(input: &[u8]) -> Result<M, DecodeError> {
         check_len(Format::Json, input)?;
         check_depth(input)?;
+        // Fastest path: the reader in `reader`, for the JSON the service and
+        // clients write (no escapes). It accepts a subset of what
+        // serde-json-core accepts, reading it to the same values; anything
+        // else is read again below.
+        if let Ok(wire) = super::reader::from_str::<M::Wire<'_>>(input) {
+            return Ok(M::from_wire(&wire)?);
+        }
+        decode_borrowed(input)
+    }
+
+    /// serde-json-core with every string borrowed from the input. Without
+    /// room to unescape, a string with escapes fails to parse, as does
+    /// malformed input; both are read again by `decode_owned`, which reports
+    /// exactly what it always reported. A validation error is final: every
+    /// path validates the same text the same way.
+    #[cold]
+    #[inline(never)]
+    fn decode_borrowed<M: Message>(input: &[u8]) -> Result<M, DecodeError> {
+        if let Ok((wire, _)) = serde_json_core::from_slice_escaped::<M::Wire<'_>>(input, &mut []) {
+            return Ok(M::from_wire(&wire)?);
+        }
+        decode_owned(input)
+    }
+
+    /// The input has a string with escapes (or is malformed): decode it
+    /// into the owned wire form.
+    #[cold]
+    #[inline(never)]
+    fn decode_owned<M: Message>(input: &[u8]) -> Result<M, DecodeError> {
         match decode_with::<M, UNESCAPE_SCRATCH_LEN>(input) {
             Err(DecodeError::Json(JsonError::EscapedStringIsTooLong)) => decode_long(input),
             Err(DecodeError::Json(JsonError::InvalidEscapeSequence))
@@ -273,9 +310,9 @@ pub mod json {
 
     fn decode_with<M: Message, const SCRATCH: usize>(input: &[u8]) -> Result<M, DecodeError> {
         let mut scratch = [0u8; SCRATCH];
-        let (wire, _) = serde_json_core::from_slice_escaped::<M::Wire>(input, &mut scratch)
+        let (wire, _) = serde_json_core::from_slice_escaped::<M::OwnedWire>(input, &mut scratch)
             .map_err(DecodeError::Json)?;
-        Ok(M::from_wire(wire)?)
+        Ok(M::from_owned_wire(&wire)?)
     }
 
     /// An escaped string did not fit the usual scratch buffer. No string
@@ -397,6 +434,404 @@ pub mod json {
     }
 }
 
+/// A minimal JSON reader for the decoder's fast path.
+///
+/// It reads the messages' wire structs from JSON without escapes, borrowing
+/// every string, checking UTF-8 once for the whole input rather than once per
+/// string. It is deliberately strict: it accepts a subset of what
+/// serde-json-core accepts (no escapes, no trailing commas, well-formed
+/// values where a field is skipped) and reads numbers exactly as
+/// serde-json-core does. On anything else it gives up with [`reader::Bail`],
+/// and the caller decodes the input with serde-json-core, which reports the
+/// error. It never reports an error of its own, so errors are unchanged.
+mod reader {
+    use core::fmt;
+    use core::str::FromStr;
+
+    use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+
+    /// The reader gave up; decode with serde-json-core instead.
+    #[derive(Debug)]
+    pub(super) struct Bail;
+
+    impl fmt::Display for Bail {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("not read by the fast JSON reader")
+        }
+    }
+
+    impl de::StdError for Bail {}
+
+    impl de::Error for Bail {
+        fn custom<T: fmt::Display>(_msg: T) -> Self {
+            Bail
+        }
+    }
+
+    type Result<T> = core::result::Result<T, Bail>;
+
+    /// Reads one value of type `T` filling the whole input (surrounding
+    /// whitespace aside).
+    pub(super) fn from_str<'de, T: de::Deserialize<'de>>(input: &'de [u8]) -> Result<T> {
+        let text = core::str::from_utf8(input).map_err(|_| Bail)?;
+        let mut r = Reader { text, i: 0 };
+        let value = T::deserialize(&mut r)?;
+        if r.ws().is_some() {
+            return Err(Bail);
+        }
+        Ok(value)
+    }
+
+    /// Where the first `"` or `\\` in `b` is. Eight bytes at a time: a byte
+    /// equal to the target is a zero byte after the XOR, and the lowest
+    /// flagged byte of `(x - 0x01…) & !x & 0x80…` is the first zero byte.
+    #[inline]
+    fn quote_or_backslash(b: &[u8]) -> Option<usize> {
+        const LO: u64 = u64::from_ne_bytes([0x01; 8]);
+        const HI: u64 = u64::from_ne_bytes([0x80; 8]);
+        const QUOTE: u64 = u64::from_ne_bytes([b'"'; 8]);
+        const BACKSLASH: u64 = u64::from_ne_bytes([b'\\'; 8]);
+        let mut chunks = b.chunks_exact(8);
+        let mut at = 0;
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            let w = u64::from_le_bytes(word);
+            let (q, s) = (w ^ QUOTE, w ^ BACKSLASH);
+            let hits = (q.wrapping_sub(LO) & !q & HI) | (s.wrapping_sub(LO) & !s & HI);
+            if hits != 0 {
+                return Some(at + (hits.trailing_zeros() / 8) as usize);
+            }
+            at += 8;
+        }
+        chunks
+            .remainder()
+            .iter()
+            .position(|&c| c == b'"' || c == b'\\')
+            .map(|p| at + p)
+    }
+
+    struct Reader<'de> {
+        text: &'de str,
+        i: usize,
+    }
+
+    impl<'de> Reader<'de> {
+        #[inline]
+        fn peek(&self) -> Option<u8> {
+            self.text.as_bytes().get(self.i).copied()
+        }
+
+        /// Skips whitespace (as serde-json-core defines it) and peeks.
+        #[inline]
+        fn ws(&mut self) -> Option<u8> {
+            while let Some(b) = self.peek() {
+                if !matches!(b, b' ' | b'\n' | b'\t' | b'\r') {
+                    return Some(b);
+                }
+                self.i += 1;
+            }
+            None
+        }
+
+        #[inline]
+        fn eat(&mut self, b: u8) -> Result<()> {
+            if self.ws() == Some(b) {
+                self.i += 1;
+                Ok(())
+            } else {
+                Err(Bail)
+            }
+        }
+
+        fn ident(&mut self, word: &[u8]) -> Result<()> {
+            let end = self.i + word.len();
+            if self.text.as_bytes().get(self.i..end) == Some(word) {
+                self.i = end;
+                Ok(())
+            } else {
+                Err(Bail)
+            }
+        }
+
+        /// A string without escapes, borrowed from the input.
+        #[inline]
+        fn string(&mut self) -> Result<&'de str> {
+            self.eat(b'"')?;
+            let start = self.i;
+            let bytes = self.text.as_bytes();
+            let len = quote_or_backslash(&bytes[start..]).ok_or(Bail)?;
+            let end = start + len;
+            if bytes[end] != b'"' {
+                return Err(Bail);
+            }
+            self.i = end + 1;
+            // Both ends sit next to an ASCII quote: character boundaries.
+            self.text.get(start..end).ok_or(Bail)
+        }
+
+        /// serde-json-core's unsigned integers: digits, no leading zeros
+        /// read past (`0` ends the number), overflow refused.
+        fn unsigned(&mut self) -> Result<u64> {
+            match self.ws() {
+                Some(b'0') => {
+                    self.i += 1;
+                    Ok(0)
+                }
+                Some(c @ b'1'..=b'9') => {
+                    self.i += 1;
+                    let mut n = u64::from(c - b'0');
+                    while let Some(c @ b'0'..=b'9') = self.peek() {
+                        self.i += 1;
+                        n = n
+                            .checked_mul(10)
+                            .and_then(|n| n.checked_add(u64::from(c - b'0')))
+                            .ok_or(Bail)?;
+                    }
+                    Ok(n)
+                }
+                _ => Err(Bail),
+            }
+        }
+
+        /// serde-json-core's signed integers: an optional `-`, then as
+        /// [`Self::unsigned`].
+        fn signed(&mut self) -> Result<i64> {
+            let negative = self.ws() == Some(b'-');
+            if negative {
+                self.i += 1;
+                // No whitespace between the sign and the digits.
+                if !matches!(self.peek(), Some(b'0'..=b'9')) {
+                    return Err(Bail);
+                }
+            }
+            let n = i128::from(self.unsigned()?);
+            i64::try_from(if negative { -n } else { n }).map_err(|_| Bail)
+        }
+
+        /// serde-json-core's floats: the longest run of `0-9 + - . e E`,
+        /// read by `FromStr`.
+        fn float<F: FromStr>(&mut self) -> Result<F> {
+            if self.ws() == Some(b'n') {
+                return Err(Bail);
+            }
+            let start = self.i;
+            while let Some(b'0'..=b'9' | b'+' | b'-' | b'.' | b'e' | b'E') = self.peek() {
+                self.i += 1;
+            }
+            self.text[start..self.i].parse().map_err(|_| Bail)
+        }
+
+        /// Skips one well-formed value (strings without escapes). The depth
+        /// is bounded by the caller's check (`json::MAX_DEPTH`).
+        fn skip(&mut self) -> Result<()> {
+            match self.ws().ok_or(Bail)? {
+                b'"' => self.string().map(drop),
+                b't' => self.ident(b"true"),
+                b'f' => self.ident(b"false"),
+                b'n' => self.ident(b"null"),
+                b'-' | b'0'..=b'9' => self.float::<f64>().map(drop),
+                b'[' => {
+                    self.i += 1;
+                    if self.ws() == Some(b']') {
+                        self.i += 1;
+                        return Ok(());
+                    }
+                    loop {
+                        self.skip()?;
+                        match self.ws() {
+                            Some(b',') => self.i += 1,
+                            Some(b']') => {
+                                self.i += 1;
+                                return Ok(());
+                            }
+                            _ => return Err(Bail),
+                        }
+                    }
+                }
+                b'{' => {
+                    self.i += 1;
+                    if self.ws() == Some(b'}') {
+                        self.i += 1;
+                        return Ok(());
+                    }
+                    loop {
+                        self.string()?;
+                        self.eat(b':')?;
+                        self.skip()?;
+                        match self.ws() {
+                            Some(b',') => self.i += 1,
+                            Some(b'}') => {
+                                self.i += 1;
+                                return Ok(());
+                            }
+                            _ => return Err(Bail),
+                        }
+                    }
+                }
+                _ => Err(Bail),
+            }
+        }
+    }
+
+    impl<'de> Deserializer<'de> for &mut Reader<'de> {
+        type Error = Bail;
+
+        fn deserialize_any<V: Visitor<'de>>(self, _visitor: V) -> Result<V::Value> {
+            Err(Bail)
+        }
+
+        fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+            match self.ws() {
+                Some(b't') => {
+                    self.ident(b"true")?;
+                    visitor.visit_bool(true)
+                }
+                Some(b'f') => {
+                    self.ident(b"false")?;
+                    visitor.visit_bool(false)
+                }
+                _ => Err(Bail),
+            }
+        }
+
+        fn deserialize_i64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+            let n = self.signed()?;
+            visitor.visit_i64(n)
+        }
+
+        fn deserialize_u32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+            let n = u32::try_from(self.unsigned()?).map_err(|_| Bail)?;
+            visitor.visit_u32(n)
+        }
+
+        fn deserialize_f32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+            let x = self.float::<f32>()?;
+            visitor.visit_f32(x)
+        }
+
+        fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+            let s = self.string()?;
+            visitor.visit_borrowed_str(s)
+        }
+
+        fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+            self.deserialize_str(visitor)
+        }
+
+        fn deserialize_identifier<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+            self.deserialize_str(visitor)
+        }
+
+        fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+            if self.ws() == Some(b'n') {
+                self.ident(b"null")?;
+                visitor.visit_none()
+            } else {
+                visitor.visit_some(self)
+            }
+        }
+
+        fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+            self.eat(b'[')?;
+            let value = visitor.visit_seq(Items {
+                r: &mut *self,
+                first: true,
+            })?;
+            self.eat(b']')?;
+            Ok(value)
+        }
+
+        fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+            self.eat(b'{')?;
+            let value = visitor.visit_map(Items {
+                r: &mut *self,
+                first: true,
+            })?;
+            self.eat(b'}')?;
+            Ok(value)
+        }
+
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            _fields: &'static [&'static str],
+            visitor: V,
+        ) -> Result<V::Value> {
+            self.deserialize_map(visitor)
+        }
+
+        fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+            self.skip()?;
+            visitor.visit_unit()
+        }
+
+        serde::forward_to_deserialize_any! {
+            i8 i16 i32 i128 u8 u16 u64 u128 f64 char bytes byte_buf unit
+            unit_struct newtype_struct tuple tuple_struct enum
+        }
+    }
+
+    /// The entries of an array or an object.
+    struct Items<'a, 'de> {
+        r: &'a mut Reader<'de>,
+        first: bool,
+    }
+
+    impl Items<'_, '_> {
+        /// Whether another entry follows; leaves the closing bracket unread.
+        fn more(&mut self, close: u8) -> Result<bool> {
+            let b = self.r.ws().ok_or(Bail)?;
+            if b == close {
+                return Ok(false);
+            }
+            if !self.first {
+                if b != b',' {
+                    return Err(Bail);
+                }
+                self.r.i += 1;
+                // `[1,]` and `{"a":1,}` are not read here.
+                if self.r.ws() == Some(close) {
+                    return Err(Bail);
+                }
+            }
+            self.first = false;
+            Ok(true)
+        }
+    }
+
+    impl<'de> SeqAccess<'de> for Items<'_, 'de> {
+        type Error = Bail;
+
+        fn next_element_seed<T: DeserializeSeed<'de>>(
+            &mut self,
+            seed: T,
+        ) -> Result<Option<T::Value>> {
+            if !self.more(b']')? {
+                return Ok(None);
+            }
+            seed.deserialize(&mut *self.r).map(Some)
+        }
+    }
+
+    impl<'de> MapAccess<'de> for Items<'_, 'de> {
+        type Error = Bail;
+
+        fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>> {
+            if !self.more(b'}')? {
+                return Ok(None);
+            }
+            let key = seed.deserialize(&mut *self.r)?;
+            self.r.eat(b':')?;
+            Ok(Some(key))
+        }
+
+        fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value> {
+            seed.deserialize(&mut *self.r)
+        }
+    }
+}
+
 /// postcard, the compact binary form (`application/x-postcard`).
 pub mod postcard {
     use super::{DecodeError, EncodeError, Format, Message, check_len};
@@ -404,14 +839,15 @@ pub mod postcard {
     /// Decodes and validates one message. Trailing bytes are an error.
     pub fn decode<M: Message>(input: &[u8]) -> Result<M, DecodeError> {
         check_len(Format::Postcard, input)?;
+        // postcard strings are always borrowed from the input.
         let (wire, rest) =
-            ::postcard::take_from_bytes::<M::Wire>(input).map_err(DecodeError::Postcard)?;
+            ::postcard::take_from_bytes::<M::Wire<'_>>(input).map_err(DecodeError::Postcard)?;
         if !rest.is_empty() {
             return Err(DecodeError::Postcard(
                 ::postcard::Error::DeserializeBadEncoding,
             ));
         }
-        Ok(M::from_wire(wire)?)
+        Ok(M::from_wire(&wire)?)
     }
 
     /// Encodes one message into `out`, returning the length written.
@@ -428,5 +864,79 @@ pub mod postcard {
                     format: Format::Postcard,
                 },
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{DecodeError, json, postcard};
+    use crate::model::{ProxyFeedback, ProxyRequest, ProxyResponse};
+
+    const RESPONSE: &str = r#"{"proxy_url":"socks5://user:pass@proxy-server:1080","strategy":"least_connections","ttl_seconds":300,"fallback_policy":"direct_connection","metadata":{"proxy_id":"proxy-123","region":"us-east-1","health_score":0.98}}"#;
+
+    /// A string with an escape cannot be borrowed: the JSON decoder takes its
+    /// owned path, which must give the same message as the borrowed path.
+    #[test]
+    fn escaped_and_plain_strings_decode_alike() {
+        let plain: ProxyResponse = json::decode(RESPONSE.as_bytes()).unwrap();
+        let escaped = RESPONSE.replace("proxy-123", r"proxy\u002d123");
+        let from_escaped: ProxyResponse = json::decode(escaped.as_bytes()).unwrap();
+        assert_eq!(from_escaped, plain);
+        assert_eq!(
+            from_escaped.metadata.proxy_id.unwrap().as_str(),
+            "proxy-123"
+        );
+    }
+
+    /// A validation error is the same on both paths, with the first bad
+    /// field named whichever path read the input.
+    #[test]
+    fn validation_errors_match_on_both_paths() {
+        let bad = RESPONSE.replace("least_connections", "least connections");
+        let plain = json::decode::<ProxyResponse>(bad.as_bytes()).unwrap_err();
+        let escaped = bad.replace("us-east-1", r"us\u002deast-1");
+        let owned = json::decode::<ProxyResponse>(escaped.as_bytes()).unwrap_err();
+        assert!(
+            matches!(&plain, DecodeError::Invalid(e) if e.field == "strategy"),
+            "{plain}"
+        );
+        assert_eq!(owned, plain);
+
+        let long = "x".repeat(200);
+        for body in [
+            format!(r#"{{"exchange_id":"binance","connection_type":"ws","client_id":"{long}"}}"#),
+            format!(
+                r#"{{"exchange_id":"bin\u0061nce","connection_type":"ws","client_id":"{long}"}}"#
+            ),
+        ] {
+            let err = json::decode::<ProxyRequest>(body.as_bytes()).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "client_id: too long: 200 bytes (at most 128 allowed)",
+                "{body}"
+            );
+        }
+    }
+
+    /// Malformed input read on the fast path is reported as the owned path
+    /// reports it, not as the fast path's own failure.
+    #[test]
+    fn malformed_json_reports_the_parser_error() {
+        let err = json::decode::<ProxyFeedback>(br#"{"exchange_id":"binance""#).unwrap_err();
+        assert!(matches!(err, DecodeError::Json(_)), "{err:?}");
+        let err = json::decode::<ProxyFeedback>(br#"{"exchange_id":"a\qb"}"#).unwrap_err();
+        assert_eq!(
+            err,
+            DecodeError::Json(serde_json_core::de::Error::InvalidEscapeSequence)
+        );
+    }
+
+    /// postcard text is borrowed from the input, and round-trips.
+    #[test]
+    fn postcard_round_trip_borrows() {
+        let msg: ProxyResponse = json::decode(RESPONSE.as_bytes()).unwrap();
+        let mut buf = [0u8; 512];
+        let n = postcard::encode(&msg, &mut buf).unwrap();
+        assert_eq!(postcard::decode::<ProxyResponse>(&buf[..n]).unwrap(), msg);
     }
 }

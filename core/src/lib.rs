@@ -26,14 +26,14 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-pub mod breaker;
 pub mod backoff;
+pub mod breaker;
 pub mod cache;
 pub mod codec;
 pub mod embedded;
 pub mod endpoints;
-pub mod feedback;
 mod error;
+pub mod feedback;
 pub mod model;
 pub mod pool;
 pub mod resolver;

@@ -20,7 +20,7 @@ use embassy_time::{Duration, Instant};
 
 use crate::backoff::{self, RetryBudget, RetryBudgetConfig};
 use crate::breaker::Outcome;
-use crate::cache::{self, Cache, CacheConfig, CacheKey};
+use crate::cache::{self, Cache, CacheConfig, CacheKey, CacheKeyRef};
 use crate::codec;
 use crate::embedded::{EmbeddedRoute, EmbeddedRoutes};
 use crate::endpoints::{
@@ -319,6 +319,11 @@ impl CorrelationId {
     pub const fn get(self) -> u64 {
         self.0
     }
+
+    /// The id with this number, for an adapter that carried it as a number.
+    pub const fn from_raw(n: u64) -> Self {
+        Self(n)
+    }
 }
 
 impl fmt::Display for CorrelationId {
@@ -401,7 +406,8 @@ impl core::error::Error for InputError {}
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Event {
-    /// A resolve got its route (at once or through [`Resolver::poll_answer`]).
+    /// A resolve got its route from the service or a fallback. Fresh cache
+    /// hits, the hot path, are only counted ([`Stats::resolved`]).
     Resolved {
         /// Where the route came from.
         source: Source,
@@ -761,14 +767,20 @@ impl<E: EmbeddedRoutes, const CACHE: usize, const ENDPOINTS: usize, const FEEDBA
         request: &ProxyRequest,
         deadline: Instant,
     ) -> Resolution<'_> {
-        let key = CacheKey::from_request(request);
-        // Two lookups on a hit: the first may schedule a refresh (and needs
-        // `&mut`), the second lends the value (a conditional return of the
-        // first borrow does not pass today's borrow checker).
-        if self.cache.get(now, &key).is_some() {
-            self.count_resolved(Source::Cache, Duration::from_ticks(0));
-            return self.cached(&key);
+        // The lookup needs `&mut` (recency, refresh-ahead) and borrows the
+        // request's key; the value is then lent through `last_hit`, as a
+        // conditional return of the lookup's own borrow does not pass today's
+        // borrow checker.
+        if self
+            .cache
+            .get(now, CacheKeyRef::from_request(request))
+            .is_some()
+        {
+            // The hot path: counted, not evented (see `Event::Resolved`).
+            self.stats.resolved[Source::Cache as usize] += 1;
+            return self.cached();
         }
+        let key = CacheKey::from_request(request);
         if self.waiters.len() + self.answers.len() >= MAX_WAITERS {
             return self.fallback_ready(now, key, FallbackReason::Overloaded);
         }
@@ -794,8 +806,8 @@ impl<E: EmbeddedRoutes, const CACHE: usize, const ENDPOINTS: usize, const FEEDBA
     }
 
     /// The route of the cache entry a lookup has just found.
-    fn cached(&self, key: &CacheKey) -> Resolution<'_> {
-        let value = self.cache.peek(key);
+    fn cached(&self) -> Resolution<'_> {
+        let value = self.cache.last_hit();
         Resolution::Ready(RouteRef {
             proxy_url: value.and_then(|v| v.proxy_url.as_ref()),
             proxy_id: value.and_then(|v| v.metadata.proxy_id.as_ref()),
@@ -1192,16 +1204,15 @@ impl<E: EmbeddedRoutes, const CACHE: usize, const ENDPOINTS: usize, const FEEDBA
         }
         let last = flight.attempts.last().map_or(0, |a| a.endpoint);
         let first = flight.attempts[0].id;
+        // Spend a token only for an attempt that is really sent: a hedge with
+        // no other endpoint to go to must not starve a later retry.
+        if self.budget.available(now) == 0 {
+            return false;
+        }
         let selected = if hedge {
             // A hedge must go elsewhere; a retry may go anywhere usable.
-            if !self.budget.try_retry(now) {
-                return false;
-            }
             self.endpoints.next_after(now, last)
         } else {
-            if !self.budget.try_retry(now) {
-                return false;
-            }
             self.endpoints
                 .next_after(now, last)
                 .or_else(|| self.endpoints.select(now))
@@ -1209,6 +1220,8 @@ impl<E: EmbeddedRoutes, const CACHE: usize, const ENDPOINTS: usize, const FEEDBA
         let Some(selected) = selected else {
             return false;
         };
+        // `available` said there is a token at `now`.
+        let _ = self.budget.try_retry(now);
         let id = self.next_correlation();
         let endpoint = selected.index();
         let _ = self.flights[fi].attempts.push(Attempt {

@@ -76,37 +76,6 @@ pub const MAX_SECRET_LEN: usize = 512;
 pub const MAX_FILE_PATH_LEN: usize = 256;
 /// Longest DNS SRV name, in bytes.
 pub const MAX_SRV_NAME_LEN: usize = 253;
-/// Longest settings path in a [`SettingsError`], in bytes.
-pub const MAX_SETTINGS_PATH_LEN: usize = 160;
-
-/// A settings value failed validation: the dotted path of the value (for
-/// example `proxy.exchanges.binance.http.url`) and the reason. Never holds a
-/// secret.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SettingsError {
-    /// Dotted path of the value, cut at [`MAX_SETTINGS_PATH_LEN`] bytes.
-    pub path: heapless::String<MAX_SETTINGS_PATH_LEN>,
-    /// Why it was rejected.
-    pub reason: Reason,
-}
-
-impl SettingsError {
-    /// An error for `path` with `reason`.
-    pub fn new(path: &str, reason: Reason) -> Self {
-        Self {
-            path: crate::model::text::truncate_into(path).0,
-            reason,
-        }
-    }
-}
-
-impl fmt::Display for SettingsError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.path, self.reason)
-    }
-}
-
-impl core::error::Error for SettingsError {}
 
 macro_rules! bounded_number {
     (
@@ -848,13 +817,13 @@ impl<const E: usize, const P: usize> ProxySettings<E, P> {
         &mut self,
         id: ExchangeId,
         proxies: ConnectionProxies<P>,
-    ) -> Result<(), SettingsError> {
+    ) -> Result<(), ValidationError> {
         if let Some(slot) = self.exchanges.iter_mut().find(|(k, _)| *k == id) {
             slot.1 = proxies;
             return Ok(());
         }
         self.exchanges.push((id, proxies)).map_err(|_| {
-            SettingsError::new("proxy.exchanges", Reason::TooMany { len: E + 1, max: E })
+            ValidationError::new("proxy.exchanges", Reason::TooMany { len: E + 1, max: E })
         })
     }
 
@@ -874,10 +843,10 @@ impl<const E: usize, const P: usize> ProxySettings<E, P> {
         if !self.enabled {
             return None;
         }
-        if let Some(i) = self.exchanges.iter().position(|(k, _)| k == exchange_id) {
-            if self.exchanges[i].1.get(connection_type).is_some() {
-                return Some(Some(i));
-            }
+        if let Some(i) = self.exchanges.iter().position(|(k, _)| k == exchange_id)
+            && self.exchanges[i].1.get(connection_type).is_some()
+        {
+            return Some(Some(i));
         }
         self.default.get(connection_type).map(|_| None)
     }
@@ -944,10 +913,10 @@ impl<const E: usize, const P: usize> ProxySettings<E, P> {
     /// Hands back a lease from a `least_connections` pick. Releasing twice,
     /// or after the settings changed, is harmless (counts never go below 0).
     pub fn release(&mut self, lease: Lease) {
-        if let Some(pool) = self.pool_mut(lease.exchange.map(usize::from), lease.connection_type) {
-            if let Some(n) = pool.leases.get_mut(usize::from(lease.proxy)) {
-                *n = n.saturating_sub(1);
-            }
+        if let Some(pool) = self.pool_mut(lease.exchange.map(usize::from), lease.connection_type)
+            && let Some(n) = pool.leases.get_mut(usize::from(lease.proxy))
+        {
+            *n = n.saturating_sub(1);
         }
     }
 

@@ -507,6 +507,15 @@ fn run<const N: usize>(setup: &Setup, ops: &[Op]) -> Result<(), TestCaseError> {
         model.events.clear();
         prop_assert_eq!(cache.len(), model.entries.len(), "len, step {}", step);
         prop_assert!(cache.len() <= N);
+        for k in (0..KEYS).map(key_of) {
+            prop_assert_eq!(
+                cache.peek(&k).map(|v| v.serial),
+                model.entries.get(&k).map(|e| e.value.serial),
+                "peek {}, step {}",
+                k,
+                step
+            );
+        }
         prop_assert_eq!(
             cache.poll_timeout().map(|t| t.as_ticks()),
             model.poll_timeout(),

@@ -114,8 +114,10 @@ proptest! {
                             prop_assert_eq!(*t, e.timeout_seconds.get());
                             match &e.pool {
                                 Some(pool) => {
-                                    let member = pool.proxies().iter().find(|p| &p.url == url);
-                                    prop_assert!(member.is_some_and(|m| m.enabled));
+                                    prop_assert!(
+                                        pool.proxies().iter().any(|m| &m.url == url && m.enabled),
+                                        "picked a member that is not an enabled member of the pool"
+                                    );
                                     prop_assert_eq!(lease.is_some(), pool.strategy() == PoolStrategy::LeastConnections);
                                 }
                                 None => prop_assert_eq!(Some(url), e.url.as_ref()),

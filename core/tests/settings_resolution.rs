@@ -30,8 +30,10 @@ fn base() -> S {
     s.enabled = true;
     s.default.http = Some(ProxyConfig::url(url("http://default-http:8080")));
     s.default.websocket = Some(ProxyConfig::url(url("socks5://default-ws:1080")));
-    let mut binance = ConnectionProxies::default();
-    binance.http = Some(ProxyConfig::url(url("http://binance:8080")));
+    let binance = ConnectionProxies {
+        http: Some(ProxyConfig::url(url("http://binance:8080"))),
+        ..ConnectionProxies::default()
+    };
     s.insert_exchange(id("binance"), binance).unwrap();
     s
 }
@@ -74,8 +76,10 @@ fn nothing_configured_is_direct_and_no_websocket_to_http_fallback() {
 #[test]
 fn empty_entry_means_direct_without_fallback() {
     let mut s = base();
-    let mut coinbase = ConnectionProxies::default();
-    coinbase.http = Some(ProxyConfig::default());
+    let coinbase = ConnectionProxies {
+        http: Some(ProxyConfig::default()),
+        ..ConnectionProxies::default()
+    };
     s.insert_exchange(id("coinbase"), coinbase).unwrap();
     assert!(s.entry(&id("coinbase"), Http).unwrap().is_direct());
     assert_eq!(picked(&mut s, "coinbase", Http), None);
@@ -250,8 +254,10 @@ fn exchange_capacity_and_replacement() {
             .unwrap();
     }
     // Replacing an existing one works at capacity.
-    let mut c = ConnectionProxies::default();
-    c.http = Some(ProxyConfig::url(url("http://c:1")));
+    let c = ConnectionProxies {
+        http: Some(ProxyConfig::url(url("http://c:1"))),
+        ..ConnectionProxies::default()
+    };
     s.insert_exchange(id("C"), c).unwrap();
     assert!(s.exchange(&id("c")).unwrap().http.is_some());
     let err = s

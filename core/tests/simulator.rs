@@ -97,7 +97,7 @@ impl SimEndpoint {
             .map(|w| w.fault)
             .and_then(|f| match f {
                 // Flapping: down for 2 s, up for 2 s.
-                Fault::Flapping if (t_ms / 2000) % 2 == 0 => Some(Fault::Down),
+                Fault::Flapping if (t_ms / 2000).is_multiple_of(2) => Some(Fault::Down),
                 Fault::Flapping => None,
                 f => Some(f),
             })
@@ -386,10 +386,7 @@ impl Sim {
     /// Drains a client's outputs and checks every answer.
     fn drive(&mut self, c: usize) {
         let mut buf = vec![0u8; MIN_TRANSMIT_BUFFER];
-        loop {
-            let Some(t) = self.clients[c].resolver.poll_transmit(self.now, &mut buf) else {
-                break;
-            };
+        while let Some(t) = self.clients[c].resolver.poll_transmit(self.now, &mut buf) {
             let body = buf[..t.len].to_vec();
             self.log.borrow_mut().push(format!(
                 "t={} client {c} -> endpoint {} {:?} {}",

@@ -68,10 +68,10 @@ fn child(kind: Kind, key: &str) -> Option<Kind> {
 /// anything else stays text.
 fn parse_value(raw: &str) -> Value {
     let t = raw.trim_start();
-    if t.starts_with(['{', '[', '"']) {
-        if let Ok(v) = serde_json::from_str(raw) {
-            return v;
-        }
+    if t.starts_with(['{', '[', '"'])
+        && let Ok(v) = serde_json::from_str(raw)
+    {
+        return v;
     }
     Value::String(raw.to_owned())
 }
@@ -122,17 +122,17 @@ fn prune(
     warnings: &mut Vec<Warning>,
 ) {
     let list_kind = matches!(kind, Kind::Proxies | Kind::Endpoints);
-    if list_kind {
-        if let Value::Object(map) = node {
-            if !map.is_empty() && map.keys().all(|k| is_index(k).is_some()) {
-                let mut items: Vec<(usize, Value)> = std::mem::take(map)
-                    .into_iter()
-                    .filter_map(|(k, v)| is_index(&k).map(|i| (i, v)))
-                    .collect();
-                items.sort_by_key(|(i, _)| *i);
-                *node = Value::Array(items.into_iter().map(|(_, v)| v).collect());
-            }
-        }
+    if list_kind
+        && let Value::Object(map) = node
+        && !map.is_empty()
+        && map.keys().all(|k| is_index(k).is_some())
+    {
+        let mut items: Vec<(usize, Value)> = std::mem::take(map)
+            .into_iter()
+            .filter_map(|(k, v)| is_index(&k).map(|i| (i, v)))
+            .collect();
+        items.sort_by_key(|(i, _)| *i);
+        *node = Value::Array(items.into_iter().map(|(_, v)| v).collect());
     }
     match node {
         Value::Object(map) if !matches!(kind, Kind::Leaf) => {

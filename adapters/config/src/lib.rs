@@ -3,7 +3,7 @@
 //! Loads proxy-delegate's embedded configuration the way cryptofeed does: the
 //! `proxy:` block of a cryptofeed `config.yaml` and the `CRYPTOFEED_PROXY_*`
 //! environment variables, layered (environment over YAML over values given in
-//! code), into the core's [`ProxySettings`](proxy_delegate_core::settings::ProxySettings).
+//! code), into the core's [`Settings`] (`proxy_delegate_core::settings::ProxySettings`).
 //! Shared by the `proxy-delegate` CLI and the tokio adapter.
 //!
 //! * Every error names the path and the reason, and for a file the line:
@@ -31,6 +31,9 @@
 //! assert_eq!(source, Some(Source::File));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 mod env;
 mod raw;

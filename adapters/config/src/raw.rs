@@ -45,7 +45,7 @@ fn lookup_env(name: &str) -> Option<String> {
 }
 
 /// Expands `${NAME}` (an environment variable) and `${file:/path}` (a file's
-/// contents, without the trailing newline) in `s`. With `encode`, expanded text
+/// contents, without the trailing newline) in `s`; `$${` is a literal `${`. With `encode`, expanded text
 /// is percent-encoded so that it fits in a URL's user name or password.
 /// Errors name the variable or the file, never the value.
 pub(crate) fn expand(s: &str, encode: bool) -> Result<String, String> {
@@ -55,6 +55,13 @@ pub(crate) fn expand(s: &str, encode: bool) -> Result<String, String> {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(start) = rest.find("${") {
+        // `$${` is a literal `${` (see `escape`).
+        if rest[..start].ends_with('$') {
+            out.push_str(&rest[..start - 1]);
+            out.push_str("${");
+            rest = &rest[start + 2..];
+            continue;
+        }
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
         let end = after.find('}').ok_or_else(|| {
@@ -90,6 +97,11 @@ pub(crate) fn expand(s: &str, encode: bool) -> Result<String, String> {
     }
     out.push_str(rest);
     Ok(out)
+}
+
+/// Writes `s` so that [`expand`] gives it back unchanged: `${` becomes `$${`.
+pub(crate) fn escape(s: &str) -> String {
+    s.replace("${", "$${")
 }
 
 /// Longest secret file read, in bytes.

@@ -68,7 +68,7 @@ fn conn_tree(c: &RawConn, x: Exposure) -> Value {
 fn secret_tree(s: &SecretValue, x: Exposure) -> Value {
     Value::String(match x {
         Exposure::Redacted => "***".into(),
-        Exposure::Exposed => s.0.expose().to_owned(),
+        Exposure::Exposed => escape(s.0.expose()),
     })
 }
 
@@ -102,7 +102,7 @@ pub(crate) fn raw_to_tree(r: &RawSettings, x: Exposure) -> Value {
         }
         put!(enabled, |v: &Flag| json!(v.0));
         put!(endpoints, |v: &Vec<EndpointValue>| json!(
-            v.iter().map(|e| e.0.as_str()).collect::<Vec<_>>()
+            v.iter().map(|e| escape(e.0.as_str())).collect::<Vec<_>>()
         ));
         put!(auth_method, |v: &Auth| json!(v.0.as_str()));
         put!(timeout_seconds, |v: &ServiceTimeout| json!(v.0.get()));
@@ -129,7 +129,7 @@ pub(crate) fn raw_to_tree(r: &RawSettings, x: Exposure) -> Value {
                 ("ca_file", &c.ca_file),
             ] {
                 if let Some(v) = v {
-                    cm.insert(k.into(), json!(v.0.as_str()));
+                    cm.insert(k.into(), json!(escape(v.0.as_str())));
                 }
             }
             o.insert("auth_credentials".into(), Value::Object(cm));

@@ -221,7 +221,7 @@ fn bounds_are_checked() {
         ),
         (
             "proxy:\n  default:\n    http:\n      pool:\n        proxies: []\n",
-            "proxy.default.http.pool: proxies: must not be empty",
+            "proxy.default.http.pool.proxies: must not be empty",
         ),
         (
             "proxy:\n  default:\n    http:\n      pool:\n        proxies:\n          - http://a:1\n        strategy: fastest\n",

@@ -5,52 +5,82 @@
 //! `from_wire` validates every field and names the first one that is wrong.
 //! Both wire formats (JSON and postcard) share the wire structs, so they share
 //! the validation too.
+//!
+//! There are two forms of each wire struct. The codecs read the *borrowed*
+//! form (`…Ref<'a>`), whose text fields point into the input: nothing is
+//! copied until validation builds the model's bounded strings. A JSON string
+//! with escapes cannot be borrowed; such input, and any other deserializer
+//! (serde_json through the model's `Deserialize`), goes through the *owned*
+//! form (`…Wire`, bounded copies that remember the input's length), which is
+//! viewed as the borrowed form for validation.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::text::{WireList, WireText};
+use super::text::{Str, WireList, WireText};
 use super::{
     ClientId, ConnectionType, ENUM_TEXT_LEN, ErrorCategory, ErrorDetails, ExchangeId,
-    FallbackPolicy, FeedType, FeedbackEvent, HealthScore, MAX_CLIENT_ID_LEN,
-    MAX_ERROR_DETAILS_LEN, MAX_EXCHANGE_ID_LEN, MAX_FEED_TYPES, MAX_PROXY_ID_LEN, MAX_REGION_LEN,
-    MAX_STRATEGY_LEN, MAX_SYMBOLS, MAX_TIMESTAMP_LEN, MAX_TOPIC_LEN, MAX_URL_LEN, ProxyId,
-    ProxyUrl, Region, Strategy, Symbol, Timestamp, TtlSeconds,
+    FallbackPolicy, FeedType, FeedbackEvent, HealthScore, MAX_CLIENT_ID_LEN, MAX_ERROR_DETAILS_LEN,
+    MAX_EXCHANGE_ID_LEN, MAX_FEED_TYPES, MAX_PROXY_ID_LEN, MAX_REGION_LEN, MAX_STRATEGY_LEN,
+    MAX_SYMBOLS, MAX_TIMESTAMP_LEN, MAX_TOPIC_LEN, MAX_URL_LEN, ProxyId, ProxyUrl, Region,
+    Strategy, Symbol, Timestamp, TtlSeconds,
 };
 use crate::{Reason, ValidationError};
 
 type EnumText = WireText<ENUM_TEXT_LEN>;
 
+/// A borrowed view of an optional owned wire text.
+fn view<const N: usize>(w: &Option<WireText<N>>) -> Option<Str<'_>> {
+    w.as_ref().map(WireText::as_str_ref)
+}
+
+/// A borrowed view of an owned wire list.
+fn view_list<'a, const L: usize, const N: usize>(
+    w: &'a Option<WireList<WireText<L>, N>>,
+) -> Option<WireList<Str<'a>, N>> {
+    w.as_ref().map(|list| {
+        let mut out = WireList::default();
+        for item in &list.items {
+            let _ = out.items.push(item.as_str_ref());
+        }
+        out.len = list.len;
+        out
+    })
+}
+
 fn required<T>(v: Option<T>, field: &'static str) -> Result<T, ValidationError> {
     v.ok_or(ValidationError::new(field, Reason::Missing))
 }
 
+/// Parses an enum's wire text. (An unknown value's excerpt is the same
+/// whether or not the text was cut to [`ENUM_TEXT_LEN`] bytes on the way in:
+/// both keep the longest prefix of whole characters within 24 bytes.)
 fn enum_field<T>(
-    w: &EnumText,
+    w: Str<'_>,
     field: &'static str,
     parse: fn(&str) -> Result<T, ValidationError>,
 ) -> Result<T, ValidationError> {
-    parse(w.truncated()).map_err(|e| e.at(field))
+    parse(w.text()).map_err(|e| e.at(field))
 }
 
-/// Implements serde for a message through its wire struct, so that std users
+/// Implements serde for a message through its wire structs, so that std users
 /// (serde_json, axum) get the same validation and field-named errors.
 macro_rules! serde_via_wire {
-    ($msg:ty, $wire:ty) => {
-        impl Serialize for $msg {
-            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                self.to_wire().serialize(s)
-            }
-        }
+    ($msg:ty, $borrowed:ident, $owned:ty) => {
         impl<'de> Deserialize<'de> for $msg {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let w = <$wire>::deserialize(d)?;
-                Self::from_wire(w).map_err(serde::de::Error::custom)
+                let w = <$owned>::deserialize(d)?;
+                Self::from_wire(&w.view()).map_err(serde::de::Error::custom)
             }
         }
         impl crate::codec::Message for $msg {
-            type Wire = $wire;
-            fn from_wire(w: Self::Wire) -> Result<Self, ValidationError> {
+            type Wire<'de> = $borrowed<'de>;
+            type OwnedWire = $owned;
+            #[inline]
+            fn from_wire(w: &Self::Wire<'_>) -> Result<Self, ValidationError> {
                 <$msg>::from_wire(w)
+            }
+            fn from_owned_wire(w: &Self::OwnedWire) -> Result<Self, ValidationError> {
+                <$msg>::from_wire(&w.view())
             }
         }
     };
@@ -90,7 +120,7 @@ pub struct RequestMetadata {
 }
 
 #[doc(hidden)]
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 pub struct RequestWire {
     #[serde(default)]
     exchange_id: Option<WireText<MAX_EXCHANGE_ID_LEN>>,
@@ -105,7 +135,7 @@ pub struct RequestWire {
 }
 
 #[doc(hidden)]
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 pub(crate) struct RequestMetadataWire {
     // Optional so that `null` reads as absent (an empty list), like every other
     // optional field.
@@ -113,6 +143,46 @@ pub(crate) struct RequestMetadataWire {
     feed_types: Option<WireList<WireText<MAX_TOPIC_LEN>, MAX_FEED_TYPES>>,
     #[serde(default)]
     symbols: Option<WireList<WireText<MAX_TOPIC_LEN>, MAX_SYMBOLS>>,
+}
+
+impl RequestWire {
+    fn view(&self) -> RequestRef<'_> {
+        RequestRef {
+            exchange_id: view(&self.exchange_id),
+            connection_type: view(&self.connection_type),
+            region: view(&self.region),
+            client_id: view(&self.client_id),
+            metadata: self.metadata.as_ref().map(|m| RequestMetadataRef {
+                feed_types: view_list(&m.feed_types),
+                symbols: view_list(&m.symbols),
+            }),
+        }
+    }
+}
+
+/// The borrowed wire form of a request (see the module docs).
+#[doc(hidden)]
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RequestRef<'a> {
+    #[serde(default, borrow)]
+    exchange_id: Option<Str<'a>>,
+    #[serde(default, borrow)]
+    connection_type: Option<Str<'a>>,
+    #[serde(default, borrow)]
+    region: Option<Str<'a>>,
+    #[serde(default, borrow)]
+    client_id: Option<Str<'a>>,
+    #[serde(default, borrow)]
+    metadata: Option<RequestMetadataRef<'a>>,
+}
+
+#[doc(hidden)]
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct RequestMetadataRef<'a> {
+    #[serde(default, borrow)]
+    feed_types: Option<WireList<Str<'a>, MAX_FEED_TYPES>>,
+    #[serde(default, borrow)]
+    symbols: Option<WireList<Str<'a>, MAX_SYMBOLS>>,
 }
 
 impl ProxyRequest {
@@ -131,69 +201,67 @@ impl ProxyRequest {
         }
     }
 
-    fn from_wire(w: RequestWire) -> Result<Self, ValidationError> {
+    fn from_wire(w: &RequestRef<'_>) -> Result<Self, ValidationError> {
         let exchange_id = required(w.exchange_id, "exchange_id")?;
         let connection_type = required(w.connection_type, "connection_type")?;
         let client_id = required(w.client_id, "client_id")?;
         let mut metadata = RequestMetadata::default();
-        if let Some(m) = w.metadata {
+        if let Some(m) = &w.metadata {
             if let Some(feed_types) = &m.feed_types {
                 for t in feed_types.checked("metadata.feed_types")? {
                     let _ = metadata
                         .feed_types
-                        .push(FeedType::from_wire(t, "metadata.feed_types")?);
+                        .push(FeedType::from_str_wire(*t, "metadata.feed_types")?);
                 }
             }
             if let Some(symbols) = &m.symbols {
                 for s in symbols.checked("metadata.symbols")? {
                     let _ = metadata
                         .symbols
-                        .push(Symbol::from_wire(s, "metadata.symbols")?);
+                        .push(Symbol::from_str_wire(*s, "metadata.symbols")?);
                 }
             }
         }
         Ok(Self {
-            exchange_id: ExchangeId::from_wire(&exchange_id, "exchange_id")?,
-            connection_type: enum_field(
-                &connection_type,
-                "connection_type",
-                ConnectionType::parse,
-            )?,
+            exchange_id: ExchangeId::from_str_wire(exchange_id, "exchange_id")?,
+            connection_type: enum_field(connection_type, "connection_type", ConnectionType::parse)?,
             region: w
                 .region
-                .map(|r| Region::from_wire(&r, "region"))
+                .map(|r| Region::from_str_wire(r, "region"))
                 .transpose()?,
-            client_id: ClientId::from_wire(&client_id, "client_id")?,
+            client_id: ClientId::from_str_wire(client_id, "client_id")?,
             metadata,
         })
     }
+}
 
-    fn to_wire(&self) -> RequestWire {
+impl Serialize for ProxyRequest {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut feed_types = WireList::default();
         for t in &self.metadata.feed_types {
-            let _ = feed_types.items.push(t.to_wire());
+            let _ = feed_types.items.push(t.as_wire());
         }
         feed_types.len = feed_types.items.len();
         let mut symbols = WireList::default();
-        for s in &self.metadata.symbols {
-            let _ = symbols.items.push(s.to_wire());
+        for t in &self.metadata.symbols {
+            let _ = symbols.items.push(t.as_wire());
         }
         symbols.len = symbols.items.len();
-        let m = RequestMetadataWire {
-            feed_types: Some(feed_types),
-            symbols: Some(symbols),
-        };
-        RequestWire {
-            exchange_id: Some(self.exchange_id.to_wire()),
-            connection_type: Some(EnumText::from_str(self.connection_type.as_str())),
-            region: self.region.as_ref().map(Region::to_wire),
-            client_id: Some(self.client_id.to_wire()),
-            metadata: Some(m),
+        RequestRef {
+            exchange_id: Some(self.exchange_id.as_wire()),
+            connection_type: Some(Str::new(self.connection_type.as_str())),
+            region: self.region.as_ref().map(Region::as_wire),
+            client_id: Some(self.client_id.as_wire()),
+            metadata: Some(RequestMetadataRef {
+                feed_types: Some(feed_types),
+                symbols: Some(symbols),
+            }),
         }
+        .serialize(s)
     }
 }
 
-serde_via_wire!(ProxyRequest, RequestWire);
+serde_via_wire!(ProxyRequest, RequestRef, RequestWire);
 
 // ---------------------------------------------------------------- response
 
@@ -234,7 +302,7 @@ pub struct ResponseMetadata {
 }
 
 #[doc(hidden)]
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 pub struct ResponseWire {
     #[serde(default)]
     proxy_url: Option<WireText<MAX_URL_LEN>>,
@@ -249,7 +317,7 @@ pub struct ResponseWire {
 }
 
 #[doc(hidden)]
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 pub(crate) struct ResponseMetadataWire {
     #[serde(default)]
     proxy_id: Option<WireText<MAX_PROXY_ID_LEN>>,
@@ -259,55 +327,103 @@ pub(crate) struct ResponseMetadataWire {
     health_score: Option<f32>,
 }
 
-impl ProxyResponse {
-    fn from_wire(w: ResponseWire) -> Result<Self, ValidationError> {
-        let strategy = required(w.strategy, "strategy")?;
-        let ttl = required(w.ttl_seconds, "ttl_seconds")?;
-        let m = w.metadata.unwrap_or_default();
-        Ok(Self {
-            proxy_url: w
-                .proxy_url
-                .map(|u| ProxyUrl::from_wire(&u, "proxy_url"))
-                .transpose()?,
-            strategy: Strategy::from_wire(&strategy, "strategy")?,
-            ttl_seconds: TtlSeconds::new(u64::try_from(ttl).unwrap_or(0))?,
-            fallback_policy: w
-                .fallback_policy
-                .map(|p| enum_field(&p, "fallback_policy", FallbackPolicy::parse))
-                .transpose()?
-                .unwrap_or_default(),
-            metadata: ResponseMetadata {
-                proxy_id: m
-                    .proxy_id
-                    .map(|p| ProxyId::from_wire(&p, "metadata.proxy_id"))
-                    .transpose()?,
-                region: m
-                    .region
-                    .map(|r| Region::from_wire(&r, "metadata.region"))
-                    .transpose()?,
-                health_score: m.health_score.map(HealthScore::new).transpose()?,
-            },
-        })
-    }
-
-    fn to_wire(&self) -> ResponseWire {
-        ResponseWire {
-            // The one place a response's credentials are written: the client
-            // needs them to connect.
-            proxy_url: self.proxy_url.as_ref().map(ProxyUrl::to_wire_exposed),
-            strategy: Some(self.strategy.to_wire()),
-            ttl_seconds: Some(i64::from(self.ttl_seconds.get())),
-            fallback_policy: Some(EnumText::from_str(self.fallback_policy.as_str())),
-            metadata: Some(ResponseMetadataWire {
-                proxy_id: self.metadata.proxy_id.as_ref().map(ProxyId::to_wire),
-                region: self.metadata.region.as_ref().map(Region::to_wire),
-                health_score: self.metadata.health_score.map(HealthScore::get),
+impl ResponseWire {
+    fn view(&self) -> ResponseRef<'_> {
+        ResponseRef {
+            proxy_url: view(&self.proxy_url),
+            strategy: view(&self.strategy),
+            ttl_seconds: self.ttl_seconds,
+            fallback_policy: view(&self.fallback_policy),
+            metadata: self.metadata.as_ref().map(|m| ResponseMetadataRef {
+                proxy_id: view(&m.proxy_id),
+                region: view(&m.region),
+                health_score: m.health_score,
             }),
         }
     }
 }
 
-serde_via_wire!(ProxyResponse, ResponseWire);
+/// The borrowed wire form of a response (see the module docs).
+#[doc(hidden)]
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ResponseRef<'a> {
+    #[serde(default, borrow)]
+    proxy_url: Option<Str<'a>>,
+    #[serde(default, borrow)]
+    strategy: Option<Str<'a>>,
+    #[serde(default)]
+    ttl_seconds: Option<i64>,
+    #[serde(default, borrow)]
+    fallback_policy: Option<Str<'a>>,
+    #[serde(default, borrow)]
+    metadata: Option<ResponseMetadataRef<'a>>,
+}
+
+#[doc(hidden)]
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(crate) struct ResponseMetadataRef<'a> {
+    #[serde(default, borrow)]
+    proxy_id: Option<Str<'a>>,
+    #[serde(default, borrow)]
+    region: Option<Str<'a>>,
+    #[serde(default)]
+    health_score: Option<f32>,
+}
+
+impl ProxyResponse {
+    fn from_wire(w: &ResponseRef<'_>) -> Result<Self, ValidationError> {
+        let strategy = required(w.strategy, "strategy")?;
+        let ttl = required(w.ttl_seconds, "ttl_seconds")?;
+        let none = ResponseMetadataRef::default();
+        let m = w.metadata.as_ref().unwrap_or(&none);
+        Ok(Self {
+            proxy_url: w
+                .proxy_url
+                .map(|u| ProxyUrl::from_str_wire(u, "proxy_url"))
+                .transpose()?,
+            strategy: Strategy::from_str_wire(strategy, "strategy")?,
+            ttl_seconds: TtlSeconds::new(u64::try_from(ttl).unwrap_or(0))?,
+            fallback_policy: w
+                .fallback_policy
+                .map(|p| enum_field(p, "fallback_policy", FallbackPolicy::parse))
+                .transpose()?
+                .unwrap_or_default(),
+            metadata: ResponseMetadata {
+                proxy_id: m
+                    .proxy_id
+                    .map(|p| ProxyId::from_str_wire(p, "metadata.proxy_id"))
+                    .transpose()?,
+                region: m
+                    .region
+                    .map(|r| Region::from_str_wire(r, "metadata.region"))
+                    .transpose()?,
+                health_score: m.health_score.map(HealthScore::new).transpose()?,
+            },
+        })
+    }
+}
+
+impl Serialize for ProxyResponse {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // The one place a response's credentials are written: the client
+        // needs them to connect.
+        let url = self.proxy_url.as_ref().map(ProxyUrl::exposed_text);
+        ResponseRef {
+            proxy_url: url.as_deref().map(Str::new),
+            strategy: Some(self.strategy.as_wire()),
+            ttl_seconds: Some(i64::from(self.ttl_seconds.get())),
+            fallback_policy: Some(Str::new(self.fallback_policy.as_str())),
+            metadata: Some(ResponseMetadataRef {
+                proxy_id: self.metadata.proxy_id.as_ref().map(ProxyId::as_wire),
+                region: self.metadata.region.as_ref().map(Region::as_wire),
+                health_score: self.metadata.health_score.map(HealthScore::get),
+            }),
+        }
+        .serialize(s)
+    }
+}
+
+serde_via_wire!(ProxyResponse, ResponseRef, ResponseWire);
 
 // ---------------------------------------------------------------- feedback
 
@@ -351,7 +467,7 @@ pub struct ProxyFeedback {
 }
 
 #[doc(hidden)]
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 pub struct FeedbackWire {
     #[serde(default)]
     proxy_id: Option<WireText<MAX_PROXY_ID_LEN>>,
@@ -377,19 +493,68 @@ pub struct FeedbackWire {
     client_id: Option<WireText<MAX_CLIENT_ID_LEN>>,
 }
 
+impl FeedbackWire {
+    fn view(&self) -> FeedbackRef<'_> {
+        FeedbackRef {
+            proxy_id: view(&self.proxy_id),
+            proxy_url: view(&self.proxy_url),
+            exchange_id: view(&self.exchange_id),
+            connection_type: view(&self.connection_type),
+            event: view(&self.event),
+            success: self.success,
+            latency_ms: self.latency_ms,
+            error_category: view(&self.error_category),
+            error_details: view(&self.error_details),
+            timestamp: view(&self.timestamp),
+            client_id: view(&self.client_id),
+        }
+    }
+}
+
+/// The borrowed wire form of a feedback (see the module docs).
+#[doc(hidden)]
+#[derive(Debug, Serialize, Deserialize)]
+pub struct FeedbackRef<'a> {
+    #[serde(default, borrow)]
+    proxy_id: Option<Str<'a>>,
+    #[serde(default, borrow)]
+    proxy_url: Option<Str<'a>>,
+    #[serde(default, borrow)]
+    exchange_id: Option<Str<'a>>,
+    #[serde(default, borrow)]
+    connection_type: Option<Str<'a>>,
+    #[serde(default, borrow)]
+    event: Option<Str<'a>>,
+    #[serde(default)]
+    success: Option<bool>,
+    #[serde(default)]
+    latency_ms: Option<u32>,
+    #[serde(default, borrow)]
+    error_category: Option<Str<'a>>,
+    #[serde(default, borrow)]
+    error_details: Option<Str<'a>>,
+    #[serde(default, borrow)]
+    timestamp: Option<Str<'a>>,
+    #[serde(default, borrow)]
+    client_id: Option<Str<'a>>,
+}
+
 impl ProxyFeedback {
-    fn from_wire(w: FeedbackWire) -> Result<Self, ValidationError> {
+    fn from_wire(w: &FeedbackRef<'_>) -> Result<Self, ValidationError> {
         let exchange_id = required(w.exchange_id, "exchange_id")?;
         let connection_type = required(w.connection_type, "connection_type")?;
         let timestamp = required(w.timestamp, "timestamp")?;
         let client_id = required(w.client_id, "client_id")?;
         let event = w
             .event
-            .map(|e| enum_field(&e, "event", FeedbackEvent::parse))
+            .map(|e| enum_field(e, "event", FeedbackEvent::parse))
             .transpose()?;
         let (event, success) = match (event, w.success) {
             (Some(e), Some(s)) => (e, s),
-            (Some(e), None) => (e, !matches!(e, FeedbackEvent::Failure | FeedbackEvent::Timeout)),
+            (Some(e), None) => (
+                e,
+                !matches!(e, FeedbackEvent::Failure | FeedbackEvent::Timeout),
+            ),
             (None, Some(true)) => (FeedbackEvent::Success, true),
             (None, Some(false)) => (FeedbackEvent::Failure, false),
             (None, None) => return Err(ValidationError::new("success", Reason::Missing)),
@@ -397,57 +562,57 @@ impl ProxyFeedback {
         Ok(Self {
             proxy_id: w
                 .proxy_id
-                .map(|p| ProxyId::from_wire(&p, "proxy_id"))
+                .map(|p| ProxyId::from_str_wire(p, "proxy_id"))
                 .transpose()?,
             proxy_url: w
                 .proxy_url
-                .map(|u| ProxyUrl::from_wire(&u, "proxy_url").map(|u| u.without_credentials()))
+                .map(|u| ProxyUrl::from_str_wire(u, "proxy_url").map(|u| u.without_credentials()))
                 .transpose()?,
-            exchange_id: ExchangeId::from_wire(&exchange_id, "exchange_id")?,
-            connection_type: enum_field(
-                &connection_type,
-                "connection_type",
-                ConnectionType::parse,
-            )?,
+            exchange_id: ExchangeId::from_str_wire(exchange_id, "exchange_id")?,
+            connection_type: enum_field(connection_type, "connection_type", ConnectionType::parse)?,
             event,
             success,
             latency_ms: w.latency_ms,
             error_category: w
                 .error_category
-                .map(|c| enum_field(&c, "error_category", ErrorCategory::parse))
+                .map(|c| enum_field(c, "error_category", ErrorCategory::parse))
                 .transpose()?,
-            error_details: w.error_details.map(|d| ErrorDetails::new(d.truncated())),
-            timestamp: Timestamp::parse(timestamp.checked("timestamp")?, "timestamp")?,
-            client_id: ClientId::from_wire(&client_id, "client_id")?,
+            // Cut to the bound as the owned wire form does: the text an owned
+            // decode kept is the first MAX_ERROR_DETAILS_LEN bytes either way.
+            error_details: w.error_details.map(|d| ErrorDetails::new(d.text())),
+            timestamp: Timestamp::parse(
+                timestamp.checked("timestamp", MAX_TIMESTAMP_LEN)?,
+                "timestamp",
+            )?,
+            client_id: ClientId::from_str_wire(client_id, "client_id")?,
         })
-    }
-
-    fn to_wire(&self) -> FeedbackWire {
-        let mut ts = heapless::String::<MAX_TIMESTAMP_LEN>::new();
-        let _ = core::fmt::Write::write_fmt(&mut ts, format_args!("{}", self.timestamp));
-        FeedbackWire {
-            proxy_id: self.proxy_id.as_ref().map(ProxyId::to_wire),
-            // Credentials are never sent back to the service.
-            proxy_url: self
-                .proxy_url
-                .as_ref()
-                .map(|u| u.without_credentials().to_wire_exposed()),
-            exchange_id: Some(self.exchange_id.to_wire()),
-            connection_type: Some(EnumText::from_str(self.connection_type.as_str())),
-            event: Some(EnumText::from_str(self.event.as_str())),
-            success: Some(self.success),
-            latency_ms: self.latency_ms,
-            error_category: self
-                .error_category
-                .map(|c| EnumText::from_str(c.as_str())),
-            error_details: self
-                .error_details
-                .as_ref()
-                .map(|d| WireText::from_str(d.as_str())),
-            timestamp: Some(WireText::from_str(&ts)),
-            client_id: Some(self.client_id.to_wire()),
-        }
     }
 }
 
-serde_via_wire!(ProxyFeedback, FeedbackWire);
+impl Serialize for ProxyFeedback {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut ts = heapless::String::<MAX_TIMESTAMP_LEN>::new();
+        let _ = core::fmt::Write::write_fmt(&mut ts, format_args!("{}", self.timestamp));
+        // Credentials are never sent back to the service.
+        let url = self
+            .proxy_url
+            .as_ref()
+            .map(|u| u.without_credentials().exposed_text());
+        FeedbackRef {
+            proxy_id: self.proxy_id.as_ref().map(ProxyId::as_wire),
+            proxy_url: url.as_deref().map(Str::new),
+            exchange_id: Some(self.exchange_id.as_wire()),
+            connection_type: Some(Str::new(self.connection_type.as_str())),
+            event: Some(Str::new(self.event.as_str())),
+            success: Some(self.success),
+            latency_ms: self.latency_ms,
+            error_category: self.error_category.map(|c| Str::new(c.as_str())),
+            error_details: self.error_details.as_ref().map(|d| Str::new(d.as_str())),
+            timestamp: Some(Str::new(&ts)),
+            client_id: Some(self.client_id.as_wire()),
+        }
+        .serialize(s)
+    }
+}
+
+serde_via_wire!(ProxyFeedback, FeedbackRef, FeedbackWire);

@@ -9,11 +9,11 @@ pub(crate) mod text;
 mod timestamp;
 mod url;
 
-pub use messages::{
-    ProxyFeedback, ProxyRequest, ProxyResponse, RequestMetadata, ResponseMetadata,
-};
+pub use messages::{ProxyFeedback, ProxyRequest, ProxyResponse, RequestMetadata, ResponseMetadata};
 pub use timestamp::{MAX_TIMESTAMP_LEN, Timestamp};
-pub use url::{ExposedUrl, MAX_HOST_LEN, MAX_URL_LEN, MAX_USERINFO_LEN, Password, ProxyUrl, Scheme};
+pub use url::{
+    ExposedUrl, MAX_HOST_LEN, MAX_URL_LEN, MAX_USERINFO_LEN, Password, ProxyUrl, Scheme,
+};
 
 use crate::{Reason, ValidationError};
 use text::bounded_text;
@@ -194,7 +194,6 @@ wire_enum! {
         Fail = "fail",
     }
 }
-
 
 // Not derived: the macro declares the enum, and only this one has a default.
 #[allow(clippy::derivable_impls)]

@@ -129,6 +129,15 @@ impl<const N: usize> WireText<N> {
     pub(crate) fn truncated(&self) -> &str {
         &self.text
     }
+
+    /// A borrowed view that keeps the input's full length.
+    #[allow(dead_code)]
+    pub(crate) fn as_str_ref(&self) -> Str<'_> {
+        Str {
+            text: &self.text,
+            len: self.len,
+        }
+    }
 }
 
 impl<const N: usize> fmt::Debug for WireText<N> {
@@ -160,6 +169,80 @@ impl<'de, const N: usize> Deserialize<'de> for WireText<N> {
     }
 }
 
+/// Wire text borrowed from the input: what the decoders read on their fast
+/// path, without copying. `len` is the input's full length in bytes; it is
+/// larger than `text.len()` only when the text was cut on the way in (a
+/// [`WireText`] viewed through [`WireText::as_str_ref`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Str<'a> {
+    text: &'a str,
+    len: usize,
+}
+
+impl<'a> Str<'a> {
+    pub(crate) fn new(text: &'a str) -> Self {
+        Self {
+            text,
+            len: text.len(),
+        }
+    }
+
+    /// The text, or a `TooLong` error naming `field` when the input is
+    /// longer than `max` bytes.
+    #[inline]
+    pub(crate) fn checked(
+        self,
+        field: &'static str,
+        max: usize,
+    ) -> Result<&'a str, ValidationError> {
+        if self.len > max {
+            return Err(ValidationError::new(
+                field,
+                Reason::TooLong { len: self.len, max },
+            ));
+        }
+        Ok(self.text)
+    }
+
+    /// The text as read (possibly cut).
+    #[inline]
+    pub(crate) fn text(self) -> &'a str {
+        self.text
+    }
+}
+
+impl fmt::Debug for Str<'_> {
+    // Wire text may hold a URL with a password: never print it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Str({} bytes)", self.len)
+    }
+}
+
+impl Serialize for Str<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.text)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
+    /// Accepts only text borrowed from the input. A deserializer that hands
+    /// out transient text (a JSON string with escapes) gets an error, and the
+    /// codec decodes such input again through the owned wire form.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Str<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string borrowed from the input")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Str::new(v))
+            }
+        }
+        deserializer.deserialize_str(V)
+    }
+}
+
 /// The wire form of a bounded list: up to `N` items and the input's full
 /// count, so that validation can report `TooMany` under the field's name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,7 +265,10 @@ impl<T, const N: usize> WireList<T, N> {
         if self.len > N {
             return Err(ValidationError::new(
                 field,
-                Reason::TooMany { len: self.len, max: N },
+                Reason::TooMany {
+                    len: self.len,
+                    max: N,
+                },
             ));
         }
         Ok(&self.items)
@@ -255,9 +341,25 @@ macro_rules! bounded_text {
                 Self::new(w.checked(field)?).map_err(|e| e.at(field))
             }
 
+            /// Validates borrowed wire text, reporting errors under `field`.
+            #[allow(dead_code)]
+            #[inline]
+            pub(crate) fn from_str_wire(
+                w: $crate::model::text::Str<'_>,
+                field: &'static str,
+            ) -> Result<Self, $crate::ValidationError> {
+                Self::new(w.checked(field, $max)?).map_err(|e| e.at(field))
+            }
+
             #[allow(dead_code)]
             pub(crate) fn to_wire(&self) -> $crate::model::text::WireText<{ $max }> {
                 $crate::model::text::WireText::from_str(&self.0)
+            }
+
+            /// Borrowed wire text for encoding.
+            #[allow(dead_code)]
+            pub(crate) fn as_wire(&self) -> $crate::model::text::Str<'_> {
+                $crate::model::text::Str::new(&self.0)
             }
         }
 

@@ -42,7 +42,15 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
     let mp = (5 * doy + 2) / 153;
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
+    (
+        if m <= 2 {
+            yoe + era * 400 + 1
+        } else {
+            yoe + era * 400
+        },
+        m,
+        d,
+    )
 }
 
 fn days_in_month(y: i64, m: i64) -> i64 {
@@ -82,7 +90,9 @@ impl Timestamp {
             if !digits.iter().all(u8::is_ascii_digit) {
                 return Err(bad());
             }
-            Ok(digits.iter().fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0')))
+            Ok(digits
+                .iter()
+                .fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0')))
         };
         let sep_ok = b[4] == b'-'
             && b[7] == b'-'
@@ -125,7 +135,11 @@ impl Timestamp {
             }
             // Keep millisecond precision; further digits are dropped.
             for k in 0..3 {
-                let d = if start + k < i { i64::from(b[start + k] - b'0') } else { 0 };
+                let d = if start + k < i {
+                    i64::from(b[start + k] - b'0')
+                } else {
+                    0
+                };
                 millis = millis * 10 + d;
             }
         }

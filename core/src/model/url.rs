@@ -5,7 +5,7 @@ use core::str::FromStr;
 
 use serde::{Deserialize, Deserializer};
 
-use super::text::WireText;
+use super::text::{Str, WireText};
 use crate::error::excerpt;
 use crate::{Reason, ValidationError};
 
@@ -61,9 +61,24 @@ impl Scheme {
     }
 
     fn parse(s: &str) -> Option<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|scheme| scheme.as_str().eq_ignore_ascii_case(s))
+        // At most 7 bytes: fold case into a fixed buffer and match it whole.
+        let b = s.as_bytes();
+        if b.len() > 7 {
+            return None;
+        }
+        let mut low = [0u8; 7];
+        for (l, c) in low.iter_mut().zip(b) {
+            *l = c.to_ascii_lowercase();
+        }
+        match &low[..b.len()] {
+            b"http" => Some(Scheme::Http),
+            b"https" => Some(Scheme::Https),
+            b"socks4" => Some(Scheme::Socks4),
+            b"socks4a" => Some(Scheme::Socks4a),
+            b"socks5" => Some(Scheme::Socks5),
+            b"socks5h" => Some(Scheme::Socks5h),
+            _ => None,
+        }
     }
 }
 
@@ -139,6 +154,48 @@ fn err(reason: Reason) -> ValidationError {
     ValidationError::new(FIELD, reason)
 }
 
+/// Bytes allowed as they are in a user name or password: unreserved
+/// characters and sub-delimiters (`%` escapes are checked separately).
+const USERINFO: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+            );
+        b += 1;
+    }
+    t
+};
+
+/// Copies text already checked to fit.
+#[inline]
+fn copy<const N: usize>(s: &str) -> heapless::String<N> {
+    let mut out = heapless::String::new();
+    // Callers check the length first, so the push cannot fail; if it ever
+    // did, the text would be cut rather than the program stopped.
+    if out.push_str(s).is_err() {
+        out = super::text::truncate_into(s).0;
+    }
+    out
+}
+
 /// Userinfo may hold unreserved characters, sub-delimiters and percent escapes.
 fn check_userinfo(s: &str, part: &'static str) -> Result<(), ValidationError> {
     if s.len() > MAX_USERINFO_LEN {
@@ -161,25 +218,7 @@ fn check_userinfo(s: &str, part: &'static str) -> Result<(), ValidationError> {
             i += 3;
             continue;
         }
-        let allowed = b.is_ascii_alphanumeric()
-            || matches!(
-                b,
-                b'-' | b'.'
-                    | b'_'
-                    | b'~'
-                    | b'!'
-                    | b'$'
-                    | b'&'
-                    | b'\''
-                    | b'('
-                    | b')'
-                    | b'*'
-                    | b'+'
-                    | b','
-                    | b';'
-                    | b'='
-            );
-        if !allowed {
+        if !USERINFO[usize::from(b)] {
             return Err(err(Reason::InvalidCharacter {
                 expected: if part == "user" {
                     "user name characters; percent-encode others"
@@ -214,11 +253,15 @@ fn check_host(host: &str) -> Result<(), ValidationError> {
         }
         return Ok(());
     }
-    let valid = host
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
-    let double_dot = host.as_bytes().windows(2).any(|w| w == b"..");
-    if !valid || host.starts_with('.') || double_dot {
+    // One pass: allowed characters, no leading '.', no "..".
+    let mut prev = b'.';
+    let mut valid = true;
+    for b in host.bytes() {
+        valid &=
+            (b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_')) || (b == b'.' && prev != b'.');
+        prev = b;
+    }
+    if !valid {
         return Err(err(Reason::InvalidCharacter {
             expected: "a host name (letters, digits, '-', '_', '.') or an IP address",
         }));
@@ -279,26 +322,27 @@ impl ProxyUrl {
             }));
         }
 
-        let (userinfo, hostport) = match authority.rsplit_once('@') {
-            Some((ui, hp)) => (Some(ui), hp),
+        // Byte scans rather than `str` searches: the parts are short.
+        let (userinfo, hostport) = match authority.bytes().rposition(|b| b == b'@') {
+            Some(at) => (Some(&authority[..at]), &authority[at + 1..]),
             None => (None, authority),
         };
         let (username, password) = match userinfo {
             None => (None, None),
             Some(ui) => {
-                let (user, pass) = match ui.split_once(':') {
-                    Some((u, p)) => (u, Some(p)),
+                let (user, pass) = match ui.bytes().position(|b| b == b':') {
+                    Some(c) => (&ui[..c], Some(&ui[c + 1..])),
                     None => (ui, None),
                 };
                 if user.is_empty() {
                     return Err(err(Reason::MissingPart { part: "user name" }));
                 }
                 check_userinfo(user, "user")?;
-                let user = super::text::truncate_into(user).0;
+                let user = copy(user);
                 let pass = match pass {
                     Some(p) if !p.is_empty() => {
                         check_userinfo(p, "password")?;
-                        Some(Password(super::text::truncate_into(p).0))
+                        Some(Password(copy(p)))
                     }
                     _ => None,
                 };
@@ -315,8 +359,8 @@ impl ProxyUrl {
                 None => (hostport, None),
             }
         } else {
-            match hostport.rsplit_once(':') {
-                Some((h, p)) => (h, Some(p)),
+            match hostport.bytes().rposition(|b| b == b':') {
+                Some(c) => (&hostport[..c], Some(&hostport[c + 1..])),
                 None => (hostport, None),
             }
         };
@@ -324,13 +368,17 @@ impl ProxyUrl {
         let port_text = port_text
             .filter(|p| !p.is_empty())
             .ok_or(err(Reason::MissingPart { part: "port" }))?;
-        if !port_text.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(err(Reason::Malformed {
-                expected: "a numeric port",
-            }));
+        // Digits only (leading zeros allowed), saturating above the range.
+        let mut port = 0u32;
+        for b in port_text.bytes() {
+            if !b.is_ascii_digit() {
+                return Err(err(Reason::Malformed {
+                    expected: "a numeric port",
+                }));
+            }
+            port = (port * 10 + u32::from(b - b'0')).min(1 << 17);
         }
-        let port = port_text
-            .parse::<u16>()
+        let port = u16::try_from(port)
             .ok()
             .filter(|p| *p != 0)
             .ok_or(err(Reason::OutOfRange {
@@ -339,7 +387,7 @@ impl ProxyUrl {
 
         Ok(Self {
             scheme,
-            host: super::text::truncate_into(host).0,
+            host: copy(host),
             port,
             username,
             password,
@@ -407,20 +455,46 @@ impl ProxyUrl {
         write!(f, "{}:{}", self.host, self.port)
     }
 
-    /// The URL in full as wire text (the codec's one deliberate exposure).
-    pub(crate) fn to_wire_exposed(&self) -> WireText<MAX_URL_LEN> {
+    /// The URL in full, password included (the codec's one deliberate
+    /// exposure). Every component is bounded so that the whole fits in
+    /// [`MAX_URL_LEN`]; were it ever longer, the text is cut and a decoder
+    /// reports it as too long.
+    pub(crate) fn exposed_text(&self) -> heapless::String<MAX_URL_LEN> {
         let mut s = heapless::String::<MAX_URL_LEN>::new();
-        // Every component is bounded so that the whole fits in MAX_URL_LEN... except in
-        // pathological cases, where the text is cut and the decoder reports it too long.
-        let _ = self.write(&mut s, true);
-        WireText::from_str(&s)
+        // Pieces pushed directly: no formatting machinery on the encode path.
+        let _ = s.push_str(self.scheme.as_str());
+        let _ = s.push_str("://");
+        if let Some(user) = &self.username {
+            let _ = s.push_str(user);
+            if let Some(p) = &self.password {
+                let _ = s.push(':');
+                let _ = s.push_str(p.expose());
+            }
+            let _ = s.push('@');
+        }
+        let _ = s.push_str(&self.host);
+        let _ = s.push(':');
+        let mut digits = [0u8; 5];
+        let mut n = self.port;
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        for &d in &digits[i..] {
+            let _ = s.push(char::from(d));
+        }
+        s
     }
 
-    pub(crate) fn from_wire(
-        w: &WireText<MAX_URL_LEN>,
-        field: &'static str,
-    ) -> Result<Self, ValidationError> {
-        Self::parse(w.checked(field)?).map_err(|e| e.at(field))
+    /// Validates borrowed wire text, reporting errors under `field`.
+    #[inline]
+    pub(crate) fn from_str_wire(w: Str<'_>, field: &'static str) -> Result<Self, ValidationError> {
+        Self::parse(w.checked(field, MAX_URL_LEN)?).map_err(|e| e.at(field))
     }
 }
 
@@ -467,6 +541,6 @@ impl FromStr for ProxyUrl {
 impl<'de> Deserialize<'de> for ProxyUrl {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let w = WireText::<MAX_URL_LEN>::deserialize(d)?;
-        Self::from_wire(&w, FIELD).map_err(serde::de::Error::custom)
+        Self::from_str_wire(w.as_str_ref(), FIELD).map_err(serde::de::Error::custom)
     }
 }
