@@ -22,7 +22,7 @@
 //! Storage is bounded: [`ProxySettings<E, P>`](ProxySettings) holds at most `E`
 //! exchanges (default [`DEFAULT_EXCHANGES`]) and every pool at most `P` proxies
 //! (default [`DEFAULT_POOL`]). A [`ProxyUrl`] is about 530 bytes, so the default
-//! `ProxySettings` is roughly `E × 2 × (P + 1) × 580` bytes (≈ 100 KiB): keep it
+//! `ProxySettings` is roughly `E × 2 × (P + 1) × 580` bytes (≈ 320 KiB): keep it
 //! in a `static`, a `Box` or a long-lived task, not in a hot stack frame.
 //!
 //! # Call order
@@ -65,7 +65,7 @@ use crate::{Reason, ValidationError};
 /// Default number of exchanges a [`ProxySettings`] holds.
 pub const DEFAULT_EXCHANGES: usize = 16;
 /// Default number of proxies a [`ProxyPool`] holds.
-pub const DEFAULT_POOL: usize = 4;
+pub const DEFAULT_POOL: usize = 16;
 /// Most service endpoints in `external_service.endpoints`.
 pub const MAX_ENDPOINTS: usize = 8;
 /// Longest service endpoint URL, in bytes.

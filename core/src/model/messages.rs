@@ -160,9 +160,11 @@ impl RequestWire {
     }
 }
 
-/// The borrowed wire form of a request (see the module docs).
+/// The borrowed wire form of a request (see the module docs). Its
+/// `Deserialize` is written out (see `request_de`) so that the lists are
+/// filled in place rather than moved through serde's layers.
 #[doc(hidden)]
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize)]
 pub struct RequestRef<'a> {
     #[serde(default, borrow)]
     exchange_id: Option<Str<'a>>,
@@ -177,12 +179,249 @@ pub struct RequestRef<'a> {
 }
 
 #[doc(hidden)]
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize)]
 pub(crate) struct RequestMetadataRef<'a> {
     #[serde(default, borrow)]
     feed_types: Option<WireList<Str<'a>, MAX_FEED_TYPES>>,
     #[serde(default, borrow)]
     symbols: Option<WireList<Str<'a>, MAX_SYMBOLS>>,
+}
+
+/// A hand-written `Deserialize` for [`RequestRef`] with the derive's
+/// behaviour: every field optional (`null` is absent), unknown fields
+/// skipped, a repeated field an error, and the struct read as a sequence of
+/// its fields by non-self-describing formats (postcard).
+mod request_de {
+    use core::fmt;
+    use core::marker::PhantomData;
+
+    use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+
+    use super::{MAX_FEED_TYPES, MAX_SYMBOLS, RequestMetadataRef, RequestRef, Str, WireList};
+
+    const REQUEST_FIELDS: &[&str] = &[
+        "exchange_id",
+        "connection_type",
+        "region",
+        "client_id",
+        "metadata",
+    ];
+    const METADATA_FIELDS: &[&str] = &["feed_types", "symbols"];
+
+    /// A field name, as its index in a field list (`None`: unknown).
+    struct Key<const M: usize>(Option<usize>);
+
+    impl<'de, const M: usize> de::Deserialize<'de> for Key<M> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V<const M: usize>;
+            impl<const M: usize> Visitor<'_> for V<M> {
+                type Value = Key<M>;
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str("a field name")
+                }
+                fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<M>, E> {
+                    let fields = if M == 0 {
+                        REQUEST_FIELDS
+                    } else {
+                        METADATA_FIELDS
+                    };
+                    Ok(Key(fields.iter().position(|f| *f == v)))
+                }
+            }
+            d.deserialize_identifier(V::<M>)
+        }
+    }
+
+    /// Marks field `i` as read; a second time is the derive's error.
+    fn first_time<E: de::Error>(seen: &mut u8, i: usize, fields: &[&'static str]) -> Result<(), E> {
+        if *seen & (1 << i) != 0 {
+            return Err(E::duplicate_field(fields[i]));
+        }
+        *seen |= 1 << i;
+        Ok(())
+    }
+
+    impl<'de: 'a, 'a> de::Deserialize<'de> for RequestRef<'a> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_struct("RequestRef", REQUEST_FIELDS, RequestVisitor(PhantomData))
+        }
+    }
+
+    struct RequestVisitor<'a>(PhantomData<&'a ()>);
+
+    impl<'de: 'a, 'a> Visitor<'de> for RequestVisitor<'a> {
+        type Value = RequestRef<'a>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("struct RequestRef")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut out = RequestRef::default();
+            // Missing trailing fields keep their defaults, as with the derive.
+            if let Some(v) = seq.next_element()? {
+                out.exchange_id = v;
+            } else {
+                return Ok(out);
+            }
+            if let Some(v) = seq.next_element()? {
+                out.connection_type = v;
+            } else {
+                return Ok(out);
+            }
+            if let Some(v) = seq.next_element()? {
+                out.region = v;
+            } else {
+                return Ok(out);
+            }
+            if let Some(v) = seq.next_element()? {
+                out.client_id = v;
+            } else {
+                return Ok(out);
+            }
+            seq.next_element_seed(MetadataSeed(&mut out.metadata))?;
+            Ok(out)
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = RequestRef::default();
+            let mut seen = 0u8;
+            while let Some(Key::<0>(key)) = map.next_key()? {
+                let Some(i) = key else {
+                    map.next_value::<de::IgnoredAny>()?;
+                    continue;
+                };
+                first_time(&mut seen, i, REQUEST_FIELDS)?;
+                match i {
+                    0 => out.exchange_id = map.next_value()?,
+                    1 => out.connection_type = map.next_value()?,
+                    2 => out.region = map.next_value()?,
+                    3 => out.client_id = map.next_value()?,
+                    _ => map.next_value_seed(MetadataSeed(&mut out.metadata))?,
+                }
+            }
+            Ok(out)
+        }
+    }
+
+    /// Reads an optional metadata object into place.
+    struct MetadataSeed<'t, 'a>(&'t mut Option<RequestMetadataRef<'a>>);
+
+    impl<'de: 'a, 'a> DeserializeSeed<'de> for MetadataSeed<'_, 'a> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_option(self)
+        }
+    }
+
+    impl<'de: 'a, 'a> Visitor<'de> for MetadataSeed<'_, 'a> {
+        type Value = ();
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("option")
+        }
+
+        fn visit_none<E: de::Error>(self) -> Result<(), E> {
+            *self.0 = None;
+            Ok(())
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+            self.visit_none()
+        }
+
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            let m = self.0.insert(RequestMetadataRef::default());
+            d.deserialize_struct("RequestMetadataRef", METADATA_FIELDS, MetadataVisitor(m))
+        }
+    }
+
+    struct MetadataVisitor<'t, 'a>(&'t mut RequestMetadataRef<'a>);
+
+    impl<'de: 'a, 'a> Visitor<'de> for MetadataVisitor<'_, 'a> {
+        type Value = ();
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("struct RequestMetadataRef")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            if seq
+                .next_element_seed(ListSeed(&mut self.0.feed_types))?
+                .is_some()
+            {
+                seq.next_element_seed(ListSeed(&mut self.0.symbols))?;
+            }
+            Ok(())
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let mut seen = 0u8;
+            while let Some(Key::<1>(key)) = map.next_key()? {
+                let Some(i) = key else {
+                    map.next_value::<de::IgnoredAny>()?;
+                    continue;
+                };
+                first_time(&mut seen, i, METADATA_FIELDS)?;
+                if i == 0 {
+                    map.next_value_seed(ListSeed::<MAX_FEED_TYPES>(&mut self.0.feed_types))?;
+                } else {
+                    map.next_value_seed(ListSeed::<MAX_SYMBOLS>(&mut self.0.symbols))?;
+                }
+            }
+            Ok(())
+        }
+    }
+
+    /// Reads an optional list of strings into place.
+    struct ListSeed<'t, 'a, const N: usize>(&'t mut Option<WireList<Str<'a>, N>>);
+
+    impl<'de: 'a, 'a, const N: usize> DeserializeSeed<'de> for ListSeed<'_, 'a, N> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_option(self)
+        }
+    }
+
+    impl<'de: 'a, 'a, const N: usize> Visitor<'de> for ListSeed<'_, 'a, N> {
+        type Value = ();
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("option")
+        }
+
+        fn visit_none<E: de::Error>(self) -> Result<(), E> {
+            *self.0 = None;
+            Ok(())
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+            self.visit_none()
+        }
+
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            let list = self.0.insert(WireList::default());
+            d.deserialize_seq(ListVisitor(list))
+        }
+    }
+
+    struct ListVisitor<'t, 'a, const N: usize>(&'t mut WireList<Str<'a>, N>);
+
+    impl<'de: 'a, 'a, const N: usize> Visitor<'de> for ListVisitor<'_, 'a, N> {
+        type Value = ();
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a list")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            while let Some(item) = seq.next_element::<Str<'a>>()? {
+                self.0.len += 1;
+                let _ = self.0.items.push(item);
+            }
+            Ok(())
+        }
+    }
 }
 
 impl ProxyRequest {
