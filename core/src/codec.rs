@@ -28,7 +28,7 @@
 use core::fmt;
 
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::ValidationError;
 
@@ -45,17 +45,26 @@ pub trait Message: Serialize + Sized {
     /// The unvalidated wire form whose text borrows from the input (an
     /// implementation detail): what the codecs read on their fast path.
     #[doc(hidden)]
-    type Wire<'de>: Deserialize<'de>;
+    type Wire<'de>: Deserialize<'de> + Default;
     /// The unvalidated wire form holding bounded copies of its text (an
     /// implementation detail): for JSON strings with escapes.
     #[doc(hidden)]
     type OwnedWire: DeserializeOwned;
-    /// Validates the borrowed wire form.
+    /// Reads the borrowed wire form into `place` (which holds the default),
+    /// without moving it.
     #[doc(hidden)]
-    fn from_wire(wire: &Self::Wire<'_>) -> Result<Self, ValidationError>;
-    /// Validates the owned wire form.
+    fn read_wire<'de, D: Deserializer<'de>>(
+        d: D,
+        place: &mut Self::Wire<'de>,
+    ) -> Result<(), D::Error>;
+    /// Validates the borrowed wire form; an invalid field is
+    /// [`DecodeError::Invalid`].
     #[doc(hidden)]
-    fn from_owned_wire(wire: &Self::OwnedWire) -> Result<Self, ValidationError>;
+    fn from_wire(wire: &Self::Wire<'_>) -> Result<Self, DecodeError>;
+    /// Validates the owned wire form; an invalid field is
+    /// [`DecodeError::Invalid`].
+    #[doc(hidden)]
+    fn from_owned_wire(wire: &Self::OwnedWire) -> Result<Self, DecodeError>;
 }
 
 /// Which wire format an error came from.
@@ -205,8 +214,9 @@ pub mod json {
         // clients write (no escapes). It accepts a subset of what
         // serde-json-core accepts, reading it to the same values; anything
         // else is read again below.
-        if let Ok(wire) = super::reader::from_str::<M::Wire<'_>>(input) {
-            return Ok(M::from_wire(&wire)?);
+        let mut wire = M::Wire::default();
+        if super::reader::read(input, |r| M::read_wire(r, &mut wire)).is_ok() {
+            return M::from_wire(&wire);
         }
         decode_borrowed(input)
     }
@@ -220,7 +230,7 @@ pub mod json {
     #[inline(never)]
     fn decode_borrowed<M: Message>(input: &[u8]) -> Result<M, DecodeError> {
         if let Ok((wire, _)) = serde_json_core::from_slice_escaped::<M::Wire<'_>>(input, &mut []) {
-            return Ok(M::from_wire(&wire)?);
+            return M::from_wire(&wire);
         }
         decode_owned(input)
     }
@@ -229,7 +239,7 @@ pub mod json {
     /// into the owned wire form.
     #[cold]
     #[inline(never)]
-    fn decode_owned<M: Message>(input: &[u8]) -> Result<M, DecodeError> {
+    pub(super) fn decode_owned<M: Message>(input: &[u8]) -> Result<M, DecodeError> {
         match decode_with::<M, UNESCAPE_SCRATCH_LEN>(input) {
             Err(DecodeError::Json(JsonError::EscapedStringIsTooLong)) => decode_long(input),
             Err(DecodeError::Json(JsonError::InvalidEscapeSequence))
@@ -312,7 +322,7 @@ pub mod json {
         let mut scratch = [0u8; SCRATCH];
         let (wire, _) = serde_json_core::from_slice_escaped::<M::OwnedWire>(input, &mut scratch)
             .map_err(DecodeError::Json)?;
-        Ok(M::from_owned_wire(&wire)?)
+        M::from_owned_wire(&wire)
     }
 
     /// An escaped string did not fit the usual scratch buffer. No string
@@ -470,23 +480,38 @@ mod reader {
 
     type Result<T> = core::result::Result<T, Bail>;
 
-    /// Reads one value of type `T` filling the whole input (surrounding
+    /// Runs `read` over the input, which must fill it (surrounding
     /// whitespace aside).
-    pub(super) fn from_str<'de, T: de::Deserialize<'de>>(input: &'de [u8]) -> Result<T> {
+    pub(super) fn read<'de>(
+        input: &'de [u8],
+        read: impl FnOnce(&mut Reader<'de>) -> Result<()>,
+    ) -> Result<()> {
         let text = core::str::from_utf8(input).map_err(|_| Bail)?;
         let mut r = Reader { text, i: 0 };
-        let value = T::deserialize(&mut r)?;
+        read(&mut r)?;
         if r.ws().is_some() {
             return Err(Bail);
         }
-        Ok(value)
+        Ok(())
+    }
+
+    /// Reads one value of type `T` filling the whole input (surrounding
+    /// whitespace aside).
+    #[cfg(test)]
+    pub(super) fn from_str<'de, T: de::Deserialize<'de>>(input: &'de [u8]) -> Result<T> {
+        let mut value = None;
+        read(input, |r| {
+            value = Some(T::deserialize(r)?);
+            Ok(())
+        })?;
+        value.ok_or(Bail)
     }
 
     /// Where the first `"` or `\\` in `b` is. Eight bytes at a time: a byte
     /// equal to the target is a zero byte after the XOR, and the lowest
     /// flagged byte of `(x - 0x01…) & !x & 0x80…` is the first zero byte.
     #[inline]
-    fn quote_or_backslash(b: &[u8]) -> Option<usize> {
+    pub(super) fn quote_or_backslash(b: &[u8]) -> Option<usize> {
         const LO: u64 = u64::from_ne_bytes([0x01; 8]);
         const HI: u64 = u64::from_ne_bytes([0x80; 8]);
         const QUOTE: u64 = u64::from_ne_bytes([b'"'; 8]);
@@ -511,7 +536,7 @@ mod reader {
             .map(|p| at + p)
     }
 
-    struct Reader<'de> {
+    pub(super) struct Reader<'de> {
         text: &'de str,
         i: usize,
     }
@@ -840,14 +865,16 @@ pub mod postcard {
     pub fn decode<M: Message>(input: &[u8]) -> Result<M, DecodeError> {
         check_len(Format::Postcard, input)?;
         // postcard strings are always borrowed from the input.
-        let (wire, rest) =
-            ::postcard::take_from_bytes::<M::Wire<'_>>(input).map_err(DecodeError::Postcard)?;
+        let mut wire = M::Wire::default();
+        let mut de = ::postcard::Deserializer::from_bytes(input);
+        M::read_wire(&mut de, &mut wire).map_err(DecodeError::Postcard)?;
+        let rest = de.finalize().map_err(DecodeError::Postcard)?;
         if !rest.is_empty() {
             return Err(DecodeError::Postcard(
                 ::postcard::Error::DeserializeBadEncoding,
             ));
         }
-        Ok(M::from_wire(&wire)?)
+        M::from_wire(&wire)
     }
 
     /// Encodes one message into `out`, returning the length written.
@@ -869,9 +896,13 @@ pub mod postcard {
 
 #[cfg(test)]
 mod tests {
+    use std::string::String;
+    use std::vec;
+
     use super::{DecodeError, json, postcard};
     use crate::model::{ProxyFeedback, ProxyRequest, ProxyResponse};
 
+    const REQUEST: &str = r#"{"exchange_id":"binance","connection_type":"websocket","region":"us-east-1","client_id":"cryptofeed-instance-123","metadata":{"feed_types":["trades","book"],"symbols":["BTC-USD","ETH-USD"]}}"#;
     const RESPONSE: &str = r#"{"proxy_url":"socks5://user:pass@proxy-server:1080","strategy":"least_connections","ttl_seconds":300,"fallback_policy":"direct_connection","metadata":{"proxy_id":"proxy-123","region":"us-east-1","health_score":0.98}}"#;
 
     /// A string with an escape cannot be borrowed: the JSON decoder takes its
@@ -929,6 +960,121 @@ mod tests {
             err,
             DecodeError::Json(serde_json_core::de::Error::InvalidEscapeSequence)
         );
+    }
+
+    /// Bodies around the published ones: odd whitespace and numbers, nulls,
+    /// unknown fields of every shape, repeated fields, trailing commas.
+    const VARIANTS: &[&str] = &[
+        r#" { "strategy" : "s" , "ttl_seconds" : 300 } "#,
+        "{\n\t\"strategy\":\"s\",\r\"ttl_seconds\":-0}",
+        r#"{"strategy":"s","ttl_seconds":007}"#,
+        r#"{"strategy":"s","ttl_seconds":9223372036854775808}"#,
+        r#"{"strategy":"s","ttl_seconds":-9223372036854775808}"#,
+        r#"{"strategy":"s","ttl_seconds":300.0}"#,
+        r#"{"strategy":"s","ttl_seconds":3e2}"#,
+        r#"{"strategy":"s","ttl_seconds":- 3}"#,
+        r#"{"strategy":"s","ttl_seconds":300,"metadata":{"health_score":1}}"#,
+        r#"{"strategy":"s","ttl_seconds":300,"metadata":{"health_score":.5e-0}}"#,
+        r#"{"strategy":"s","ttl_seconds":300,"metadata":{"health_score":null}}"#,
+        r#"{"strategy":"s","ttl_seconds":300,"metadata":{"health_score":+1.}}"#,
+        r#"{"strategy":"s","ttl_seconds":300,"metadata":null}"#,
+        r#"{"strategy":"s","ttl_seconds":300,"x":{"a":[1,{"b":null}],"c":"]"}}"#,
+        r#"{"strategy":"s","ttl_seconds":300,"x":[true,false,null,-1.5e3,""]}"#,
+        r#"{"strategy":"s","ttl_seconds":300,"x":tru}"#,
+        r#"{"strategy":"s","ttl_seconds":300,"x":[1,]}"#,
+        r#"{"strategy":"s","ttl_seconds":300,}"#,
+        r#"{"strategy":"s","strategy":"t","ttl_seconds":300}"#,
+        r#"{"strategy":"s","ttl_seconds":300} x"#,
+        r#"{"strategy":"s","ttl_seconds":300}}"#,
+        r#"{"strategy":"s" "ttl_seconds":300}"#,
+        r#"{"strategy":"a\"b","ttl_seconds":300}"#,
+        r#"{"strategy":null,"ttl_seconds":300}"#,
+        r#"{"strategy":"s","ttl_seconds":300,"fallback_policy":"FAIL"}"#,
+        r#"[]"#,
+        r#""#,
+    ];
+
+    /// Whatever the fast reader accepts, serde-json-core (the owned path)
+    /// reads to the same message or the same validation error.
+    fn agree<M: super::Message + PartialEq + core::fmt::Debug>(input: &[u8]) -> bool {
+        let Ok(wire) = super::reader::from_str::<M::Wire<'_>>(input) else {
+            return false;
+        };
+        let fast = M::from_wire(&wire);
+        let slow = json::decode_owned::<M>(input);
+        assert_eq!(fast, slow, "{}", String::from_utf8_lossy(input));
+        true
+    }
+
+    #[test]
+    fn fast_reader_agrees_with_serde_json_core() {
+        let mut accepted = 0;
+        for v in VARIANTS {
+            accepted += usize::from(agree::<ProxyResponse>(v.as_bytes()));
+            assert_eq!(
+                json::decode::<ProxyResponse>(v.as_bytes()),
+                json::decode_owned::<ProxyResponse>(v.as_bytes()),
+                "{v}"
+            );
+        }
+        // The common shapes are read by the fast reader, not handed on.
+        assert!(accepted >= 10, "{accepted}");
+        assert!(agree::<ProxyResponse>(RESPONSE.as_bytes()));
+        let request = r#"{"exchange_id":"binance","connection_type":"websocket","region":"us-east-1","client_id":"c","metadata":{"feed_types":["trades","book"],"symbols":["BTC-USD"],"x":1}}"#;
+        assert!(agree::<ProxyRequest>(request.as_bytes()));
+        let feedback = r#"{"proxy_url":"socks5://u:p@h:1080","exchange_id":"binance","connection_type":"websocket","success":true,"latency_ms":45,"error_details":null,"timestamp":"2024-09-23T10:30:00Z","client_id":"c"}"#;
+        assert!(agree::<ProxyFeedback>(feedback.as_bytes()));
+    }
+
+    proptest::proptest! {
+        /// Random JSON-ish text spliced into the published response: the
+        /// fast reader never accepts what serde-json-core reads differently.
+        #[test]
+        fn fast_reader_agrees_on_spliced_bodies(
+            at in 0usize..260,
+            cut in 0usize..8,
+            splice in "[\\[\\]{}\",: 0-9.eE+\\-ntrufalsx\\\\]{0,12}",
+        ) {
+            let body = RESPONSE.as_bytes();
+            let at = at.min(body.len());
+            let end = (at + cut).min(body.len());
+            let mut input = body[..at].to_vec();
+            input.extend_from_slice(splice.as_bytes());
+            input.extend_from_slice(&body[end..]);
+            agree::<ProxyResponse>(&input);
+            let request = REQUEST.as_bytes();
+            let at = at.min(request.len());
+            let end = (at + cut).min(request.len());
+            let mut input = request[..at].to_vec();
+            input.extend_from_slice(splice.as_bytes());
+            input.extend_from_slice(&request[end..]);
+            agree::<ProxyRequest>(&input);
+        }
+    }
+
+    /// The eight-byte scan finds the first quote or backslash wherever it is.
+    #[test]
+    fn quote_scan_finds_the_first_stop() {
+        for len in 0..40 {
+            for stop in 0..=len {
+                for c in [b'"', b'\\'] {
+                    let mut text = vec![b'a'; len];
+                    if stop < len {
+                        text[stop] = c;
+                        // A later stop must not win.
+                        if stop + 1 < len {
+                            text[len - 1] = b'"';
+                        }
+                    }
+                    let want = text.iter().position(|&b| b == b'"' || b == b'\\');
+                    assert_eq!(
+                        super::reader::quote_or_backslash(&text),
+                        want,
+                        "{len} {stop}"
+                    );
+                }
+            }
+        }
     }
 
     /// postcard text is borrowed from the input, and round-trips.

@@ -62,6 +62,16 @@ fn enum_field<T>(
     parse(w.text()).map_err(|e| e.at(field))
 }
 
+/// Reads a borrowed wire struct into a place the caller holds, so that a
+/// large wire struct is not moved through serde's return values.
+pub(crate) trait InPlace<'de>: Deserialize<'de> {
+    /// Reads into `place`, which holds the default value.
+    fn read_in_place<D: Deserializer<'de>>(d: D, place: &mut Self) -> Result<(), D::Error> {
+        *place = Self::deserialize(d)?;
+        Ok(())
+    }
+}
+
 /// Implements serde for a message through its wire structs, so that std users
 /// (serde_json, axum) get the same validation and field-named errors.
 macro_rules! serde_via_wire {
@@ -69,17 +79,23 @@ macro_rules! serde_via_wire {
         impl<'de> Deserialize<'de> for $msg {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 let w = <$owned>::deserialize(d)?;
-                Self::from_wire(&w.view()).map_err(serde::de::Error::custom)
+                Self::from_wire::<ValidationError>(&w.view()).map_err(serde::de::Error::custom)
             }
         }
         impl crate::codec::Message for $msg {
             type Wire<'de> = $borrowed<'de>;
             type OwnedWire = $owned;
             #[inline]
-            fn from_wire(w: &Self::Wire<'_>) -> Result<Self, ValidationError> {
+            fn from_wire(w: &Self::Wire<'_>) -> Result<Self, crate::codec::DecodeError> {
                 <$msg>::from_wire(w)
             }
-            fn from_owned_wire(w: &Self::OwnedWire) -> Result<Self, ValidationError> {
+            fn read_wire<'de, D: Deserializer<'de>>(
+                d: D,
+                place: &mut Self::Wire<'de>,
+            ) -> Result<(), D::Error> {
+                <$borrowed<'de> as InPlace<'de>>::read_in_place(d, place)
+            }
+            fn from_owned_wire(w: &Self::OwnedWire) -> Result<Self, crate::codec::DecodeError> {
                 <$msg>::from_wire(&w.view())
             }
         }
@@ -193,11 +209,12 @@ pub(crate) struct RequestMetadataRef<'a> {
 /// its fields by non-self-describing formats (postcard).
 mod request_de {
     use core::fmt;
-    use core::marker::PhantomData;
 
     use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
-    use super::{MAX_FEED_TYPES, MAX_SYMBOLS, RequestMetadataRef, RequestRef, Str, WireList};
+    use super::{
+        InPlace, MAX_FEED_TYPES, MAX_SYMBOLS, RequestMetadataRef, RequestRef, Str, WireList,
+    };
 
     const REQUEST_FIELDS: &[&str] = &[
         "exchange_id",
@@ -243,48 +260,56 @@ mod request_de {
 
     impl<'de: 'a, 'a> de::Deserialize<'de> for RequestRef<'a> {
         fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            d.deserialize_struct("RequestRef", REQUEST_FIELDS, RequestVisitor(PhantomData))
+            let mut out = RequestRef::default();
+            Self::read_in_place(d, &mut out)?;
+            Ok(out)
         }
     }
 
-    struct RequestVisitor<'a>(PhantomData<&'a ()>);
+    impl<'de: 'a, 'a> InPlace<'de> for RequestRef<'a> {
+        fn read_in_place<D: Deserializer<'de>>(d: D, place: &mut Self) -> Result<(), D::Error> {
+            d.deserialize_struct("RequestRef", REQUEST_FIELDS, RequestVisitor(place))
+        }
+    }
 
-    impl<'de: 'a, 'a> Visitor<'de> for RequestVisitor<'a> {
-        type Value = RequestRef<'a>;
+    struct RequestVisitor<'t, 'a>(&'t mut RequestRef<'a>);
+
+    impl<'de: 'a, 'a> Visitor<'de> for RequestVisitor<'_, 'a> {
+        type Value = ();
 
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.write_str("struct RequestRef")
         }
 
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            let mut out = RequestRef::default();
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            let out = self.0;
             // Missing trailing fields keep their defaults, as with the derive.
             if let Some(v) = seq.next_element()? {
                 out.exchange_id = v;
             } else {
-                return Ok(out);
+                return Ok(());
             }
             if let Some(v) = seq.next_element()? {
                 out.connection_type = v;
             } else {
-                return Ok(out);
+                return Ok(());
             }
             if let Some(v) = seq.next_element()? {
                 out.region = v;
             } else {
-                return Ok(out);
+                return Ok(());
             }
             if let Some(v) = seq.next_element()? {
                 out.client_id = v;
             } else {
-                return Ok(out);
+                return Ok(());
             }
             seq.next_element_seed(MetadataSeed(&mut out.metadata))?;
-            Ok(out)
+            Ok(())
         }
 
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            let mut out = RequestRef::default();
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let out = self.0;
             let mut seen = 0u8;
             while let Some(Key::<0>(key)) = map.next_key()? {
                 let Some(i) = key else {
@@ -300,7 +325,7 @@ mod request_de {
                     _ => map.next_value_seed(MetadataSeed(&mut out.metadata))?,
                 }
             }
-            Ok(out)
+            Ok(())
         }
     }
 
@@ -440,7 +465,10 @@ impl ProxyRequest {
         }
     }
 
-    fn from_wire(w: &RequestRef<'_>) -> Result<Self, ValidationError> {
+    /// Validates the wire form. Generic over the error so that the codecs
+    /// get their `DecodeError` built in place, without moving the message.
+    #[inline]
+    fn from_wire<E: From<ValidationError>>(w: &RequestRef<'_>) -> Result<Self, E> {
         let exchange_id = required(w.exchange_id, "exchange_id")?;
         let connection_type = required(w.connection_type, "connection_type")?;
         let client_id = required(w.client_id, "client_id")?;
@@ -584,7 +612,7 @@ impl ResponseWire {
 
 /// The borrowed wire form of a response (see the module docs).
 #[doc(hidden)]
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct ResponseRef<'a> {
     #[serde(default, borrow)]
     proxy_url: Option<Str<'a>>,
@@ -609,8 +637,13 @@ pub(crate) struct ResponseMetadataRef<'a> {
     health_score: Option<f32>,
 }
 
+impl<'de: 'a, 'a> InPlace<'de> for ResponseRef<'a> {}
+
 impl ProxyResponse {
-    fn from_wire(w: &ResponseRef<'_>) -> Result<Self, ValidationError> {
+    /// Validates the wire form. Generic over the error so that the codecs
+    /// get their `DecodeError` built in place, without moving the message.
+    #[inline]
+    fn from_wire<E: From<ValidationError>>(w: &ResponseRef<'_>) -> Result<Self, E> {
         let strategy = required(w.strategy, "strategy")?;
         let ttl = required(w.ttl_seconds, "ttl_seconds")?;
         let none = ResponseMetadataRef::default();
@@ -752,7 +785,7 @@ impl FeedbackWire {
 
 /// The borrowed wire form of a feedback (see the module docs).
 #[doc(hidden)]
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct FeedbackRef<'a> {
     #[serde(default, borrow)]
     proxy_id: Option<Str<'a>>,
@@ -778,8 +811,13 @@ pub struct FeedbackRef<'a> {
     client_id: Option<Str<'a>>,
 }
 
+impl<'de: 'a, 'a> InPlace<'de> for FeedbackRef<'a> {}
+
 impl ProxyFeedback {
-    fn from_wire(w: &FeedbackRef<'_>) -> Result<Self, ValidationError> {
+    /// Validates the wire form. Generic over the error so that the codecs
+    /// get their `DecodeError` built in place, without moving the message.
+    #[inline]
+    fn from_wire<E: From<ValidationError>>(w: &FeedbackRef<'_>) -> Result<Self, E> {
         let exchange_id = required(w.exchange_id, "exchange_id")?;
         let connection_type = required(w.connection_type, "connection_type")?;
         let timestamp = required(w.timestamp, "timestamp")?;
@@ -796,7 +834,7 @@ impl ProxyFeedback {
             ),
             (None, Some(true)) => (FeedbackEvent::Success, true),
             (None, Some(false)) => (FeedbackEvent::Failure, false),
-            (None, None) => return Err(ValidationError::new("success", Reason::Missing)),
+            (None, None) => return Err(ValidationError::new("success", Reason::Missing).into()),
         };
         Ok(Self {
             proxy_id: w
