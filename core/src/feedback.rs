@@ -171,6 +171,13 @@ pub enum Event {
         /// as sent).
         count: usize,
     },
+    /// The service refused a batch as invalid; its events were removed.
+    BatchRejected {
+        /// The batch.
+        id: BatchId,
+        /// Its events that were removed (counted in [`Stats::rejected`]).
+        count: usize,
+    },
     /// A batch failed; its events stay queued and are sent again after
     /// `retry_in`.
     BatchFailed {
@@ -194,7 +201,7 @@ pub enum Event {
 }
 
 /// The queue's counters. At every moment
-/// `sent + queued + dropped + drained == reported`.
+/// `sent + rejected + queued + dropped + drained == reported`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Stats {
     /// Events given to [`FeedbackQueue::report`].
@@ -203,6 +210,9 @@ pub struct Stats {
     pub sent: u64,
     /// Events dropped because the queue was full.
     pub dropped: u64,
+    /// Events in batches the service refused as invalid
+    /// ([`FeedbackQueue::handle_rejected`]).
+    pub rejected: u64,
     /// Events handed out by [`FeedbackQueue::drain`].
     pub drained: u64,
     /// Events in the queue now, in flight or not.
@@ -212,9 +222,10 @@ pub struct Stats {
 }
 
 impl Stats {
-    /// Whether `sent + queued + dropped + drained == reported`.
+    /// Whether `sent + rejected + queued + dropped + drained == reported`.
     pub fn is_conserved(&self) -> bool {
-        self.sent + self.queued as u64 + self.dropped + self.drained == self.reported
+        self.sent + self.rejected + self.queued as u64 + self.dropped + self.drained
+            == self.reported
     }
 }
 
@@ -322,6 +333,7 @@ pub struct FeedbackQueue<const N: usize> {
     reported: u64,
     sent: u64,
     dropped: u64,
+    rejected: u64,
     drained: u64,
     /// Drops not yet announced by an `Event::Dropped`.
     unannounced_drops: u64,
@@ -358,6 +370,7 @@ impl<const N: usize> FeedbackQueue<N> {
             reported: 0,
             sent: 0,
             dropped: 0,
+            rejected: 0,
             drained: 0,
             unannounced_drops: 0,
             encode_blocked: None,
@@ -520,6 +533,24 @@ impl<const N: usize> FeedbackQueue<N> {
         Ok(())
     }
 
+    /// The service refused batch `id` as invalid (400, 413, 415, 422): sending
+    /// it again would fail again and hold up every event queued behind it, so
+    /// its events leave the queue, counted in [`Stats::rejected`] and announced
+    /// by [`Event::BatchRejected`].
+    pub fn handle_rejected(&mut self, now: Instant, id: BatchId) -> Result<(), FeedbackError> {
+        let _ = now;
+        let f = self.take_in_flight(id)?;
+        for _ in 0..f.count {
+            let _ = self.events.pop_front();
+            let _ = self.times.pop_front();
+        }
+        self.rejected += f.count as u64;
+        self.backoff.reset();
+        self.retry_at = None;
+        self.push_event(Event::BatchRejected { id, count: f.count });
+        Ok(())
+    }
+
     /// Sending batch `id` failed (connection error, timeout, 5xx, 429…): its
     /// events stay queued and are sent again after a backoff, never sooner
     /// than `retry_after` (the server's `Retry-After`, honoured up to
@@ -587,6 +618,7 @@ impl<const N: usize> FeedbackQueue<N> {
             reported: self.reported,
             sent: self.sent,
             dropped: self.dropped,
+            rejected: self.rejected,
             drained: self.drained,
             queued: self.events.len(),
             in_flight: self.in_flight.map_or(0, |f| f.count),

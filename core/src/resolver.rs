@@ -20,7 +20,7 @@ use embassy_time::{Duration, Instant};
 
 use crate::backoff::{self, RetryBudget, RetryBudgetConfig};
 use crate::breaker::Outcome;
-use crate::cache::{self, Cache, CacheConfig, CacheKey, CacheKeyRef};
+use crate::cache::{self, Cache, CacheConfig, CacheKey, CacheKeyRef, Freshness};
 use crate::codec;
 use crate::embedded::{EmbeddedRoute, EmbeddedRoutes};
 use crate::endpoints::{
@@ -861,6 +861,11 @@ impl<E: EmbeddedRoutes, const CACHE: usize, const ENDPOINTS: usize, const FEEDBA
                 Reply::Status { code, .. } if (200..300).contains(&code) => {
                     self.feedback.handle_sent(now, batch)
                 }
+                // The service refused the batch itself: retrying cannot help.
+                Reply::Status {
+                    code: 400 | 413 | 415 | 422,
+                    ..
+                } => self.feedback.handle_rejected(now, batch),
                 Reply::Status { retry_after, .. } => {
                     self.feedback.handle_send_failed(now, batch, retry_after)
                 }
@@ -1355,14 +1360,19 @@ impl<E: EmbeddedRoutes, const CACHE: usize, const ENDPOINTS: usize, const FEEDBA
         started: Instant,
     ) -> Result<RouteRef<'_>, ResolveError> {
         self.stats.fallbacks[reason as usize] += 1;
-        let stale = self.cache.get_stale(now, &key).is_some();
+        // An entry found here is usually past its TTL (a fresh one would have
+        // answered the resolve), but label it by what it is.
+        let cached = self.cache.get_stale(now, &key).map(|hit| hit.freshness);
         let policy = self
             .policies
             .get(&key_hash(&key))
             .copied()
             .unwrap_or(self.config.default_fallback_policy);
-        let source = if stale {
-            Source::Stale
+        let source = if let Some(freshness) = cached {
+            match freshness {
+                Freshness::Fresh => Source::Cache,
+                Freshness::Stale => Source::Stale,
+            }
         } else {
             match policy {
                 FallbackPolicy::Fail => {
@@ -1394,7 +1404,8 @@ impl<E: EmbeddedRoutes, const CACHE: usize, const ENDPOINTS: usize, const FEEDBA
             source: Some(source),
         });
         Ok(match source {
-            Source::Stale => match self.cache.peek(&key) {
+            // The entry `get_stale` found just above; nothing changed since.
+            Source::Stale | Source::Cache => match self.cache.last_hit() {
                 Some(v) => RouteRef {
                     proxy_url: v.proxy_url.as_ref(),
                     proxy_id: v.metadata.proxy_id.as_ref(),

@@ -84,6 +84,7 @@ fn a_full_batch_goes_at_once_and_matches_encode_batch() {
             reported: 5,
             sent: 0,
             dropped: 0,
+            rejected: 0,
             drained: 0,
             queued: 5,
             in_flight: 4

@@ -1072,6 +1072,63 @@ fn reports_are_batched_into_a_feedback_transmit_without_credentials() {
 }
 
 #[test]
+fn a_feedback_batch_the_service_refuses_is_rejected_not_retried_for_ever() {
+    run(|| {
+        let mut h = H::new(config(), 1);
+        let report = |h: &mut H| {
+            h.report(feedback(
+                "binance",
+                Some("pa"),
+                Some("socks5://proxy-a:1080"),
+                FeedbackEvent::Success,
+                None,
+            ))
+        };
+        report(&mut h);
+        report(&mut h);
+        h.advance(Duration::from_secs(1));
+        let sent = h.take_sent();
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        // 503: a failure; the events stay queued and go again later.
+        h.reply(
+            sent[0].id,
+            Reply::Status {
+                code: 503,
+                retry_after: None,
+            },
+        )
+        .unwrap();
+        assert_eq!(h.r.feedback_stats().queued, 2);
+        h.advance(Duration::from_secs(5));
+        let sent = h.take_sent();
+        assert_eq!(sent.len(), 1, "retried after a 503: {sent:?}");
+        // 422: the service refuses the batch itself; it leaves the queue, counted.
+        h.reply(
+            sent[0].id,
+            Reply::Status {
+                code: 422,
+                retry_after: None,
+            },
+        )
+        .unwrap();
+        let stats = h.r.feedback_stats();
+        assert_eq!((stats.rejected, stats.queued), (2, 0), "{stats:?}");
+        assert!(stats.is_conserved());
+        assert!(h.take_events().iter().any(|e| matches!(
+            e,
+            Event::Feedback(proxy_delegate_core::feedback::Event::BatchRejected { count: 2, .. })
+        )));
+        // Later events are not held up behind it.
+        report(&mut h);
+        h.advance(Duration::from_secs(1));
+        let sent = h.take_sent();
+        assert_eq!(sent.len(), 1, "the next batch goes: {sent:?}");
+        h.reply(sent[0].id, Reply::Ok(b"{}")).unwrap();
+        assert_eq!(h.r.feedback_stats().sent, 1);
+    });
+}
+
+#[test]
 fn a_proxy_failure_report_invalidates_every_entry_naming_that_proxy() {
     run(|| {
         let mut h = H::new(config(), 1);

@@ -686,7 +686,8 @@ impl Sim {
             let drained = self.clients[c].resolver.drain_feedback().count() as u64;
             let after = self.clients[c].resolver.feedback_stats();
             if drained != before.queued as u64
-                || after.sent + after.dropped + after.drained != self.clients[c].reported
+                || after.sent + after.rejected + after.dropped + after.drained
+                    != self.clients[c].reported
             {
                 self.fail(format!(
                     "client {c}: feedback lost at shutdown: {before:?} -> {after:?}"
