@@ -521,15 +521,9 @@ impl<const N: usize> FeedbackQueue<N> {
     /// count as sent and leave the queue; the backoff resets.
     pub fn handle_sent(&mut self, now: Instant, id: BatchId) -> Result<(), FeedbackError> {
         let _ = now;
-        let f = self.take_in_flight(id)?;
-        for _ in 0..f.count {
-            let _ = self.events.pop_front();
-            let _ = self.times.pop_front();
-        }
-        self.sent += f.count as u64;
-        self.backoff.reset();
-        self.retry_at = None;
-        self.push_event(Event::BatchSent { id, count: f.count });
+        let count = self.settle(id)?;
+        self.sent += count as u64;
+        self.push_event(Event::BatchSent { id, count });
         Ok(())
     }
 
@@ -539,15 +533,9 @@ impl<const N: usize> FeedbackQueue<N> {
     /// by [`Event::BatchRejected`].
     pub fn handle_rejected(&mut self, now: Instant, id: BatchId) -> Result<(), FeedbackError> {
         let _ = now;
-        let f = self.take_in_flight(id)?;
-        for _ in 0..f.count {
-            let _ = self.events.pop_front();
-            let _ = self.times.pop_front();
-        }
-        self.rejected += f.count as u64;
-        self.backoff.reset();
-        self.retry_at = None;
-        self.push_event(Event::BatchRejected { id, count: f.count });
+        let count = self.settle(id)?;
+        self.rejected += count as u64;
+        self.push_event(Event::BatchRejected { id, count });
         Ok(())
     }
 
@@ -564,6 +552,19 @@ impl<const N: usize> FeedbackQueue<N> {
         let f = self.take_in_flight(id)?;
         self.fail(now, f, retry_after, FailReason::SendFailed);
         Ok(())
+    }
+
+    /// Batch `id` is done with (acknowledged or refused): its events still
+    /// queued leave the queue and the backoff resets. Returns their count.
+    fn settle(&mut self, id: BatchId) -> Result<usize, FeedbackError> {
+        let f = self.take_in_flight(id)?;
+        for _ in 0..f.count {
+            let _ = self.events.pop_front();
+            let _ = self.times.pop_front();
+        }
+        self.backoff.reset();
+        self.retry_at = None;
+        Ok(f.count)
     }
 
     fn take_in_flight(&mut self, id: BatchId) -> Result<InFlight, FeedbackError> {

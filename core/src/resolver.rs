@@ -63,7 +63,8 @@ pub struct ResolverConfig {
     /// fills the cache. Default 2 s.
     pub request_timeout: Duration,
     /// If an endpoint has not answered within this, the same request also goes
-    /// to the next healthy endpoint (within the retry budget). Default 150 ms.
+    /// to the next healthy endpoint (within the retry budget); zero turns
+    /// hedging off. Default 100 ms (as `hedge_delay_ms` in the settings).
     pub hedge_delay: Duration,
     /// Whether the `embedded_fallback` policy may use the embedded
     /// configuration (otherwise it connects directly). Default true.
@@ -92,7 +93,7 @@ impl ResolverConfig {
             client_id,
             resolve_deadline: Duration::from_millis(500),
             request_timeout: Duration::from_secs(2),
-            hedge_delay: Duration::from_millis(150),
+            hedge_delay: Duration::from_millis(100),
             fallback_to_embedded: true,
             default_fallback_policy: FallbackPolicy::EmbeddedFallback,
             cache: CacheConfig::default(),
@@ -669,7 +670,6 @@ impl<E: EmbeddedRoutes, const CACHE: usize, const ENDPOINTS: usize, const FEEDBA
         };
         positive(config.resolve_deadline, "resolve_deadline")?;
         positive(config.request_timeout, "request_timeout")?;
-        positive(config.hedge_delay, "hedge_delay")?;
         let cache = Cache::new(config.cache.clone()).map_err(ConfigError::Cache)?;
         let endpoints =
             Endpoints::new(now, config.endpoints, endpoints).map_err(ConfigError::Endpoints)?;
@@ -1168,8 +1168,8 @@ impl<E: EmbeddedRoutes, const CACHE: usize, const ENDPOINTS: usize, const FEEDBA
             selected: Some(selected),
             sent: false,
         });
-        let hedge_at =
-            (self.endpoints.len() > 1).then(|| now.saturating_add(self.config.hedge_delay));
+        let hedging = self.endpoints.len() > 1 && self.config.hedge_delay.as_ticks() > 0;
+        let hedge_at = hedging.then(|| now.saturating_add(self.config.hedge_delay));
         let _ = self.flights.push(Flight {
             serial,
             key,

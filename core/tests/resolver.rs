@@ -801,7 +801,8 @@ fn a_slow_endpoint_is_hedged_on_another_and_the_first_answer_wins() {
         };
         let first = h.one_resolve();
         h.take_events();
-        h.advance(Duration::from_millis(149));
+        let hedge_delay = h.r.config().hedge_delay;
+        h.advance(hedge_delay - Duration::from_millis(1));
         assert!(h.take_resolves().is_empty(), "no hedge before hedge_delay");
         h.advance(Duration::from_millis(1));
         let hedge = h.one_resolve();
@@ -844,6 +845,22 @@ fn a_slow_endpoint_is_hedged_on_another_and_the_first_answer_wins() {
 }
 
 #[test]
+fn a_zero_hedge_delay_turns_hedging_off() {
+    run(|| {
+        let mut cfg = config();
+        cfg.hedge_delay = Duration::from_ticks(0);
+        let mut h = H::new(cfg, 2);
+        let Res::Pending(_) = h.resolve(&request("binance")) else {
+            panic!("miss")
+        };
+        let _first = h.one_resolve();
+        h.advance(Duration::from_millis(400));
+        assert!(h.take_resolves().is_empty(), "no hedge");
+        assert_eq!(h.r.stats().hedges, 0);
+    });
+}
+
+#[test]
 fn hedges_stop_when_the_retry_budget_is_empty() {
     run(|| {
         // The default budget: no successes yet, a floor of one retry per second.
@@ -854,7 +871,7 @@ fn hedges_stop_when_the_retry_budget_is_empty() {
             };
         }
         assert_eq!(h.take_resolves().len(), 3);
-        h.advance(Duration::from_millis(150));
+        h.advance(h.r.config().hedge_delay);
         assert_eq!(
             h.take_resolves().len(),
             1,
