@@ -995,6 +995,16 @@ fn exercise_settings(s: &mut Box<TestSettings>) -> usize {
         let binance = ExchangeId::new("binance").expect("valid");
         work += usize::from(s.release_url(&binance, ConnectionType::Websocket, &pool_b));
     }
+    // Filling in place (what the loader does) does not allocate either.
+    let bybit = ExchangeId::new("bybit").expect("valid");
+    let entry = s.exchange_entry(bybit.clone()).expect("fits");
+    let websocket = entry.websocket.get_or_insert_with(ProxyConfig::default);
+    work += websocket
+        .set_pool([PoolProxy::new(pool_b.clone())], PoolStrategy::RoundRobin)
+        .map_or(0, |p| p.proxies().len());
+    work += s
+        .resolve(&bybit, ConnectionType::Websocket)
+        .map_or(0, |p| usize::from(p.proxy_url.port()));
     let binance = ExchangeId::new("binance").expect("valid");
     let leases = s
         .exchange(&binance)

@@ -3,7 +3,7 @@
 //! and when to stop trusting the service.
 //!
 //! It orchestrates the other machines of this crate: the response
-//! [`Cache`](crate::cache::Cache), the service [`Endpoints`] (each with its
+//! [`Cache`], the service [`Endpoints`] (each with its
 //! [`Breaker`](crate::breaker::Breaker)), the [`RetryBudget`] for hedges and
 //! retries, the [`FeedbackQueue`], and the embedded configuration through
 //! [`EmbeddedRoutes`]. Like them it is sans-IO: time is an argument, output is

@@ -24,6 +24,9 @@
 //! (default [`DEFAULT_POOL`]). A [`ProxyUrl`] is about 530 bytes, so the default
 //! `ProxySettings` is roughly `E × 2 × (P + 1) × 580` bytes (≈ 320 KiB): keep it
 //! in a `static`, a `Box` or a long-lived task, not in a hot stack frame.
+//! Making a default one writes only the empty slots' tags (in optimised
+//! builds), and the settings can be filled in place, without moving pool-sized
+//! values: [`ProxySettings::exchange_entry`] and [`ProxyConfig::set_pool`].
 //!
 //! # Call order
 //!
@@ -326,6 +329,41 @@ impl<const P: usize> ProxyPool<P> {
         })
     }
 
+    /// Replaces this pool's members and strategy in place (no pool-sized
+    /// value is moved) and resets its runtime state (cursor, leases, health).
+    /// Fails like [`ProxyPool::new`]; on failure the pool is left empty of
+    /// members and must not be used, so the caller drops it (see
+    /// [`ProxyConfig::set_pool`], which does).
+    fn refill(
+        &mut self,
+        proxies: impl IntoIterator<Item = PoolProxy>,
+        strategy: PoolStrategy,
+    ) -> Result<(), ValidationError> {
+        self.proxies.clear();
+        let mut len = 0usize;
+        for p in proxies {
+            len += 1;
+            if len <= P {
+                // Cannot fail: len <= P.
+                let _ = self.proxies.push(p);
+            }
+        }
+        if len == 0 {
+            return Err(ValidationError::new("pool.proxies", Reason::Empty));
+        }
+        if len > P {
+            return Err(ValidationError::new(
+                "pool.proxies",
+                Reason::TooMany { len, max: P },
+            ));
+        }
+        self.strategy = strategy;
+        self.cursor = 0;
+        self.leases[..len].fill(0);
+        self.unhealthy[..len].fill(false);
+        Ok(())
+    }
+
     /// The proxies, in configuration order.
     pub fn proxies(&self) -> &[PoolProxy] {
         &self.proxies
@@ -445,6 +483,31 @@ impl<const P: usize> ProxyConfig<P> {
             pool: Some(pool),
             ..Self::default()
         }
+    }
+
+    /// Sets this entry's pool to `proxies` chosen by `strategy`, building it
+    /// in place (a pool is `P` proxies wide, so this avoids moving it; the
+    /// loader uses it). Fails like [`ProxyPool::new`], and then leaves no pool.
+    pub fn set_pool(
+        &mut self,
+        proxies: impl IntoIterator<Item = PoolProxy>,
+        strategy: PoolStrategy,
+    ) -> Result<&mut ProxyPool<P>, ValidationError> {
+        let pool = self.pool.get_or_insert_with(|| ProxyPool {
+            proxies: heapless::Vec::new(),
+            strategy,
+            cursor: 0,
+            leases: [0; P],
+            unhealthy: [false; P],
+        });
+        if let Err(e) = pool.refill(proxies, strategy) {
+            self.pool = None;
+            return Err(e);
+        }
+        // Just filled: present.
+        self.pool
+            .as_mut()
+            .ok_or_else(|| ValidationError::new("pool.proxies", Reason::Empty))
     }
 
     /// Whether this entry means "connect directly" (neither url nor pool).
@@ -702,6 +765,7 @@ pub struct ExternalService {
 }
 
 impl Default for ExternalService {
+    #[inline]
     fn default() -> Self {
         Self {
             enabled: false,
@@ -719,6 +783,71 @@ impl Default for ExternalService {
             client_id: None,
             srv_name: None,
         }
+    }
+}
+
+/// Fixed-capacity, insertion-ordered storage. Unlike a `heapless::Vec`, its
+/// empty value writes only `N` tags, not `N` slots: the exchanges' storage is
+/// most of a [`ProxySettings`], and a new one should cost nothing to make.
+#[derive(Debug, Clone)]
+struct Slots<T, const N: usize> {
+    /// `Some` exactly for the first `len` slots.
+    items: [Option<T>; N],
+    len: usize,
+}
+
+impl<T, const N: usize> Slots<T, N> {
+    #[inline]
+    fn new() -> Self {
+        // Optimised, `from_fn` becomes `N` tag stores (a constant array is
+        // copied or zero-filled whole, hundreds of KiB for the settings).
+        // Unoptimised, `from_fn` keeps several copies of the array on the
+        // stack, enough to overflow a test thread's 2 MiB: copy the constant.
+        #[cfg(not(debug_assertions))]
+        let items = core::array::from_fn(|_| None);
+        #[cfg(debug_assertions)]
+        let items = [const { None }; N];
+        Self { items, len: 0 }
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &T> {
+        self.items[..self.len].iter().flatten()
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = &mut T> {
+        self.items[..self.len].iter_mut().flatten()
+    }
+
+    fn get(&self, i: usize) -> Option<&T> {
+        self.items[..self.len].get(i)?.as_ref()
+    }
+
+    fn get_mut(&mut self, i: usize) -> Option<&mut T> {
+        self.items[..self.len].get_mut(i)?.as_mut()
+    }
+
+    /// Appends `v`, or gives it back when full.
+    fn push(&mut self, v: T) -> Result<(), T> {
+        match self.items.get_mut(self.len) {
+            Some(slot) => {
+                *slot = Some(v);
+                self.len += 1;
+                Ok(())
+            }
+            None => Err(v),
+        }
+    }
+
+    /// Removes the `i`th item, keeping the order of the others.
+    fn remove(&mut self, i: usize) -> Option<T> {
+        let v = self.items[..self.len].get_mut(i)?.take();
+        self.items[i..self.len].rotate_left(1);
+        self.len -= 1;
+        v
     }
 }
 
@@ -752,7 +881,7 @@ pub struct ProxySettings<const E: usize = DEFAULT_EXCHANGES, const P: usize = DE
     pub enabled: bool,
     /// The entries used when an exchange lists none for a type.
     pub default: ConnectionProxies<P>,
-    exchanges: heapless::Vec<(ExchangeId, ConnectionProxies<P>), E>,
+    exchanges: Slots<(ExchangeId, ConnectionProxies<P>), E>,
     /// Delegation to the proxy service.
     pub external_service: ExternalService,
     seed: u64,
@@ -761,11 +890,12 @@ pub struct ProxySettings<const E: usize = DEFAULT_EXCHANGES, const P: usize = DE
 
 impl<const E: usize, const P: usize> Default for ProxySettings<E, P> {
     /// Disabled, nothing configured, seed 0.
+    #[inline]
     fn default() -> Self {
         Self {
             enabled: false,
             default: ConnectionProxies::default(),
-            exchanges: heapless::Vec::new(),
+            exchanges: Slots::new(),
             external_service: ExternalService::default(),
             seed: 0,
             rng: fastrand::Rng::with_seed(0),
@@ -827,10 +957,39 @@ impl<const E: usize, const P: usize> ProxySettings<E, P> {
         })
     }
 
+    /// The entries of exchange `id` for filling in place: the existing ones,
+    /// or new empty ones (nothing listed) added at the end. Fails like
+    /// [`insert_exchange`](Self::insert_exchange) when `E` exchanges are
+    /// already held. Building in place avoids moving a
+    /// [`ConnectionProxies`] (two pools wide); the loader uses it.
+    pub fn exchange_entry(
+        &mut self,
+        id: ExchangeId,
+    ) -> Result<&mut ConnectionProxies<P>, ValidationError> {
+        let found = self.exchanges.iter().position(|(k, _)| *k == id);
+        let i = match found {
+            Some(i) => i,
+            None => {
+                self.exchanges
+                    .push((id, ConnectionProxies::default()))
+                    .map_err(|_| {
+                        ValidationError::new(
+                            "proxy.exchanges",
+                            Reason::TooMany { len: E + 1, max: E },
+                        )
+                    })?;
+                self.exchanges.len() - 1
+            }
+        };
+        self.exchanges.get_mut(i).map(|(_, v)| v).ok_or_else(|| {
+            ValidationError::new("proxy.exchanges", Reason::TooMany { len: E + 1, max: E })
+        })
+    }
+
     /// Removes an exchange's entries; returns them.
     pub fn remove_exchange(&mut self, id: &ExchangeId) -> Option<ConnectionProxies<P>> {
         let i = self.exchanges.iter().position(|(k, _)| k == id)?;
-        Some(self.exchanges.remove(i).1)
+        self.exchanges.remove(i).map(|(_, v)| v)
     }
 
     /// The entry cryptofeed's rules choose, with where it came from
@@ -844,7 +1003,10 @@ impl<const E: usize, const P: usize> ProxySettings<E, P> {
             return None;
         }
         if let Some(i) = self.exchanges.iter().position(|(k, _)| k == exchange_id)
-            && self.exchanges[i].1.get(connection_type).is_some()
+            && self
+                .exchanges
+                .get(i)
+                .is_some_and(|(_, v)| v.get(connection_type).is_some())
         {
             return Some(Some(i));
         }
@@ -860,7 +1022,7 @@ impl<const E: usize, const P: usize> ProxySettings<E, P> {
         connection_type: ConnectionType,
     ) -> Option<&ProxyConfig<P>> {
         match self.entry_slot(exchange_id, connection_type)? {
-            Some(i) => self.exchanges[i].1.get(connection_type),
+            Some(i) => self.exchanges.get(i)?.1.get(connection_type),
             None => self.default.get(connection_type),
         }
     }
@@ -874,7 +1036,7 @@ impl<const E: usize, const P: usize> ProxySettings<E, P> {
     ) -> Option<Pick<'_>> {
         let slot = self.entry_slot(exchange_id, connection_type)?;
         let entry = match slot {
-            Some(i) => self.exchanges[i].1.get_mut(connection_type)?,
+            Some(i) => self.exchanges.get_mut(i)?.1.get_mut(connection_type)?,
             None => self.default.get_mut(connection_type)?,
         };
         let timeout_seconds = entry.timeout_seconds.get();

@@ -332,3 +332,78 @@ fn endpoints_are_validated() {
     assert!(Endpoint::new("https://u:p@svc").is_err());
     assert!(Endpoint::new("https://sv c").is_err());
 }
+
+#[test]
+fn pools_built_in_place_pick_and_fail_like_new() {
+    let mut s = base();
+    let entry = s.default.websocket.get_or_insert_with(ProxyConfig::default);
+    let members = ["socks5://p1:1", "socks5://p2:1"].map(|u| PoolProxy::new(url(u)));
+    let built = entry.set_pool(members, PoolStrategy::RoundRobin).unwrap();
+    assert_eq!(
+        built,
+        &pool(
+            &["socks5://p1:1", "socks5://p2:1"],
+            PoolStrategy::RoundRobin
+        )
+    );
+    let picks: Vec<_> = (0..3)
+        .map(|_| picked(&mut s, "bitmex", Websocket).unwrap())
+        .collect();
+    assert_eq!(picks, ["socks5://p1:1", "socks5://p2:1", "socks5://p1:1"]);
+
+    // Refilling resets the runtime state: the cursor starts over.
+    let entry = s.default.websocket.as_mut().unwrap();
+    let members = ["socks5://q1:1", "socks5://q2:1"].map(|u| PoolProxy::new(url(u)));
+    entry
+        .set_pool(members, PoolStrategy::LeastConnections)
+        .unwrap();
+    let pick = s.resolve(&id("bitmex"), Websocket).unwrap();
+    assert_eq!(pick.proxy_url.to_string(), "socks5://q1:1");
+    assert!(pick.lease.is_some());
+
+    // Failures are ProxyPool::new's, and leave no pool behind.
+    let mut entry = ProxyConfig::<2>::url(url("http://single:1"));
+    let e = entry.set_pool([], PoolStrategy::RoundRobin).unwrap_err();
+    assert_eq!((e.field, e.reason), ("pool.proxies", Reason::Empty));
+    assert!(entry.pool.is_none());
+    let three = ["http://a:1", "http://b:1", "http://c:1"].map(|u| PoolProxy::new(url(u)));
+    let e = entry.set_pool(three, PoolStrategy::RoundRobin).unwrap_err();
+    assert_eq!(e.reason, Reason::TooMany { len: 3, max: 2 });
+    assert!(entry.pool.is_none());
+    assert_eq!(entry.url, Some(url("http://single:1")));
+}
+
+#[test]
+fn exchange_entries_filled_in_place() {
+    let mut s = base();
+    // An existing exchange: its entries, matched case-insensitively.
+    let binance = s.exchange_entry(id("BINANCE")).unwrap();
+    assert!(binance.http.is_some());
+    binance.websocket = Some(ProxyConfig::url(url("socks5://bws:1")));
+    assert_eq!(
+        picked(&mut s, "binance", Websocket).as_deref(),
+        Some("socks5://bws:1")
+    );
+    assert_eq!(s.exchanges().count(), 1);
+
+    // A new exchange starts with nothing listed: the default applies.
+    assert_eq!(
+        s.exchange_entry(id("kraken")).unwrap(),
+        &ConnectionProxies::default()
+    );
+    assert_eq!(
+        picked(&mut s, "kraken", Http).as_deref(),
+        Some("http://default-http:8080")
+    );
+    s.exchange_entry(id("kraken")).unwrap().http = Some(ProxyConfig::default());
+    assert_eq!(picked(&mut s, "kraken", Http), None);
+
+    // Full: the same error as insert_exchange, and nothing added.
+    s.exchange_entry(id("c")).unwrap();
+    s.exchange_entry(id("d")).unwrap();
+    let e = s.exchange_entry(id("e")).unwrap_err();
+    assert_eq!(e.field, "proxy.exchanges");
+    assert_eq!(e.reason, Reason::TooMany { len: 5, max: 4 });
+    assert!(s.exchange(&id("e")).is_none());
+    assert_eq!(s.exchanges().count(), 4);
+}

@@ -113,11 +113,13 @@ fn insert(node: &mut Value, path: &[String], value: Value) {
 }
 
 /// Removes unknown keys (reporting each as a warning) and turns objects with
-/// numeric keys into lists where a list is expected.
+/// numeric keys into lists where a list is expected. `path` is the node's
+/// dotted path; it is extended for the children and restored on return (one
+/// buffer for the whole walk).
 fn prune(
     node: &mut Value,
     kind: Kind,
-    path: &str,
+    path: &mut String,
     vars: &[(String, String)],
     warnings: &mut Vec<Warning>,
 ) {
@@ -134,49 +136,65 @@ fn prune(
         items.sort_by_key(|(i, _)| *i);
         *node = Value::Array(items.into_iter().map(|(_, v)| v).collect());
     }
+    let len = path.len();
     match node {
         Value::Object(map) if !matches!(kind, Kind::Leaf) => {
-            let keys: Vec<String> = map.keys().cloned().collect();
-            for key in keys {
-                let sub = format!("{path}.{key}");
-                match child(kind, &key) {
-                    Some(k) => {
-                        if let Some(v) = map.get_mut(&key) {
-                            prune(v, k, &sub, vars, warnings);
-                        }
-                    }
+            let mut unknown = Vec::new();
+            for (key, v) in map.iter_mut() {
+                path.push('.');
+                path.push_str(key);
+                match child(kind, key) {
+                    Some(k) => prune(v, k, path, vars, warnings),
                     None => {
-                        map.remove(&key);
-                        let names: Vec<&str> = vars
-                            .iter()
-                            .filter(|(p, _)| p == &sub || p.starts_with(&format!("{sub}.")))
-                            .map(|(_, n)| n.as_str())
-                            .collect();
-                        warnings.push(Warning {
-                            message: format!(
-                                "{}: unknown setting {sub} (ignored)",
-                                if names.is_empty() {
-                                    "environment".to_owned()
-                                } else {
-                                    names.join(", ")
-                                }
-                            ),
-                        });
+                        warnings.push(unknown_warning(path, vars));
+                        unknown.push(key.clone());
                     }
                 }
+                path.truncate(len);
+            }
+            for key in unknown {
+                map.remove(&key);
             }
         }
         Value::Array(items) if list_kind => {
+            let item_kind = if matches!(kind, Kind::Proxies) {
+                Kind::PoolProxy
+            } else {
+                Kind::Leaf
+            };
             for (i, item) in items.iter_mut().enumerate() {
-                let item_kind = if matches!(kind, Kind::Proxies) {
-                    Kind::PoolProxy
-                } else {
-                    Kind::Leaf
-                };
-                prune(item, item_kind, &format!("{path}.{i}"), vars, warnings);
+                use std::fmt::Write;
+                // Writing to a String cannot fail.
+                let _ = write!(path, ".{i}");
+                prune(item, item_kind, path, vars, warnings);
+                path.truncate(len);
             }
         }
         _ => {}
+    }
+}
+
+/// The warning for the unknown setting at `sub`, naming the variables that
+/// set it.
+fn unknown_warning(sub: &str, vars: &[(String, String)]) -> Warning {
+    let names: Vec<&str> = vars
+        .iter()
+        .filter(|(p, _)| {
+            p == sub
+                || p.strip_prefix(sub)
+                    .is_some_and(|rest| rest.starts_with('.'))
+        })
+        .map(|(_, n)| n.as_str())
+        .collect();
+    Warning {
+        message: format!(
+            "{}: unknown setting {sub} (ignored)",
+            if names.is_empty() {
+                "environment".to_owned()
+            } else {
+                names.join(", ")
+            }
+        ),
     }
 }
 
@@ -220,7 +238,13 @@ where
         insert(&mut root, segs, parse_value(value));
         vars.push((format!("proxy.{}", segs.join(".")), name.clone()));
     }
-    prune(&mut root, Kind::Root, "proxy", &vars, &mut warnings);
+    prune(
+        &mut root,
+        Kind::Root,
+        &mut String::from("proxy"),
+        &vars,
+        &mut warnings,
+    );
 
     let raw = serde_path_to_error::deserialize::<_, RawSettings>(&root).map_err(|e| {
         let path = format!("proxy.{}", e.path())

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use proxy_delegate_core::model::{ExchangeId, ProxyUrl};
 use proxy_delegate_core::settings::{
     AuthCredentials, ConnectionProxies, DEFAULT_EXCHANGES, DEFAULT_POOL, ExternalService,
-    PoolProxy, ProxyConfig, ProxyPool, TimeoutSeconds,
+    PoolProxy, ProxyConfig, TimeoutSeconds,
 };
 use serde_json::{Map, Value, json};
 
@@ -241,44 +241,44 @@ fn settings_error(path: &str, reason: impl ToString) -> ConfigError {
     }
 }
 
-fn core_proxy_config(
+/// Fills `into` (an empty entry) from `c` in place: a pool is `DEFAULT_POOL`
+/// proxies wide, so it is built where it lives rather than moved there.
+fn fill_proxy_config(
+    into: &mut ProxyConfig<DEFAULT_POOL>,
     c: &RawProxyConfig,
     path: &str,
-) -> Result<ProxyConfig<DEFAULT_POOL>, ConfigError> {
-    let pool = match &c.pool {
-        None => None,
-        Some(p) => Some(
-            ProxyPool::new(
-                p.proxies.iter().map(|pp| PoolProxy {
-                    url: pp.url.0.clone(),
-                    weight: pp.weight.as_ref().map(|w| w.0).unwrap_or_default(),
-                    enabled: pp.enabled.is_none_or(|e| e.0),
-                }),
-                p.strategy.as_ref().map(|s| s.0).unwrap_or_default(),
-            )
-            .map_err(|e| settings_error(&format!("{path}.pool.proxies"), e.reason))?,
-        ),
-    };
-    Ok(ProxyConfig {
-        url: c.url.as_ref().map(|u| u.0.clone()),
-        timeout_seconds: c.timeout_seconds.as_ref().map(|t| t.0).unwrap_or_default(),
-        pool,
-    })
+) -> Result<(), ConfigError> {
+    into.url = c.url.as_ref().map(|u| u.0.clone());
+    into.timeout_seconds = c.timeout_seconds.as_ref().map(|t| t.0).unwrap_or_default();
+    if let Some(p) = &c.pool {
+        into.set_pool(
+            p.proxies.iter().map(|pp| PoolProxy {
+                url: pp.url.0.clone(),
+                weight: pp.weight.as_ref().map(|w| w.0).unwrap_or_default(),
+                enabled: pp.enabled.is_none_or(|e| e.0),
+            }),
+            p.strategy.as_ref().map(|s| s.0).unwrap_or_default(),
+        )
+        .map_err(|e| settings_error(&format!("{path}.pool.proxies"), e.reason))?;
+    }
+    Ok(())
 }
 
-fn core_conn(c: &RawConn, path: &str) -> Result<ConnectionProxies<DEFAULT_POOL>, ConfigError> {
-    Ok(ConnectionProxies {
-        http: c
-            .http
-            .as_ref()
-            .map(|h| core_proxy_config(h, &format!("{path}.http")))
-            .transpose()?,
-        websocket: c
-            .websocket
-            .as_ref()
-            .map(|h| core_proxy_config(h, &format!("{path}.websocket")))
-            .transpose()?,
-    })
+/// Fills `into` (nothing listed) from `c` in place.
+fn fill_conn(
+    into: &mut ConnectionProxies<DEFAULT_POOL>,
+    c: &RawConn,
+    path: &str,
+) -> Result<(), ConfigError> {
+    if let Some(h) = &c.http {
+        let entry = into.http.get_or_insert_with(ProxyConfig::default);
+        fill_proxy_config(entry, h, &format!("{path}.http"))?;
+    }
+    if let Some(w) = &c.websocket {
+        let entry = into.websocket.get_or_insert_with(ProxyConfig::default);
+        fill_proxy_config(entry, w, &format!("{path}.websocket"))?;
+    }
+    Ok(())
 }
 
 /// Builds the core settings from the merged layers.
@@ -289,7 +289,7 @@ pub(crate) fn settings_from_raw(r: &RawSettings) -> Result<Box<Settings>, Config
         s.set_seed(seed.0);
     }
     if let Some(d) = &r.default {
-        s.default = core_conn(d, "proxy.default")?;
+        fill_conn(&mut s.default, d, "proxy.default")?;
     }
     if let Some(ex) = &r.exchanges {
         if ex.len() > DEFAULT_EXCHANGES {
@@ -304,9 +304,10 @@ pub(crate) fn settings_from_raw(r: &RawSettings) -> Result<Box<Settings>, Config
         for (name, conn) in ex {
             let path = format!("proxy.exchanges.{}", name.0);
             let id = ExchangeId::new(&name.0).map_err(|e| settings_error(&path, e.reason))?;
-            let conn = core_conn(conn, &path)?;
-            s.insert_exchange(id, conn)
+            let entry = s
+                .exchange_entry(id)
                 .map_err(|e| settings_error(&path, e.reason))?;
+            fill_conn(entry, conn, &path)?;
         }
     }
     if let Some(e) = &r.external_service {

@@ -389,6 +389,65 @@ fn unknown_environment_names_are_warnings() {
 }
 
 #[test]
+fn unknown_nested_environment_names_get_their_own_paths() {
+    let l = load_env([
+        ("CRYPTOFEED_PROXY_ENABLED", "true"),
+        (
+            "CRYPTOFEED_PROXY_EXCHANGES__BINANCE__HTTP__POOL__PROXIES__0__URL",
+            "socks5://a:1",
+        ),
+        (
+            "CRYPTOFEED_PROXY_EXCHANGES__BINANCE__HTTP__POOL__PROXIES__0__COLOR",
+            "red",
+        ),
+        (
+            "CRYPTOFEED_PROXY_EXCHANGES__BINANCE__HTTP__POOL__PROXIES__1__URL",
+            "socks5://b:1",
+        ),
+        (
+            "CRYPTOFEED_PROXY_EXCHANGES__BINANCE__HTTPS__URL",
+            "http://c:1",
+        ),
+        (
+            "CRYPTOFEED_PROXY_EXCHANGES__KRAKEN__WS__URL",
+            "socks5://d:1",
+        ),
+    ])
+    .unwrap();
+    let mut w: Vec<String> = l.warnings.iter().map(|w| w.to_string()).collect();
+    w.sort();
+    assert_eq!(
+        w,
+        [
+            "CRYPTOFEED_PROXY_EXCHANGES__BINANCE__HTTPS__URL: unknown setting \
+             proxy.exchanges.binance.https (ignored)",
+            "CRYPTOFEED_PROXY_EXCHANGES__BINANCE__HTTP__POOL__PROXIES__0__COLOR: unknown setting \
+             proxy.exchanges.binance.http.pool.proxies.0.color (ignored)",
+        ]
+    );
+    // The known siblings of the unknown names still load.
+    let mut s = l.settings;
+    let binance = ExchangeId::new("binance").unwrap();
+    let picks: Vec<String> = (0..2)
+        .map(|_| {
+            s.resolve(&binance, ConnectionType::Http)
+                .unwrap()
+                .proxy_url
+                .to_string()
+        })
+        .collect();
+    assert_eq!(picks, ["socks5://a:1", "socks5://b:1"]);
+    let kraken = ExchangeId::new("kraken").unwrap();
+    assert_eq!(
+        s.resolve(&kraken, ConnectionType::Websocket)
+            .unwrap()
+            .proxy_url
+            .to_string(),
+        "socks5://d:1"
+    );
+}
+
+#[test]
 fn environment_errors_name_variable_and_path() {
     let err = load_env([(
         "CRYPTOFEED_PROXY_EXCHANGES__BINANCE__HTTP__URL",
