@@ -9,65 +9,7 @@
 
 use proxy_delegate_config::Loader;
 
-const YAML: &str = r#"
-proxy:
-  enabled: true
-  default:
-    http:
-      url: "http://user:pass@proxy-default:8080"
-      timeout_seconds: 20
-    websocket: "socks5://proxy-ws:1080"
-  exchanges:
-    binance:
-      http: "http://proxy-binance:8080"
-      websocket: "socks5://proxy-binance-ws:1081"
-    coinbase:
-      http:
-        url: "http://proxy-coinbase:8080"
-        timeout_seconds: 15
-    kraken:
-      websocket:
-        pool:
-          strategy: round_robin
-          proxies:
-            - url: "socks5://k1:1080"
-            - url: "socks5://k2:1080"
-              weight: 2
-            - url: "socks5://k3:1080"
-"#;
-
-const ENV: [(&str, &str); 9] = [
-    ("CRYPTOFEED_PROXY_ENABLED", "true"),
-    (
-        "CRYPTOFEED_PROXY_DEFAULT__HTTP__URL",
-        "http://user:pass@proxy-default:8080",
-    ),
-    ("CRYPTOFEED_PROXY_DEFAULT__HTTP__TIMEOUT_SECONDS", "20"),
-    (
-        "CRYPTOFEED_PROXY_DEFAULT__WEBSOCKET__URL",
-        "socks5://proxy-ws:1080",
-    ),
-    (
-        "CRYPTOFEED_PROXY_EXCHANGES__BINANCE__HTTP__URL",
-        "http://proxy-binance:8080",
-    ),
-    (
-        "CRYPTOFEED_PROXY_EXCHANGES__BINANCE__WEBSOCKET__URL",
-        "socks5://proxy-binance-ws:1081",
-    ),
-    (
-        "CRYPTOFEED_PROXY_EXCHANGES__COINBASE__HTTP__URL",
-        "http://proxy-coinbase:8080",
-    ),
-    (
-        "CRYPTOFEED_PROXY_EXCHANGES__COINBASE__HTTP__TIMEOUT_SECONDS",
-        "15",
-    ),
-    (
-        "CRYPTOFEED_PROXY_EXCHANGES__KRAKEN__WEBSOCKET__POOL",
-        r#"{"strategy":"round_robin","proxies":[{"url":"socks5://k1:1080"},{"url":"socks5://k2:1080","weight":2},{"url":"socks5://k3:1080"}]}"#,
-    ),
-];
+include!("../../../benches/fixtures/cryptofeed_config.rs");
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
