@@ -65,6 +65,44 @@ struct OwnedRequestMetadata {
 /// Room for either message in either format.
 const BUF_LEN: usize = 1024;
 
+/// One message's contest, in one group: the core's JSON and postcard decode
+/// and encode against serde_json with the owned struct. Checks first that the
+/// postcard form decodes back to the same value.
+fn contest<M, O>(c: &mut Criterion, name: &str, body: &[u8], core: M, owned: O)
+where
+    M: codec::Message + PartialEq + std::fmt::Debug,
+    O: Serialize + for<'de> Deserialize<'de>,
+{
+    let mut postcard_buf = [0u8; BUF_LEN];
+    let n = codec::postcard::encode(&core, &mut postcard_buf).expect("postcard encodes");
+    let postcard = postcard_buf[..n].to_vec();
+    let from_postcard: M = codec::postcard::decode(&postcard).expect("decodes");
+    assert_eq!(from_postcard, core);
+
+    let mut g = c.benchmark_group(name);
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("decode/core_json", |b| {
+        b.iter(|| codec::json::decode::<M>(black_box(body)).unwrap())
+    });
+    g.bench_function("decode/serde_json_owned", |b| {
+        b.iter(|| serde_json::from_slice::<O>(black_box(body)).unwrap())
+    });
+    g.bench_function("decode/core_postcard", |b| {
+        b.iter(|| codec::postcard::decode::<M>(black_box(&postcard)).unwrap())
+    });
+    let mut out = [0u8; BUF_LEN];
+    g.bench_function("encode/core_json", |b| {
+        b.iter(|| codec::json::encode(black_box(&core), &mut out).unwrap())
+    });
+    g.bench_function("encode/serde_json_owned", |b| {
+        b.iter(|| serde_json::to_vec(black_box(&owned)).unwrap())
+    });
+    g.bench_function("encode/core_postcard", |b| {
+        b.iter(|| codec::postcard::encode(black_box(&core), &mut out).unwrap())
+    });
+    g.finish();
+}
+
 fn response(c: &mut Criterion) {
     let body = RESPONSE_JSON.as_bytes();
     let core: ProxyResponse = codec::json::decode(body).expect("published response decodes");
@@ -86,34 +124,7 @@ fn response(c: &mut Criterion) {
         core.metadata.proxy_id.as_ref().map(|p| p.as_str()),
         owned.metadata.proxy_id.as_deref()
     );
-    let mut postcard_buf = [0u8; BUF_LEN];
-    let n = codec::postcard::encode(&core, &mut postcard_buf).expect("postcard encodes");
-    let postcard = postcard_buf[..n].to_vec();
-    let from_postcard: ProxyResponse = codec::postcard::decode(&postcard).expect("decodes");
-    assert_eq!(from_postcard, core);
-
-    let mut g = c.benchmark_group("response");
-    g.throughput(Throughput::Elements(1));
-    g.bench_function("decode/core_json", |b| {
-        b.iter(|| codec::json::decode::<ProxyResponse>(black_box(body)).unwrap())
-    });
-    g.bench_function("decode/serde_json_owned", |b| {
-        b.iter(|| serde_json::from_slice::<OwnedResponse>(black_box(body)).unwrap())
-    });
-    g.bench_function("decode/core_postcard", |b| {
-        b.iter(|| codec::postcard::decode::<ProxyResponse>(black_box(&postcard)).unwrap())
-    });
-    let mut out = [0u8; BUF_LEN];
-    g.bench_function("encode/core_json", |b| {
-        b.iter(|| codec::json::encode(black_box(&core), &mut out).unwrap())
-    });
-    g.bench_function("encode/serde_json_owned", |b| {
-        b.iter(|| serde_json::to_vec(black_box(&owned)).unwrap())
-    });
-    g.bench_function("encode/core_postcard", |b| {
-        b.iter(|| codec::postcard::encode(black_box(&core), &mut out).unwrap())
-    });
-    g.finish();
+    contest(c, "response", body, core, owned);
 }
 
 fn request(c: &mut Criterion) {
@@ -126,34 +137,7 @@ fn request(c: &mut Criterion) {
         core.metadata.symbols.len() + core.metadata.feed_types.len(),
         owned.metadata.symbols.len() + owned.metadata.feed_types.len()
     );
-    let mut postcard_buf = [0u8; BUF_LEN];
-    let n = codec::postcard::encode(&core, &mut postcard_buf).expect("postcard encodes");
-    let postcard = postcard_buf[..n].to_vec();
-    let from_postcard: ProxyRequest = codec::postcard::decode(&postcard).expect("decodes");
-    assert_eq!(from_postcard, core);
-
-    let mut g = c.benchmark_group("request");
-    g.throughput(Throughput::Elements(1));
-    g.bench_function("decode/core_json", |b| {
-        b.iter(|| codec::json::decode::<ProxyRequest>(black_box(body)).unwrap())
-    });
-    g.bench_function("decode/serde_json_owned", |b| {
-        b.iter(|| serde_json::from_slice::<OwnedRequest>(black_box(body)).unwrap())
-    });
-    g.bench_function("decode/core_postcard", |b| {
-        b.iter(|| codec::postcard::decode::<ProxyRequest>(black_box(&postcard)).unwrap())
-    });
-    let mut out = [0u8; BUF_LEN];
-    g.bench_function("encode/core_json", |b| {
-        b.iter(|| codec::json::encode(black_box(&core), &mut out).unwrap())
-    });
-    g.bench_function("encode/serde_json_owned", |b| {
-        b.iter(|| serde_json::to_vec(black_box(&owned)).unwrap())
-    });
-    g.bench_function("encode/core_postcard", |b| {
-        b.iter(|| codec::postcard::encode(black_box(&core), &mut out).unwrap())
-    });
-    g.finish();
+    contest(c, "request", body, core, owned);
 }
 
 criterion_group!(benches, response, request);
