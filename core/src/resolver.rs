@@ -632,7 +632,7 @@ pub struct Resolver<E, const CACHE: usize, const ENDPOINTS: usize, const FEEDBAC
     endpoints: Endpoints<ENDPOINTS>,
     budget: RetryBudget,
     feedback: FeedbackQueue<FEEDBACK>,
-    feedback_in_flight: Option<(CorrelationId, BatchId, usize)>,
+    feedback_in_flight: Option<(CorrelationId, BatchId)>,
     /// Health checks in flight: correlation id, check id, deadline, endpoint.
     checks: heapless::Vec<(CorrelationId, u64, Instant, usize), ENDPOINTS>,
     embedded: E,
@@ -852,7 +852,7 @@ impl<E: EmbeddedRoutes, const CACHE: usize, const ENDPOINTS: usize, const FEEDBA
             let _ = self.endpoints.handle_check_result(now, check, ok);
             return Ok(());
         }
-        if let Some((fid, batch, _)) = self.feedback_in_flight
+        if let Some((fid, batch)) = self.feedback_in_flight
             && fid == id
         {
             self.feedback_in_flight = None;
@@ -921,14 +921,8 @@ impl<E: EmbeddedRoutes, const CACHE: usize, const ENDPOINTS: usize, const FEEDBA
     pub fn handle_timeout(&mut self, now: Instant) {
         // Resolves past their deadline fall back; their request goes on and
         // its reply still fills the cache.
-        let mut i = 0;
-        while i < self.waiters.len() {
-            if self.waiters[i].deadline <= now {
-                let w = self.waiters.swap_remove(i);
-                self.answer_fallback(now, w, FallbackReason::Deadline);
-            } else {
-                i += 1;
-            }
+        while let Some(w) = self.take_waiter(|w| w.deadline <= now) {
+            self.answer_fallback(now, w, FallbackReason::Deadline);
         }
         // Requests past their timeout: every outstanding attempt failed.
         let mut fi = 0;
@@ -953,7 +947,7 @@ impl<E: EmbeddedRoutes, const CACHE: usize, const ENDPOINTS: usize, const FEEDBA
         self.checks.retain(|(_, _, deadline, _)| *deadline > now);
         self.cache.handle_timeout(now);
         self.feedback.handle_timeout(now);
-        if let Some((_, batch, _)) = self.feedback_in_flight
+        if let Some((_, batch)) = self.feedback_in_flight
             && self.feedback.in_flight() != Some(batch)
         {
             // The queue timed the batch out itself; a late reply is ignored.
@@ -1042,7 +1036,7 @@ impl<E: EmbeddedRoutes, const CACHE: usize, const ENDPOINTS: usize, const FEEDBA
             && let Some(t) = self.feedback.poll_transmit(now, out)
         {
             let id = self.next_correlation();
-            self.feedback_in_flight = Some((id, t.id, endpoint));
+            self.feedback_in_flight = Some((id, t.id));
             return Some(Transmit {
                 id,
                 endpoint,
@@ -1269,19 +1263,13 @@ impl<E: EmbeddedRoutes, const CACHE: usize, const ENDPOINTS: usize, const FEEDBA
                 succeeded: Some(true),
             });
         }
-        let mut i = 0;
-        while i < self.waiters.len() {
-            if self.waiters[i].flight == flight.serial {
-                let w = self.waiters.swap_remove(i);
-                self.count_resolved(Source::Service, now - w.started);
-                self.push_answer(Answer {
-                    ticket: w.ticket,
-                    result: Ok(route.clone()),
-                    started: w.started,
-                });
-            } else {
-                i += 1;
-            }
+        while let Some(w) = self.take_waiter(|w| w.flight == flight.serial) {
+            self.count_resolved(Source::Service, now - w.started);
+            self.push_answer(Answer {
+                ticket: w.ticket,
+                result: Ok(route.clone()),
+                started: w.started,
+            });
         }
     }
 
@@ -1299,15 +1287,15 @@ impl<E: EmbeddedRoutes, const CACHE: usize, const ENDPOINTS: usize, const FEEDBA
                 succeeded: Some(false),
             });
         }
-        let mut i = 0;
-        while i < self.waiters.len() {
-            if self.waiters[i].flight == flight.serial {
-                let w = self.waiters.swap_remove(i);
-                self.answer_fallback(now, w, FallbackReason::ServiceFailed);
-            } else {
-                i += 1;
-            }
+        while let Some(w) = self.take_waiter(|w| w.flight == flight.serial) {
+            self.answer_fallback(now, w, FallbackReason::ServiceFailed);
         }
+    }
+
+    /// Removes and returns a waiting resolve that matches `pred`.
+    fn take_waiter(&mut self, pred: impl Fn(&Waiter) -> bool) -> Option<Waiter> {
+        let i = self.waiters.iter().position(pred)?;
+        Some(self.waiters.swap_remove(i))
     }
 
     fn push_answer(&mut self, answer: Answer) {

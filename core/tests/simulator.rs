@@ -15,7 +15,7 @@
 //!   duration, one health check and one probe.
 //!
 //! A failing seed prints itself; replay it with
-//! `SIM_SEED=<seed> cargo test -p proxy-delegate-core --test simulator replay`.
+//! `SIM_SEED=<seed> cargo test -p proxy-delegate-core --test simulator replay -- --ignored`.
 
 use std::cell::RefCell;
 use std::cmp::Reverse;
@@ -274,7 +274,7 @@ impl Sim {
         let log = self.log.borrow();
         let tail: Vec<&String> = log.iter().rev().take(15).collect();
         panic!(
-            "seed {} failed at t={} ms: {msg}\nreplay: SIM_SEED={} cargo test -p proxy-delegate-core --test simulator replay\nrecent: {tail:#?}",
+            "seed {} failed at t={} ms: {msg}\nreplay: SIM_SEED={} cargo test -p proxy-delegate-core --test simulator replay -- --ignored\nrecent: {tail:#?}",
             self.seed,
             self.now.as_millis(),
             self.seed
@@ -740,9 +740,15 @@ fn thousand_seeds() {
     }
 }
 
+/// Replays one seed: `SIM_SEED=<seed> cargo test -p proxy-delegate-core --test
+/// simulator replay -- --ignored`. Ignored in the suite, where it would have
+/// nothing to run.
 #[test]
+#[ignore = "replays the seed in SIM_SEED"]
 fn replay() {
-    if let Some(seed) = std::env::var("SIM_SEED").ok().and_then(|s| s.parse().ok()) {
-        run_seed(seed);
-    }
+    let seed = std::env::var("SIM_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .expect("set SIM_SEED to the seed to replay");
+    run_seed(seed);
 }
