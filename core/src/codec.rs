@@ -877,6 +877,19 @@ pub mod postcard {
         M::from_wire(&wire)
     }
 
+    /// Decodes and validates the message at the start of `input` and returns
+    /// it with the bytes after it: a stream of concatenated messages (the
+    /// feedback endpoint's postcard batch) is read by calling it until the
+    /// rest is empty. No length limit applies to `input` as a whole; each
+    /// message is bounded by the model's own bounds.
+    pub fn take<M: Message>(input: &[u8]) -> Result<(M, &[u8]), DecodeError> {
+        let mut wire = M::Wire::default();
+        let mut de = ::postcard::Deserializer::from_bytes(input);
+        M::read_wire(&mut de, &mut wire).map_err(DecodeError::Postcard)?;
+        let rest = de.finalize().map_err(DecodeError::Postcard)?;
+        Ok((M::from_wire(&wire)?, rest))
+    }
+
     /// Encodes one message into `out`, returning the length written.
     pub fn encode<M: Message>(msg: &M, out: &mut [u8]) -> Result<usize, EncodeError> {
         let capacity = out.len();

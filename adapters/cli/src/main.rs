@@ -7,6 +7,10 @@
 //!   this exchange connection gets.
 //! * `check-config <config.yaml>`: the effective settings (redacted) and where
 //!   each value came from.
+//! * `serve [--config <service.toml>] [--listen <addr>]`: the reference proxy
+//!   service. Without --config it runs on an embedded demo inventory, without
+//!   authentication, on loopback only. SIGHUP reloads the file; SIGINT or
+//!   SIGTERM drain and stop.
 //!
 //! Exit status: 0 on success, 2 on an invalid configuration or invalid
 //! arguments (the message, naming the path and the reason, is on stderr), 1 on
@@ -48,6 +52,25 @@ enum Command {
     /// Print the effective settings (secrets redacted) and where each value
     /// came from: file, environment or default.
     CheckConfig(CheckArgs),
+    /// Run the reference proxy service.
+    ///
+    /// With --config, everything comes from the file (TOML, or YAML by
+    /// extension; see docs/service.md). Without it, the service runs on an
+    /// embedded demo inventory, WITHOUT authentication, and only on a loopback
+    /// address. SIGHUP reloads the inventory and clients from the file;
+    /// SIGINT / SIGTERM stop it after the requests in flight finish.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// The service configuration file (service.toml or service.yaml).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Address to listen on, overriding the file's `listen`
+    /// (default 127.0.0.1:8080; port 0 picks a free port).
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -117,6 +140,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Resolve(args) => resolve(&args, &mut out),
         Command::CheckConfig(args) => check_config(&args, &mut out),
+        Command::Serve(args) => serve(&args),
     };
     match result.and_then(|()| out.flush().map_err(Failure::from)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -228,4 +252,56 @@ fn check_config(args: &CheckArgs, out: &mut impl Write) -> Result<(), Failure> {
         writeln!(out, "{entry:<width$}  ({})", p.source)?;
     }
     Ok(())
+}
+
+fn serve(args: &ServeArgs) -> Result<(), Failure> {
+    use proxy_delegate_service::{Service, ServiceConfig};
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let mut config = match &args.config {
+        Some(path) => ServiceConfig::load(path).map_err(|e| Failure::Invalid(e.to_string()))?,
+        None => ServiceConfig::embedded_default(),
+    };
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if args.config.is_none() {
+        if !config.listen.ip().is_loopback() {
+            return Err(Failure::Invalid(format!(
+                "--listen {}: without --config the service has no authentication and only \
+                 listens on a loopback address (127.0.0.1 or ::1); give a configuration file \
+                 with clients to listen elsewhere",
+                config.listen
+            )));
+        }
+        eprintln!(
+            "notice: no --config given: serving the embedded demo inventory ({} made-up proxies on \
+             documentation addresses), WITHOUT authentication, on loopback only",
+            config.proxies.len()
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(config.listen).await?;
+        let addr = listener.local_addr()?;
+        let scheme = if config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let service = Service::new(config).map_err(|e| Failure::Invalid(e.to_string()))?;
+        // The one line scripts wait for: the address actually bound.
+        eprintln!("listening on {scheme}://{addr}");
+        proxy_delegate_service::run_until_signal(service, listener)
+            .await
+            .map_err(|e| Failure::Io(std::io::Error::other(e.to_string())))
+    })
 }

@@ -589,6 +589,17 @@ pub fn default_client_id() -> String {
     format!("cryptofeed-{host}-{}", std::process::id())
 }
 
+/// Expands secret references in `text`, as the settings loader does:
+/// `${NAME}` (an environment variable), `${file:/path}` (a regular file's
+/// contents without the trailing newline) and `$${` (a literal `${`). With
+/// `url_encode`, expanded text is percent-encoded so that it fits in a URL's
+/// user name or password. The error names the variable or the file, never a
+/// value. Other configuration files (the reference service's) use it so that
+/// every file of the project spells secrets the same way.
+pub fn expand_references(text: &str, url_encode: bool) -> Result<String, String> {
+    raw::expand(text, url_encode)
+}
+
 /// Masks secrets in free text: the password of any `scheme://user:password@`
 /// URL, and the text quoted in a parser's `invalid type: string "..."`
 /// message (which may be a misplaced token).

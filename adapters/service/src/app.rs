@@ -1,0 +1,490 @@
+//! The shared state and the axum router: routes, the authentication and
+//! rate-limit gate, and the handlers. Handlers hold the pool's lock only for
+//! the pool call itself, never across an `.await`.
+
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use proxy_delegate_core::model::{ProxyFeedback, ProxyRequest};
+use proxy_delegate_core::pool::{FeedbackError, Pool, StrategyKind};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::auth::{Caller, Clients, TlsIdentity};
+use crate::body::{self, Wire};
+use crate::config::{AuthConfig, Scope, ServiceConfig};
+use crate::error::ApiError;
+use crate::metrics::{FeedbackLabels, Metrics, OutcomeLabels, ReasonLabels, RequestLabels};
+use crate::snapshot::{PoolSummary, ProxyRow, Snapshot};
+
+/// Most proxies in the service's inventory.
+pub const MAX_PROXIES: usize = 4096;
+/// Sticky (client, exchange) choices remembered at once.
+pub const MAX_STICKY: usize = 4096;
+
+/// The pool the service drives.
+pub(crate) type ServicePool = Pool<MAX_PROXIES, MAX_STICKY>;
+
+/// How long a client may take to send a request body.
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Everything the handlers share.
+#[derive(Debug)]
+pub(crate) struct AppState {
+    pool: Mutex<Box<ServicePool>>,
+    origin: std::time::Instant,
+    pub(crate) clients: RwLock<Arc<Clients>>,
+    auth: AuthConfig,
+    limiter: Option<DefaultKeyedRateLimiter<Arc<str>>>,
+    pub(crate) metrics: Metrics,
+    refresh_seconds: u32,
+    ready: AtomicBool,
+    /// Woken when feedback may have moved the pool's next timer.
+    pub(crate) wake: tokio::sync::Notify,
+    pub(crate) source: Option<PathBuf>,
+    pub(crate) config: RwLock<ServiceConfig>,
+}
+
+impl AppState {
+    /// Builds the pool (on a thread with room for it: it is several MiB) and
+    /// loads the inventory.
+    pub(crate) fn new(config: ServiceConfig) -> Result<Self, crate::StartError> {
+        let pool_config = config.pool.clone();
+        let proxies = config.proxies.clone();
+        let built = std::thread::Builder::new()
+            .name("pool-build".into())
+            .stack_size(64 << 20)
+            .spawn(move || -> Result<Box<ServicePool>, crate::StartError> {
+                let mut pool = Box::new(
+                    ServicePool::new(pool_config)
+                        .map_err(|e| crate::StartError::Config(e.to_string()))?,
+                );
+                pool.replace_inventory(embassy_time::Instant::from_ticks(0), &proxies)
+                    .map_err(|e| crate::StartError::Config(format!("proxies: {e}")))?;
+                Ok(pool)
+            })
+            .map_err(crate::StartError::Io)?
+            .join()
+            .map_err(|_| crate::StartError::Config("building the pool failed".into()))??;
+        let limiter = config.rate_limit.map(|r| {
+            let per_second = NonZeroU32::new(r.per_second).unwrap_or(NonZeroU32::MIN);
+            let burst = NonZeroU32::new(r.burst.max(r.per_second)).unwrap_or(per_second);
+            RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst))
+        });
+        Ok(Self {
+            pool: Mutex::new(built),
+            origin: std::time::Instant::now(),
+            clients: RwLock::new(Arc::new(Clients::new(&config.clients))),
+            auth: config.auth,
+            limiter,
+            metrics: Metrics::new(),
+            refresh_seconds: config.status_refresh_seconds,
+            ready: AtomicBool::new(true),
+            wake: tokio::sync::Notify::new(),
+            source: config.source.clone(),
+            config: RwLock::new(config),
+        })
+    }
+
+    /// The pool's clock: time since the service started.
+    pub(crate) fn now(&self) -> embassy_time::Instant {
+        let micros = u64::try_from(self.origin.elapsed().as_micros()).unwrap_or(u64::MAX);
+        embassy_time::Instant::from_micros(micros)
+    }
+
+    /// The pool, locked. A panic while it was held cannot leave it
+    /// half-updated in a way that matters more than stopping the service
+    /// would, so a poisoned lock is taken over.
+    pub(crate) fn pool(&self) -> MutexGuard<'_, Box<ServicePool>> {
+        self.pool.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::SeqCst);
+    }
+
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        let now = self.now();
+        let pool = self.pool();
+        Snapshot {
+            summary: PoolSummary::from(pool.stats()),
+            proxies: pool
+                .proxies(now)
+                .map(|s| ProxyRow::from_status(&s, now))
+                .collect(),
+        }
+    }
+
+    /// Forgets rate-limit buckets of clients that have gone quiet.
+    pub(crate) fn trim_rate_limits(&self) {
+        if let Some(l) = &self.limiter {
+            l.retain_recent();
+        }
+    }
+}
+
+/// The route a path belongs to: its metric label and the scope it needs
+/// (`None`: open to anyone).
+fn route_of(path: &str, auth: &AuthConfig) -> (&'static str, Option<Scope>) {
+    match path {
+        "/api/v1/proxy/request" => ("/api/v1/proxy/request", Some(Scope::Request)),
+        "/api/v1/proxy/feedback" => ("/api/v1/proxy/feedback", Some(Scope::Feedback)),
+        "/api/v1/proxies" => ("/api/v1/proxies", Some(Scope::Read)),
+        "/" => ("/", Some(Scope::Read)),
+        "/metrics" => ("/metrics", auth.metrics.then_some(Scope::Read)),
+        "/health" => ("/health", auth.health.then_some(Scope::Read)),
+        "/openapi.json" => ("/openapi.json", None),
+        _ => ("other", None),
+    }
+}
+
+/// Authenticates, authorises and rate-limits every request, and counts it.
+async fn gate(State(state): State<Arc<AppState>>, mut request: Request, next: Next) -> Response {
+    let (route, scope) = route_of(request.uri().path(), &state.auth);
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    let outcome = admit(&state, &mut request, scope, peer);
+    let (client, response) = match outcome {
+        Ok(caller) => {
+            let name = caller.name.clone();
+            request.extensions_mut().insert(caller);
+            (name, next.run(request).await)
+        }
+        Err((name, e)) => (name, e.into_response()),
+    };
+    state
+        .metrics
+        .http_requests
+        .get_or_create(&RequestLabels {
+            route,
+            status: response.status().as_u16(),
+            client: client.to_string(),
+        })
+        .inc();
+    response
+}
+
+type Refused = (Arc<str>, ApiError);
+
+fn admit(
+    state: &AppState,
+    request: &mut Request,
+    scope: Option<Scope>,
+    peer: Option<SocketAddr>,
+) -> Result<Caller, Refused> {
+    let anonymous: Arc<str> = Arc::from("anonymous");
+    let caller = if !state.auth.required {
+        Caller::anonymous()
+    } else {
+        let clients = state
+            .clients
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        match clients.identify(request.headers(), request.extensions().get::<TlsIdentity>()) {
+            Ok(Some(caller)) => caller,
+            Ok(None) if scope.is_none() => Caller::anonymous(),
+            Ok(None) => {
+                state
+                    .metrics
+                    .auth_failures
+                    .get_or_create(&ReasonLabels { reason: "missing" })
+                    .inc();
+                return Err((
+                    anonymous,
+                    ApiError::unauthorized(
+                        "credentials required: send Authorization: Bearer <token>, X-API-Key, \
+                         or a client certificate",
+                    ),
+                ));
+            }
+            Err((reason, e)) => {
+                state
+                    .metrics
+                    .auth_failures
+                    .get_or_create(&ReasonLabels { reason })
+                    .inc();
+                return Err((anonymous, e));
+            }
+        }
+    };
+    if let Some(scope) = scope {
+        caller
+            .require(scope)
+            .map_err(|e| (caller.name.clone(), e))?;
+    }
+    // Health checks and scrapes are never rate limited.
+    if let (Some(limiter), true) = (&state.limiter, scope.is_some()) {
+        let key: Arc<str> = if state.auth.required {
+            caller.name.clone()
+        } else {
+            Arc::from(peer.map_or_else(|| "unknown".to_owned(), |p| p.ip().to_string()))
+        };
+        if let Err(not_until) = limiter.check_key(&key) {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            return Err((caller.name.clone(), ApiError::rate_limited(secs)));
+        }
+    }
+    Ok(caller)
+}
+
+/// The router with every route, the gate, the JSON 404 and 405 answers.
+pub(crate) fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/api/v1/proxy/request", post(proxy_request))
+        .route("/api/v1/proxy/feedback", post(proxy_feedback))
+        .route("/api/v1/proxies", get(proxies))
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
+        .route("/", get(status_page))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), gate))
+        .with_state(state)
+}
+
+async fn not_found(request: Request) -> ApiError {
+    ApiError::not_found(format!(
+        "no route {}; see GET /openapi.json",
+        short_path(request.uri().path())
+    ))
+}
+
+async fn method_not_allowed(request: Request) -> ApiError {
+    ApiError::method_not_allowed(format!(
+        "{} is not allowed on {}; see GET /openapi.json",
+        request.method(),
+        short_path(request.uri().path())
+    ))
+}
+
+fn short_path(p: &str) -> String {
+    let mut s: String = p.chars().take(80).collect();
+    if s.len() < p.len() {
+        s.push('…');
+    }
+    s
+}
+
+async fn read_body(headers: &HeaderMap, body: Body) -> Result<axum::body::Bytes, ApiError> {
+    tokio::time::timeout(BODY_TIMEOUT, body::read(headers, body))
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                format!(
+                    "the request body did not arrive within {} s",
+                    BODY_TIMEOUT.as_secs()
+                ),
+            )
+        })?
+}
+
+fn caller_name(request: &axum::http::Extensions) -> String {
+    request
+        .get::<Caller>()
+        .map_or_else(|| "anonymous".to_owned(), |c| c.name.to_string())
+}
+
+/// `POST /api/v1/proxy/request`: which proxy for this exchange connection.
+pub(crate) async fn proxy_request(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let (parts, body) = request.into_parts();
+    let wire = Wire::of_request(&parts.headers)?;
+    let bytes = read_body(&parts.headers, body).await?;
+    let ask: ProxyRequest = body::decode_one(wire, &bytes)?;
+    let answer = {
+        let now = state.now();
+        state.pool().select(now, &ask)
+    };
+    let client = caller_name(&parts.extensions);
+    let outcome = if answer.proxy_url.is_some() {
+        if let Ok(kind) = StrategyKind::parse(answer.strategy.as_str()) {
+            state
+                .metrics
+                .selections
+                .get_or_create(&crate::metrics::StrategyLabels {
+                    strategy: kind.as_str(),
+                })
+                .inc();
+        }
+        "proxy"
+    } else {
+        "no_proxy"
+    };
+    state
+        .metrics
+        .proxy_requests
+        .get_or_create(&OutcomeLabels { outcome, client })
+        .inc();
+    Ok(Wire::of_answer(&parts.headers, wire).answer(&answer))
+}
+
+/// The answer to `POST /api/v1/proxy/feedback`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+pub struct FeedbackAck {
+    /// Events received (all of them were valid).
+    pub received: usize,
+    /// Events applied to a proxy's health.
+    pub applied: usize,
+    /// Events naming no proxy of the inventory (removed by a reload, or
+    /// from another service): accepted, not applied.
+    pub unknown_proxy: usize,
+    /// Events about direct connections (no `proxy_id`, no `proxy_url`):
+    /// accepted, nothing to score.
+    pub no_proxy: usize,
+}
+
+/// `POST /api/v1/proxy/feedback`: one event or a batch.
+pub(crate) async fn proxy_feedback(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+) -> Result<axum::Json<FeedbackAck>, ApiError> {
+    let (parts, body) = request.into_parts();
+    let wire = Wire::of_request(&parts.headers)?;
+    let bytes = read_body(&parts.headers, body).await?;
+    // Credentials in `proxy_url` are dropped by the decoder itself.
+    let events: Vec<ProxyFeedback> = body::decode_batch(wire, &bytes)?;
+    let mut ack = FeedbackAck {
+        received: events.len(),
+        applied: 0,
+        unknown_proxy: 0,
+        no_proxy: 0,
+    };
+    let results: Vec<Result<(), FeedbackError>> = {
+        let now = state.now();
+        let mut pool = state.pool();
+        events
+            .iter()
+            .map(|e| pool.handle_feedback(now, e))
+            .collect()
+    };
+    state.wake.notify_one();
+    let client = caller_name(&parts.extensions);
+    for (e, r) in events.iter().zip(results) {
+        match r {
+            Ok(()) => {
+                ack.applied += 1;
+                state
+                    .metrics
+                    .feedback
+                    .get_or_create(&FeedbackLabels {
+                        event: e.event.as_str(),
+                        category: e.error_category.map_or("none", |c| c.as_str()),
+                        client: client.clone(),
+                    })
+                    .inc();
+            }
+            Err(err) => {
+                let reason = match err {
+                    FeedbackError::NoProxy => {
+                        ack.no_proxy += 1;
+                        "no_proxy"
+                    }
+                    _ => {
+                        ack.unknown_proxy += 1;
+                        "unknown_proxy"
+                    }
+                };
+                state
+                    .metrics
+                    .feedback_ignored
+                    .get_or_create(&ReasonLabels { reason })
+                    .inc();
+            }
+        }
+    }
+    Ok(axum::Json(ack))
+}
+
+/// `GET /api/v1/proxies`: the inventory with health and state, no credentials.
+pub(crate) async fn proxies(State(state): State<Arc<AppState>>) -> axum::Json<Snapshot> {
+    axum::Json(state.snapshot())
+}
+
+/// The body of `GET /health`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok`, or `draining` while the service shuts down.
+    pub status: &'static str,
+    /// Always true while the process answers (liveness).
+    pub live: bool,
+    /// Whether the service takes requests (readiness): false while it
+    /// shuts down.
+    pub ready: bool,
+    /// Proxies in the inventory.
+    pub proxies: u32,
+    /// Proxies a request may get now.
+    pub available: u32,
+}
+
+/// `GET /health`: 200 when ready, 503 while shutting down.
+pub(crate) async fn health(State(state): State<Arc<AppState>>) -> Response {
+    let stats = state.pool().stats();
+    let ready = state.ready.load(Ordering::SeqCst);
+    let body = Health {
+        status: if ready { "ok" } else { "draining" },
+        live: true,
+        ready,
+        proxies: stats.proxies,
+        available: stats.available,
+    };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+/// `GET /metrics`: Prometheus (OpenMetrics) text.
+pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let text = state.metrics.render(&state.snapshot());
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
+        )],
+        text,
+    )
+        .into_response()
+}
+
+/// `GET /openapi.json`: the API description.
+pub(crate) async fn openapi() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        crate::openapi::document_json(),
+    )
+        .into_response()
+}
+
+/// `GET /`: the status page.
+pub(crate) async fn status_page(State(state): State<Arc<AppState>>) -> Html<String> {
+    Html(crate::status_page::render(
+        &state.snapshot(),
+        state.refresh_seconds,
+    ))
+}

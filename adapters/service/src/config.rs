@@ -1,0 +1,765 @@
+//! The service's configuration file (TOML, or YAML by extension `.yaml` /
+//! `.yml`): listen address, TLS, clients and their secrets, rate limit, pool
+//! defaults, per-exchange policies and the inventory. See
+//! `docs/service.md` for every key with its default.
+//!
+//! Secrets (`clients[].bearer_token`, `clients[].api_key`, passwords inside
+//! `proxies[].url`) may be written as `${NAME}` (an environment variable) or
+//! `${file:/path}` (a file's contents); they are held in types whose `Debug`
+//! shows `***`.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use embassy_time::Duration;
+use proxy_delegate_core::model::{
+    ConnectionType, ExchangeId, FallbackPolicy, ProxyId, ProxyUrl, Region, TtlSeconds,
+};
+use proxy_delegate_core::pool::{
+    ConnectionTypes, ExchangePolicy, PoolConfig, ProxySpec, StrategyKind,
+};
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+
+/// Address the service listens on when neither the file nor `--listen` names one.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// A secret from the configuration: compared in constant time, shown as `***`.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// Whether `candidate` equals the secret, in time that does not depend on
+    /// where they differ.
+    pub fn matches(&self, candidate: &[u8]) -> bool {
+        self.0.as_bytes().ct_eq(candidate).into()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// What a client may call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// `POST /api/v1/proxy/request`.
+    Request,
+    /// `POST /api/v1/proxy/feedback`.
+    Feedback,
+    /// `GET /api/v1/proxies`, the status page, and `/metrics` / `/health`
+    /// when those need authentication.
+    Read,
+}
+
+/// All scopes: what a client has when its entry lists none.
+pub const ALL_SCOPES: [Scope; 3] = [Scope::Request, Scope::Feedback, Scope::Read];
+
+/// One named client and the credentials it may present (any of them).
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// The name metrics and logs use for this client.
+    pub name: String,
+    /// `Authorization: Bearer <token>` values.
+    pub bearer_tokens: Vec<Secret>,
+    /// `X-API-Key: <key>` values.
+    pub api_keys: Vec<Secret>,
+    /// Client-certificate names (the subject's common name or a DNS name)
+    /// accepted over mutual TLS.
+    pub tls_names: Vec<String>,
+    /// What the client may call.
+    pub scopes: Vec<Scope>,
+}
+
+/// TLS for the listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// PEM certificate chain of the service.
+    pub cert_file: PathBuf,
+    /// PEM private key of the service.
+    pub key_file: PathBuf,
+    /// PEM CA bundle for client certificates: set, every connection must
+    /// present a certificate it signed (mutual TLS).
+    pub client_ca_file: Option<PathBuf>,
+}
+
+/// Which routes need authentication.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthConfig {
+    /// Whether the API, the inventory and the status page need a known client.
+    /// Default: true when any client is configured.
+    pub required: bool,
+    /// Whether `GET /health` needs it. Default false.
+    pub health: bool,
+    /// Whether `GET /metrics` needs it. Default false.
+    pub metrics: bool,
+}
+
+/// Per-client rate limit (clients are told apart by name; unauthenticated
+/// callers share one bucket per remote address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Sustained requests per second. Default 1,000.
+    pub per_second: u32,
+    /// Burst above the sustained rate. Default 2,000.
+    pub burst: u32,
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        Self {
+            per_second: 1_000,
+            burst: 2_000,
+        }
+    }
+}
+
+/// The whole service configuration, validated.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// TLS, when set.
+    pub tls: Option<TlsConfig>,
+    /// Which routes need authentication.
+    pub auth: AuthConfig,
+    /// Known clients.
+    pub clients: Vec<ClientConfig>,
+    /// Per-client rate limit; `None` disables it.
+    pub rate_limit: Option<RateLimit>,
+    /// Status page refresh, in seconds. Default 5.
+    pub status_refresh_seconds: u32,
+    /// The pool's knobs and per-exchange policies.
+    pub pool: PoolConfig,
+    /// The inventory.
+    pub proxies: Vec<ProxySpec>,
+    /// The file it came from (reloads read it again); `None` for the
+    /// embedded default.
+    pub source: Option<PathBuf>,
+}
+
+/// A configuration that cannot be used. Never holds a secret's value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file, when there is one.
+    pub file: Option<PathBuf>,
+    /// The key, dotted (`proxies[2].url`), when known.
+    pub field: String,
+    /// What is wrong and what to do.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(file) = &self.file {
+            write!(f, "{}: ", file.display())?;
+        }
+        if !self.field.is_empty() {
+            write!(f, "{}: ", self.field)?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn err(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        file: None,
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+// ------------------------------------------------------------------ the file
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    listen: Option<String>,
+    tls: Option<RawTls>,
+    #[serde(default)]
+    auth: RawAuth,
+    #[serde(default)]
+    clients: Vec<RawClient>,
+    rate_limit: Option<RawRateLimit>,
+    status_refresh_seconds: Option<u32>,
+    #[serde(default)]
+    pool: RawPool,
+    #[serde(default)]
+    exchanges: std::collections::BTreeMap<String, RawExchange>,
+    #[serde(default)]
+    proxies: Vec<RawProxy>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert_file: PathBuf,
+    key_file: PathBuf,
+    client_ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAuth {
+    required: Option<bool>,
+    #[serde(default)]
+    health: bool,
+    #[serde(default)]
+    metrics: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClient {
+    name: String,
+    #[serde(default)]
+    bearer_tokens: Vec<String>,
+    #[serde(default)]
+    api_keys: Vec<String>,
+    #[serde(default)]
+    tls_names: Vec<String>,
+    scopes: Option<Vec<Scope>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRateLimit {
+    #[serde(default = "yes")]
+    enabled: bool,
+    per_second: Option<u32>,
+    burst: Option<u32>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPool {
+    seed: Option<u64>,
+    strategy: Option<String>,
+    ttl_seconds: Option<u32>,
+    fallback_policy: Option<String>,
+    sticky_ttl_seconds: Option<u64>,
+    lease_ttl_seconds: Option<u64>,
+    latency_target_ms: Option<u32>,
+    eject_consecutive_failures: Option<u16>,
+    eject_success_rate_gap: Option<f32>,
+    eject_min_samples: Option<u32>,
+    eject_base_seconds: Option<u64>,
+    eject_max_seconds: Option<u64>,
+    max_ejected_percent: Option<u8>,
+    geo_block_cooldown_seconds: Option<u64>,
+    rate_limit_cooldown_seconds: Option<u64>,
+    probe_interval_seconds: Option<u64>,
+    failure_window_seconds: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExchange {
+    fallback_policy: Option<String>,
+    strategy: Option<String>,
+    ttl_seconds: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProxy {
+    id: String,
+    url: String,
+    #[serde(default)]
+    regions: Vec<String>,
+    exchanges: Option<Vec<String>>,
+    connection_types: Option<Vec<String>>,
+    weight: Option<u16>,
+    max_connections: Option<u32>,
+    #[serde(default = "yes")]
+    enabled: bool,
+}
+
+impl ServiceConfig {
+    /// Reads and validates a configuration file: YAML when its name ends in
+    /// `.yaml` or `.yml`, TOML otherwise.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        let path = path.as_ref();
+        let in_file = |mut e: ConfigError| {
+            e.file = Some(path.to_owned());
+            e
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| in_file(err("", format!("cannot read the file: {e}"))))?;
+        let yaml = matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml")
+        );
+        let mut config = Self::parse(&text, yaml).map_err(in_file)?;
+        config.source = Some(path.to_owned());
+        Ok(config)
+    }
+
+    /// Parses and validates configuration text (TOML, or YAML with `yaml`).
+    pub fn parse(text: &str, yaml: bool) -> Result<Self, ConfigError> {
+        let raw: RawFile = if yaml {
+            let de = serde_norway::Deserializer::from_str(text);
+            serde_path_to_error::deserialize(de).map_err(|e| {
+                let field = e.path().to_string();
+                let inner = e.into_inner();
+                let at = inner
+                    .location()
+                    .map(|l| format!(" (line {}, column {})", l.line(), l.column()))
+                    .unwrap_or_default();
+                err(
+                    clean_path(&field),
+                    proxy_delegate_config::redact_text(&format!("{inner}{at}")),
+                )
+            })?
+        } else {
+            let de = toml::Deserializer::parse(text)
+                .map_err(|e| err("", proxy_delegate_config::redact_text(&e.to_string())))?;
+            serde_path_to_error::deserialize(de).map_err(|e| {
+                let field = e.path().to_string();
+                let inner = e.into_inner();
+                let msg = inner.message().to_owned();
+                let at = inner
+                    .span()
+                    .map(|s| {
+                        let line = text[..s.start.min(text.len())].matches('\n').count() + 1;
+                        format!(" (line {line})")
+                    })
+                    .unwrap_or_default();
+                err(
+                    clean_path(&field),
+                    proxy_delegate_config::redact_text(&format!("{msg}{at}")),
+                )
+            })?
+        };
+        Self::from_raw(raw)
+    }
+
+    /// The configuration `proxy-delegate serve` runs without a file: three
+    /// made-up proxies on documentation addresses (TEST-NET), no
+    /// authentication, loopback only.
+    pub fn embedded_default() -> Self {
+        Self::parse(EMBEDDED_DEFAULT, false)
+            .unwrap_or_else(|e| unreachable!("the embedded default configuration is valid: {e}"))
+    }
+
+    fn from_raw(raw: RawFile) -> Result<Self, ConfigError> {
+        let listen = raw
+            .listen
+            .as_deref()
+            .unwrap_or(DEFAULT_LISTEN)
+            .parse::<SocketAddr>()
+            .map_err(|e| err("listen", format!("not an address like 127.0.0.1:8080: {e}")))?;
+        let tls = raw.tls.map(|t| TlsConfig {
+            cert_file: t.cert_file,
+            key_file: t.key_file,
+            client_ca_file: t.client_ca_file,
+        });
+
+        let mut clients = Vec::with_capacity(raw.clients.len());
+        for (i, c) in raw.clients.into_iter().enumerate() {
+            let at = |k: &str| format!("clients[{i}].{k}");
+            if c.name.trim().is_empty() {
+                return Err(err(at("name"), "must not be empty"));
+            }
+            if clients.iter().any(|x: &ClientConfig| x.name == c.name) {
+                return Err(err(
+                    at("name"),
+                    format!("duplicate client name {:?}", c.name),
+                ));
+            }
+            let secrets = |list: Vec<String>, key: &str| -> Result<Vec<Secret>, ConfigError> {
+                list.iter()
+                    .enumerate()
+                    .map(|(j, s)| {
+                        let v = proxy_delegate_config::expand_references(s, false)
+                            .map_err(|m| err(format!("{}[{j}]", at(key)), m))?;
+                        if v.is_empty() {
+                            return Err(err(format!("{}[{j}]", at(key)), "must not be empty"));
+                        }
+                        Ok(Secret(v))
+                    })
+                    .collect()
+            };
+            let bearer_tokens = secrets(c.bearer_tokens, "bearer_tokens")?;
+            let api_keys = secrets(c.api_keys, "api_keys")?;
+            if bearer_tokens.is_empty() && api_keys.is_empty() && c.tls_names.is_empty() {
+                return Err(err(
+                    at("name"),
+                    "the client has no credential: give bearer_tokens, api_keys or tls_names",
+                ));
+            }
+            clients.push(ClientConfig {
+                name: c.name,
+                bearer_tokens,
+                api_keys,
+                tls_names: c.tls_names,
+                scopes: c.scopes.unwrap_or_else(|| ALL_SCOPES.to_vec()),
+            });
+        }
+        let auth = AuthConfig {
+            required: raw.auth.required.unwrap_or(!clients.is_empty()),
+            health: raw.auth.health,
+            metrics: raw.auth.metrics,
+        };
+        if auth.required && clients.is_empty() {
+            return Err(err(
+                "auth.required",
+                "authentication is required but no client is configured: add [[clients]]",
+            ));
+        }
+        let rate_limit = match raw.rate_limit {
+            None => Some(RateLimit::default()),
+            Some(r) if !r.enabled => None,
+            Some(r) => {
+                let d = RateLimit::default();
+                let l = RateLimit {
+                    per_second: r.per_second.unwrap_or(d.per_second),
+                    burst: r.burst.unwrap_or(d.burst),
+                };
+                if l.per_second == 0 {
+                    return Err(err(
+                        "rate_limit.per_second",
+                        "must be at least 1 (set rate_limit.enabled = false to turn it off)",
+                    ));
+                }
+                Some(l)
+            }
+        };
+        let status_refresh_seconds = raw.status_refresh_seconds.unwrap_or(5);
+        if !(1..=3600).contains(&status_refresh_seconds) {
+            return Err(err("status_refresh_seconds", "must be between 1 and 3600"));
+        }
+
+        let pool = pool_config(raw.pool, raw.exchanges)?;
+        let mut proxies = Vec::with_capacity(raw.proxies.len());
+        for (i, p) in raw.proxies.into_iter().enumerate() {
+            proxies.push(proxy_spec(i, p)?);
+        }
+        Ok(Self {
+            listen,
+            tls,
+            auth,
+            clients,
+            rate_limit,
+            status_refresh_seconds,
+            pool,
+            proxies,
+            source: None,
+        })
+    }
+}
+
+/// `proxies[0].url` rather than serde_path_to_error's `proxies[0].url` with
+/// a leading dot or `?` for unknown segments.
+fn clean_path(p: &str) -> String {
+    if p == "." {
+        String::new()
+    } else {
+        p.to_owned()
+    }
+}
+
+fn secs(field: &str, v: Option<u64>, default: Duration) -> Result<Duration, ConfigError> {
+    match v {
+        None => Ok(default),
+        Some(0) => Err(err(field, "must be at least 1 second")),
+        Some(s) if s > 365 * 24 * 3600 => Err(err(field, "must be at most a year")),
+        Some(s) => Ok(Duration::from_secs(s)),
+    }
+}
+
+fn strategy(field: &str, s: &str) -> Result<StrategyKind, ConfigError> {
+    StrategyKind::parse(s).map_err(|e| err(field, e.to_string()))
+}
+
+fn fallback(field: &str, s: &str) -> Result<FallbackPolicy, ConfigError> {
+    match s {
+        "direct_connection" => Ok(FallbackPolicy::DirectConnection),
+        "embedded_fallback" => Ok(FallbackPolicy::EmbeddedFallback),
+        "fail" => Ok(FallbackPolicy::Fail),
+        other => Err(err(
+            field,
+            format!(
+                "unknown fallback policy {other:?} (expected direct_connection, embedded_fallback or fail)"
+            ),
+        )),
+    }
+}
+
+fn pool_config(
+    raw: RawPool,
+    exchanges: std::collections::BTreeMap<String, RawExchange>,
+) -> Result<PoolConfig, ConfigError> {
+    let d = PoolConfig::default();
+    let mut c = PoolConfig {
+        seed: raw.seed.unwrap_or(d.seed),
+        strategy: match &raw.strategy {
+            Some(s) => strategy("pool.strategy", s)?,
+            None => d.strategy,
+        },
+        ttl_seconds: raw.ttl_seconds.unwrap_or(d.ttl_seconds),
+        fallback_policy: match &raw.fallback_policy {
+            Some(s) => fallback("pool.fallback_policy", s)?,
+            None => d.fallback_policy,
+        },
+        exchange_policies: heapless::Vec::new(),
+        sticky_ttl: secs(
+            "pool.sticky_ttl_seconds",
+            raw.sticky_ttl_seconds,
+            d.sticky_ttl,
+        )?,
+        lease_ttl: secs("pool.lease_ttl_seconds", raw.lease_ttl_seconds, d.lease_ttl)?,
+        ewma_alpha: d.ewma_alpha,
+        latency_target_ms: raw.latency_target_ms.unwrap_or(d.latency_target_ms),
+        eject_consecutive_failures: raw
+            .eject_consecutive_failures
+            .unwrap_or(d.eject_consecutive_failures),
+        eject_success_rate_gap: raw
+            .eject_success_rate_gap
+            .unwrap_or(d.eject_success_rate_gap),
+        eject_min_samples: raw.eject_min_samples.unwrap_or(d.eject_min_samples),
+        eject_base: secs(
+            "pool.eject_base_seconds",
+            raw.eject_base_seconds,
+            d.eject_base,
+        )?,
+        eject_max: secs("pool.eject_max_seconds", raw.eject_max_seconds, d.eject_max)?,
+        max_ejected_percent: raw.max_ejected_percent.unwrap_or(d.max_ejected_percent),
+        geo_block_cooldown: secs(
+            "pool.geo_block_cooldown_seconds",
+            raw.geo_block_cooldown_seconds,
+            d.geo_block_cooldown,
+        )?,
+        rate_limit_cooldown: secs(
+            "pool.rate_limit_cooldown_seconds",
+            raw.rate_limit_cooldown_seconds,
+            d.rate_limit_cooldown,
+        )?,
+        probe_interval: match raw.probe_interval_seconds {
+            None => None,
+            Some(s) => Some(secs("pool.probe_interval_seconds", Some(s), Duration::MIN)?),
+        },
+        failure_window: secs(
+            "pool.failure_window_seconds",
+            raw.failure_window_seconds,
+            d.failure_window,
+        )?,
+    };
+    for (name, e) in exchanges {
+        let at = |k: &str| format!("exchanges.{name}.{k}");
+        let exchange: ExchangeId = name
+            .parse()
+            .map_err(|e| err(format!("exchanges.{name}"), format!("{e}")))?;
+        let mut policy = ExchangePolicy::new(
+            exchange,
+            match &e.fallback_policy {
+                Some(s) => fallback(&at("fallback_policy"), s)?,
+                None => c.fallback_policy,
+            },
+        );
+        if let Some(s) = &e.strategy {
+            policy.strategy = Some(strategy(&at("strategy"), s)?);
+        }
+        if let Some(t) = e.ttl_seconds {
+            policy.ttl =
+                Some(TtlSeconds::new(t).map_err(|e| err(at("ttl_seconds"), e.to_string()))?);
+        }
+        c.exchange_policies.push(policy).map_err(|_| {
+            err(
+                "exchanges",
+                format!(
+                    "more than {} exchanges with their own policy",
+                    proxy_delegate_core::pool::MAX_EXCHANGE_POLICIES
+                ),
+            )
+        })?;
+    }
+    c.validate().map_err(|e| err("pool", e.to_string()))?;
+    Ok(c)
+}
+
+fn proxy_spec(i: usize, p: RawProxy) -> Result<ProxySpec, ConfigError> {
+    let at = |k: &str| format!("proxies[{i}].{k}");
+    let id: ProxyId = p.id.parse().map_err(|e| err(at("id"), format!("{e}")))?;
+    let url_text =
+        proxy_delegate_config::expand_references(&p.url, true).map_err(|m| err(at("url"), m))?;
+    let url: ProxyUrl = url_text.parse().map_err(|e| {
+        err(
+            at("url"),
+            proxy_delegate_config::redact_text(&format!("{e}")),
+        )
+    })?;
+    let mut spec = ProxySpec::new(id, url).with_enabled(p.enabled);
+    if p.regions.len() > proxy_delegate_core::pool::MAX_PROXY_REGIONS {
+        return Err(err(
+            at("regions"),
+            format!(
+                "at most {} regions per proxy",
+                proxy_delegate_core::pool::MAX_PROXY_REGIONS
+            ),
+        ));
+    }
+    for (j, r) in p.regions.iter().enumerate() {
+        let region: Region = r
+            .parse()
+            .map_err(|e| err(format!("{}[{j}]", at("regions")), format!("{e}")))?;
+        spec = spec.with_region(region);
+    }
+    if let Some(list) = p.exchanges {
+        if list.len() > proxy_delegate_core::pool::MAX_ALLOWED_EXCHANGES {
+            return Err(err(
+                at("exchanges"),
+                format!(
+                    "at most {} exchanges per proxy (leave the list out to allow all)",
+                    proxy_delegate_core::pool::MAX_ALLOWED_EXCHANGES
+                ),
+            ));
+        }
+        if list.is_empty() {
+            return Err(err(
+                at("exchanges"),
+                "an empty list allows nothing: leave it out to allow every exchange, or set enabled = false",
+            ));
+        }
+        for (j, x) in list.iter().enumerate() {
+            let e: ExchangeId = x
+                .parse()
+                .map_err(|e| err(format!("{}[{j}]", at("exchanges")), format!("{e}")))?;
+            spec = spec.with_exchange(e);
+        }
+    }
+    if let Some(types) = p.connection_types {
+        let mut t = ConnectionTypes {
+            http: false,
+            websocket: false,
+        };
+        for (j, x) in types.iter().enumerate() {
+            match x.parse::<ConnectionType>() {
+                Ok(ConnectionType::Http) => t.http = true,
+                Ok(ConnectionType::Websocket) => t.websocket = true,
+                _ => {
+                    return Err(err(
+                        format!("{}[{j}]", at("connection_types")),
+                        format!("unknown connection type {x:?} (expected http or websocket)"),
+                    ));
+                }
+            }
+        }
+        if !t.http && !t.websocket {
+            return Err(err(
+                at("connection_types"),
+                "must name http, websocket or both",
+            ));
+        }
+        spec = spec.with_connection_types(t);
+    }
+    if let Some(w) = p.weight {
+        if w == 0 {
+            return Err(err(at("weight"), "must be at least 1"));
+        }
+        spec = spec.with_weight(w);
+    }
+    if let Some(m) = p.max_connections {
+        spec = spec.with_max_connections(m);
+    }
+    Ok(spec)
+}
+
+/// The embedded default: `proxy-delegate serve` without `--config`.
+const EMBEDDED_DEFAULT: &str = r#"
+listen = "127.0.0.1:8080"
+
+[pool]
+strategy = "least_connections"
+ttl_seconds = 300
+
+[exchanges.coinbase]
+fallback_policy = "direct_connection"
+
+[[proxies]]
+id = "demo-us-1"
+url = "socks5://192.0.2.10:1080"
+regions = ["us-east-1"]
+
+[[proxies]]
+id = "demo-eu-1"
+url = "http://198.51.100.20:3128"
+regions = ["eu-west-1"]
+
+[[proxies]]
+id = "demo-ap-1"
+url = "socks5h://203.0.113.30:1080"
+regions = ["ap-northeast-1"]
+connection_types = ["websocket"]
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_is_valid_and_open() {
+        let c = ServiceConfig::embedded_default();
+        assert_eq!(c.proxies.len(), 3);
+        assert!(!c.auth.required);
+        assert!(c.listen.ip().is_loopback());
+    }
+
+    #[test]
+    fn unknown_key_names_its_path() {
+        let e = ServiceConfig::parse(
+            "[[proxies]]\nid = \"a\"\nurl = \"http://h:1\"\ncolour = 1\n",
+            false,
+        )
+        .unwrap_err();
+        assert!(e.field.starts_with("proxies[0]"), "{e}");
+        assert!(e.message.contains("colour"), "{e}");
+    }
+
+    #[test]
+    fn bad_url_is_named_and_password_hidden() {
+        let e = ServiceConfig::parse(
+            "[[proxies]]\nid = \"a\"\nurl = \"ftp://u:hunter2@h:1\"\n",
+            false,
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "proxies[0].url");
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn yaml_and_toml_agree() {
+        let toml = "listen = \"127.0.0.1:9000\"\n[[clients]]\nname = \"a\"\napi_keys = [\"k\"]\n[[proxies]]\nid = \"p\"\nurl = \"http://h:1\"\nregions = [\"eu\"]\n";
+        let yaml = "listen: 127.0.0.1:9000\nclients:\n  - name: a\n    api_keys: [k]\nproxies:\n  - id: p\n    url: http://h:1\n    regions: [eu]\n";
+        let a = ServiceConfig::parse(toml, false).unwrap();
+        let b = ServiceConfig::parse(yaml, true).unwrap();
+        assert_eq!(a.listen, b.listen);
+        assert_eq!(a.proxies, b.proxies);
+        assert!(a.auth.required && b.auth.required);
+        assert_eq!(a.clients[0].name, b.clients[0].name);
+    }
+
+    #[test]
+    fn secret_debug_is_redacted() {
+        let s = Secret::new("tok-123");
+        assert_eq!(format!("{s:?}"), "***");
+        assert!(s.matches(b"tok-123"));
+        assert!(!s.matches(b"tok-124"));
+        assert!(!s.matches(b"tok-12"));
+    }
+}
