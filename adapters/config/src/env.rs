@@ -246,6 +246,11 @@ where
         &mut warnings,
     );
 
+    // Tracking the path costs an allocation per key: do it only to explain
+    // a failure (deserializing the same tree again fails the same way).
+    if let Ok(raw) = <RawSettings as serde::Deserialize>::deserialize(&root) {
+        return Ok((Some(raw), warnings));
+    }
     let raw = serde_path_to_error::deserialize::<_, RawSettings>(&root).map_err(|e| {
         let path = format!("proxy.{}", e.path())
             .replace('[', ".")
