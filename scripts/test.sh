@@ -3,11 +3,14 @@
 # needs when it is missing, then runs:
 #   1. the core's build for a bare-metal target (thumbv7em-none-eabihf, no std),
 #   2. a short smoke run of every fuzz target,
-#   3. cargo test for the whole workspace,
+#   3. cargo test for the whole workspace (the service's tests include a
+#      real headless chromium rendering its status page),
+#   4. an OpenAPI fuzzer (schemathesis) against the real service binary,
 # and ends with one "N passed, N failed" line.
 #
 # Environment:
 #   FUZZ_SECONDS   seconds per fuzz target (default 20; 0 skips fuzzing)
+#   OPENAPI_FUZZ   0 skips the schemathesis run (default 1)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +19,23 @@ EMBEDDED_TARGET=thumbv7em-none-eabihf
 log() { printf '\n==> %s\n' "$*"; }
 
 # ---------------------------------------------------------------- installs
+apt_updated=0
+apt_install() {
+  local sudo=()
+  [ "$(id -u)" = 0 ] || sudo=(sudo)
+  if [ "$apt_updated" = 0 ]; then
+    "${sudo[@]}" apt-get update -qq
+    apt_updated=1
+  fi
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "$@"
+}
+
+# The status page is checked in a real headless browser: Debian's chromium.
+if ! command -v chromium >/dev/null 2>&1; then
+  log "installing chromium (the status-page browser test)"
+  apt_install chromium fonts-liberation fonts-dejavu-core
+fi
+
 if ! rustup target list --installed | grep -qx "$EMBEDDED_TARGET"; then
   log "installing the $EMBEDDED_TARGET target"
   rustup target add "$EMBEDDED_TARGET"

@@ -291,17 +291,18 @@ fn serve(args: &ServeArgs) -> Result<(), Failure> {
         .build()?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
-        let addr = listener.local_addr()?;
         let scheme = if config.tls.is_some() {
             "https"
         } else {
             "http"
         };
         let service = Service::new(config).map_err(|e| Failure::Invalid(e.to_string()))?;
-        // The one line scripts wait for: the address actually bound.
-        eprintln!("listening on {scheme}://{addr}");
-        proxy_delegate_service::run_until_signal(service, listener)
-            .await
-            .map_err(|e| Failure::Io(std::io::Error::other(e.to_string())))
+        proxy_delegate_service::run_until_signal(service, listener, |running| {
+            // The one line scripts wait for: the address actually bound,
+            // printed once signals are handled.
+            eprintln!("listening on {scheme}://{}", running.local_addr());
+        })
+        .await
+        .map_err(|e| Failure::Io(std::io::Error::other(e.to_string())))
     })
 }

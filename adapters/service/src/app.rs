@@ -111,20 +111,41 @@ impl AppState {
         self.pool.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// How long shutdown keeps accepting while `/health` answers 503.
+    pub(crate) fn unready_period(&self) -> std::time::Duration {
+        let config = self.config.read().unwrap_or_else(|p| p.into_inner());
+        std::time::Duration::from_secs(u64::from(config.unready_seconds))
+    }
+
     pub(crate) fn set_ready(&self, ready: bool) {
         self.ready.store(ready, Ordering::SeqCst);
     }
 
     pub(crate) fn snapshot(&self) -> Snapshot {
         let now = self.now();
-        let pool = self.pool();
-        Snapshot {
-            summary: PoolSummary::from(pool.stats()),
-            proxies: pool
-                .proxies(now)
-                .map(|s| ProxyRow::from_status(&s, now))
-                .collect(),
-        }
+        let mut snapshot = {
+            let pool = self.pool();
+            Snapshot {
+                summary: PoolSummary::from(pool.stats()),
+                proxies: pool
+                    .proxies(now)
+                    .map(|s| ProxyRow::from_status(&s, now))
+                    .collect(),
+            }
+        };
+        // The pool lists its slots, and a reload gives a new proxy a freed
+        // slot: show the proxies in the file's order instead.
+        let config = self.config.read().unwrap_or_else(|p| p.into_inner());
+        let order: std::collections::HashMap<&str, usize> = config
+            .proxies
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.id.as_str(), i))
+            .collect();
+        snapshot
+            .proxies
+            .sort_by_key(|r| order.get(r.id.as_str()).copied().unwrap_or(usize::MAX));
+        snapshot
     }
 
     /// Forgets rate-limit buckets of clients that have gone quiet.
@@ -218,7 +239,13 @@ fn admit(
                     .auth_failures
                     .get_or_create(&ReasonLabels { reason })
                     .inc();
-                return Err((anonymous, e));
+                // An open route (a health probe with a stale token, say)
+                // answers as it would without credentials.
+                if scope.is_none() {
+                    Caller::anonymous()
+                } else {
+                    return Err((anonymous, e));
+                }
             }
         }
     };
@@ -304,6 +331,36 @@ fn caller_name(request: &axum::http::Extensions) -> String {
 }
 
 /// `POST /api/v1/proxy/request`: which proxy for this exchange connection.
+#[utoipa::path(
+    post,
+    path = "/api/v1/proxy/request",
+    tag = "proxy",
+    operation_id = "request_proxy",
+    request_body(
+        description = "The exchange connection to find a proxy for: JSON, or the same message in postcard. May be gzip-compressed (`Content-Encoding: gzip`).",
+        content(
+            (crate::openapi::ProxyRequestDoc = "application/json"),
+            (crate::openapi::PostcardMessage = "application/x-postcard"),
+        ),
+    ),
+    responses(
+        (status = 200, description = "The proxy to use (`proxy_url` null: connect directly), for how long, and the fallback policy. Postcard when `Accept` names `application/x-postcard`, JSON when it names `application/json`, else the request's format.", content(
+            (crate::openapi::ProxyResponseDoc = "application/json"),
+            (crate::openapi::PostcardMessage = "application/x-postcard"),
+        )),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 405, response = crate::openapi::MethodNotAllowed),
+        (status = 408, response = crate::openapi::RequestTimeout),
+        (status = 413, response = crate::openapi::PayloadTooLarge),
+        (status = 415, response = crate::openapi::UnsupportedMediaType),
+        (status = 422, response = crate::openapi::UnprocessableEntity),
+        (status = 429, response = crate::openapi::TooManyRequests),
+        (status = 500, response = crate::openapi::InternalError),
+    ),
+    security(("bearer" = []), ("api_key" = []), ("mutual_tls" = [])),
+)]
 pub(crate) async fn proxy_request(
     State(state): State<Arc<AppState>>,
     request: Request,
@@ -355,6 +412,32 @@ pub struct FeedbackAck {
 }
 
 /// `POST /api/v1/proxy/feedback`: one event or a batch.
+#[utoipa::path(
+    post,
+    path = "/api/v1/proxy/feedback",
+    tag = "proxy",
+    operation_id = "report_feedback",
+    request_body(
+        description = "One feedback event or a non-empty array of them (JSON), or one or more postcard messages back to back. May be gzip-compressed (`Content-Encoding: gzip`). A batch is taken whole or refused whole.",
+        content(
+            (crate::openapi::FeedbackBody = "application/json"),
+            (crate::openapi::PostcardMessage = "application/x-postcard"),
+        ),
+    ),
+    responses(
+        (status = 200, description = "Every event was valid and has been taken; the counts say what each did.", body = crate::FeedbackAck, content_type = "application/json"),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 405, response = crate::openapi::MethodNotAllowed),
+        (status = 408, response = crate::openapi::RequestTimeout),
+        (status = 413, response = crate::openapi::PayloadTooLarge),
+        (status = 415, response = crate::openapi::UnsupportedMediaType),
+        (status = 422, response = crate::openapi::UnprocessableEntity),
+        (status = 429, response = crate::openapi::TooManyRequests),
+    ),
+    security(("bearer" = []), ("api_key" = []), ("mutual_tls" = [])),
+)]
 pub(crate) async fn proxy_feedback(
     State(state): State<Arc<AppState>>,
     request: Request,
@@ -417,6 +500,20 @@ pub(crate) async fn proxy_feedback(
 }
 
 /// `GET /api/v1/proxies`: the inventory with health and state, no credentials.
+#[utoipa::path(
+    get,
+    path = "/api/v1/proxies",
+    tag = "pool",
+    operation_id = "list_proxies",
+    responses(
+        (status = 200, description = "Every proxy of the inventory, in the configuration's order, with its health and state; no credentials.", body = crate::snapshot::Snapshot, content_type = "application/json"),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 405, response = crate::openapi::MethodNotAllowed),
+        (status = 429, response = crate::openapi::TooManyRequests),
+    ),
+    security(("bearer" = []), ("api_key" = []), ("mutual_tls" = [])),
+)]
 pub(crate) async fn proxies(State(state): State<Arc<AppState>>) -> axum::Json<Snapshot> {
     axum::Json(state.snapshot())
 }
@@ -438,6 +535,21 @@ pub struct Health {
 }
 
 /// `GET /health`: 200 when ready, 503 while shutting down.
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "operations",
+    operation_id = "health",
+    description = "Liveness and readiness. Open to anyone unless the configuration sets `auth.health` (then the `read` scope is needed); never rate limited.",
+    responses(
+        (status = 200, description = "Ready: the service takes requests.", body = crate::Health, content_type = "application/json"),
+        (status = 503, description = "Shutting down (`status` is `draining`, `ready` is false).", body = crate::Health, content_type = "application/json"),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 405, response = crate::openapi::MethodNotAllowed),
+    ),
+    security((), ("bearer" = []), ("api_key" = []), ("mutual_tls" = [])),
+)]
 pub(crate) async fn health(State(state): State<Arc<AppState>>) -> Response {
     let stats = state.pool().stats();
     let ready = state.ready.load(Ordering::SeqCst);
@@ -457,6 +569,20 @@ pub(crate) async fn health(State(state): State<Arc<AppState>>) -> Response {
 }
 
 /// `GET /metrics`: Prometheus (OpenMetrics) text.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    operation_id = "metrics",
+    description = "Prometheus metrics in the OpenMetrics text format. Open to anyone unless the configuration sets `auth.metrics` (then the `read` scope is needed); never rate limited.",
+    responses(
+        (status = 200, description = "The metrics.", body = String, content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 405, response = crate::openapi::MethodNotAllowed),
+    ),
+    security((), ("bearer" = []), ("api_key" = []), ("mutual_tls" = [])),
+)]
 pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let text = state.metrics.render(&state.snapshot());
     (
@@ -470,6 +596,19 @@ pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
 }
 
 /// `GET /openapi.json`: the API description.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "operations",
+    operation_id = "openapi",
+    description = "This document. Open to anyone; credentials, when sent, are still checked.",
+    responses(
+        (status = 200, description = "The OpenAPI 3.1 document.", body = Object, content_type = "application/json"),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 405, response = crate::openapi::MethodNotAllowed),
+    ),
+    security((), ("bearer" = []), ("api_key" = []), ("mutual_tls" = [])),
+)]
 pub(crate) async fn openapi() -> Response {
     (
         [(
@@ -481,10 +620,46 @@ pub(crate) async fn openapi() -> Response {
         .into_response()
 }
 
-/// `GET /`: the status page.
-pub(crate) async fn status_page(State(state): State<Arc<AppState>>) -> Html<String> {
-    Html(crate::status_page::render(
+/// `GET /`: the status page. It loads nothing and runs nothing; the
+/// headers let a browser enforce that.
+#[utoipa::path(
+    get,
+    path = "/",
+    tag = "pool",
+    operation_id = "status_page",
+    responses(
+        (status = 200, description = "The status page: the pool's proxies with health and state, refreshing itself.", body = String, content_type = "text/html; charset=utf-8"),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 405, response = crate::openapi::MethodNotAllowed),
+        (status = 429, response = crate::openapi::TooManyRequests),
+    ),
+    security(("bearer" = []), ("api_key" = []), ("mutual_tls" = [])),
+)]
+pub(crate) async fn status_page(State(state): State<Arc<AppState>>) -> Response {
+    let page = Html(crate::status_page::render(
         &state.snapshot(),
         state.refresh_seconds,
-    ))
+    ));
+    (
+        [
+            (
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(
+                    "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; \
+                     form-action 'none'; frame-ancestors 'none'",
+                ),
+            ),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+            (
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("no-referrer"),
+            ),
+        ],
+        page,
+    )
+        .into_response()
 }

@@ -225,12 +225,7 @@ mod tests {
         assert_eq!(three.len(), 3);
         assert_eq!(three[2], one[0]);
         assert!(
-            three[0]
-                .proxy_url
-                .as_ref()
-                .unwrap()
-                .expose_credentials()
-                .is_none(),
+            !three[0].proxy_url.as_ref().unwrap().has_credentials(),
             "credentials are dropped on receipt"
         );
     }

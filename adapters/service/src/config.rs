@@ -138,6 +138,10 @@ pub struct ServiceConfig {
     pub rate_limit: Option<RateLimit>,
     /// Status page refresh, in seconds. Default 5.
     pub status_refresh_seconds: u32,
+    /// On shutdown, how long the service keeps accepting (answering 503 on
+    /// `/health`) before it stops accepting and drains, so that load balancers
+    /// take it out of rotation first. 0–300, default 0.
+    pub unready_seconds: u32,
     /// The pool's knobs and per-exchange policies.
     pub pool: PoolConfig,
     /// The inventory.
@@ -193,6 +197,7 @@ struct RawFile {
     clients: Vec<RawClient>,
     rate_limit: Option<RawRateLimit>,
     status_refresh_seconds: Option<u32>,
+    unready_seconds: Option<u32>,
     #[serde(default)]
     pool: RawPool,
     #[serde(default)]
@@ -445,6 +450,10 @@ impl ServiceConfig {
             return Err(err("status_refresh_seconds", "must be between 1 and 3600"));
         }
 
+        let unready_seconds = raw.unready_seconds.unwrap_or(0);
+        if unready_seconds > 300 {
+            return Err(err("unready_seconds", "must be between 0 and 300"));
+        }
         let pool = pool_config(raw.pool, raw.exchanges)?;
         let mut proxies = Vec::with_capacity(raw.proxies.len());
         for (i, p) in raw.proxies.into_iter().enumerate() {
@@ -457,6 +466,7 @@ impl ServiceConfig {
             clients,
             rate_limit,
             status_refresh_seconds,
+            unready_seconds,
             pool,
             proxies,
             source: None,

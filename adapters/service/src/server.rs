@@ -131,10 +131,20 @@ impl Running {
         result
     }
 
-    /// Stops accepting, answers 503 on `/health`, lets requests in flight
-    /// finish (up to 10 s), then returns.
+    /// Answers 503 on `/health` from now on; after the configured
+    /// `unready_seconds` (default 0: at once; set it so that load balancers
+    /// see the 503 and stop sending traffic) stops accepting, lets requests
+    /// in flight finish (up to 10 s), then returns.
     pub async fn shutdown(self) {
         self.state.set_ready(false);
+        let unready = self.state.unready_period();
+        if !unready.is_zero() {
+            tracing::info!(
+                seconds = unready.as_secs(),
+                "not ready: still accepting while load balancers notice"
+            );
+            tokio::time::sleep(unready).await;
+        }
         let _ = self.stop.send(true);
         let _ = self.server.await;
         let _ = self.driver.await;
@@ -201,13 +211,20 @@ fn reload(state: &AppState) -> Result<ReloadReport, ConfigError> {
 }
 
 /// Runs the service until SIGINT or SIGTERM (then shuts down gracefully),
-/// reloading the configuration file on SIGHUP.
-pub async fn run_until_signal(service: Service, listener: TcpListener) -> Result<(), StartError> {
+/// reloading the configuration file on SIGHUP. `on_ready` is called once the
+/// signal handlers are in place and the service is listening: a signal sent
+/// after it can no longer kill the process by its default action.
+pub async fn run_until_signal(
+    service: Service,
+    listener: TcpListener,
+    on_ready: impl FnOnce(&Running),
+) -> Result<(), StartError> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hup = signal(SignalKind::hangup()).map_err(StartError::Io)?;
     let mut term = signal(SignalKind::terminate()).map_err(StartError::Io)?;
     let mut int = signal(SignalKind::interrupt()).map_err(StartError::Io)?;
     let running = service.start(listener)?;
+    on_ready(&running);
     loop {
         tokio::select! {
             _ = hup.recv() => match running.reload() {

@@ -52,7 +52,9 @@ impl ProxyRow {
     pub(crate) fn from_status(s: &ProxyStatus<'_>, now: embassy_time::Instant) -> Self {
         Self {
             id: s.id.as_str().to_owned(),
-            url: s.url.to_string(),
+            // The pool already strips credentials; strip again so this row
+            // can never carry them whatever its source.
+            url: s.url.without_credentials().to_string(),
             regions: s.regions.iter().map(|r| r.as_str().to_owned()).collect(),
             state: s.state.as_str(),
             health_score: s.health_score,

@@ -1,0 +1,500 @@
+//! `proxy-delegate serve`, run as the real binary: the demo inventory
+//! without a configuration, the refusals (non-loopback without a
+//! configuration, a bad file), secrets from the environment, SIGHUP reload
+//! and SIGTERM drain.
+//!
+//! Every server process is owned by a guard that kills it on drop, so a
+//! failing test never leaks one; every wait has a deadline.
+
+use std::io::{BufRead as _, BufReader, Read as _};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+
+const BIN: &str = env!("CARGO_BIN_EXE_proxy-delegate");
+
+/// How long the binary may take to print its `listening on` line.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the binary may take to exit once it should.
+const EXIT_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long one HTTP exchange may take.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+
+const REQUEST_JSON: &str = r#"{"exchange_id":"binance","connection_type":"websocket","region":"us-east-1","client_id":"cryptofeed-instance-123"}"#;
+const FEEDBACK_JSON: &str = r#"{"proxy_url":"socks5://user:pass@proxy-server:1080","exchange_id":"binance","connection_type":"websocket","success":true,"latency_ms":45,"error_details":null,"timestamp":"2024-09-23T10:30:00Z","client_id":"cryptofeed-instance-123"}"#;
+
+/// A running `proxy-delegate serve`; killed (and reaped) on drop.
+struct Server {
+    child: Child,
+    stderr: Arc<Mutex<Vec<String>>>,
+    addr: SocketAddr,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// Starts the binary with `args` and `env` (on a clean environment) and
+    /// waits for its `listening on http://…` line.
+    fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut cmd = Command::new(BIN);
+        cmd.env_clear()
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start proxy-delegate");
+        let pipe = child.stderr.take().expect("stderr is piped");
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel::<String>();
+        let lines = stderr.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                lines
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(line.clone());
+                let _ = tx.send(line);
+            }
+        });
+        // The guard exists from here on: a failed wait below kills the child.
+        let mut server = Server {
+            child,
+            stderr,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        };
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(rest) = line.strip_prefix("listening on http://") {
+                        server.addr = rest.trim().parse().unwrap_or_else(|e| {
+                            panic!("the listening line names an address: {line:?}: {e}")
+                        });
+                        return server;
+                    }
+                }
+                Err(e) => panic!(
+                    "no `listening on` line ({e}); stderr so far:\n{}",
+                    server.stderr_text()
+                ),
+            }
+        }
+    }
+
+    fn stderr_text(&self) -> String {
+        self.stderr
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .join("\n")
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name}");
+    }
+
+    /// Waits (bounded) for the process to exit.
+    fn wait_exit(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + EXIT_TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("poll the child") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server did not exit within {EXIT_TIMEOUT:?}; stderr:\n{}",
+                self.stderr_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Runs the binary to completion (bounded): status and stderr.
+fn run_to_end(args: &[&str]) -> (ExitStatus, String) {
+    let mut child = Command::new(BIN)
+        .env_clear()
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start proxy-delegate");
+    let mut pipe = child.stderr.take().expect("stderr is piped");
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = pipe.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + EXIT_TIMEOUT;
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("poll the child") {
+            break s;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{args:?} did not exit within {EXIT_TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (status, reader.join().expect("the stderr reader"))
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(HTTP_TIMEOUT)
+        .build()
+        .expect("build the HTTP client")
+}
+
+async fn proxy_ids(http: &reqwest::Client, server: &Server, token: Option<&str>) -> Vec<String> {
+    let mut req = http.get(server.url("/api/v1/proxies"));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let r = req.send().await.expect("GET /api/v1/proxies");
+    assert_eq!(r.status(), reqwest::StatusCode::OK);
+    let v: Value = r.json().await.expect("JSON");
+    v["proxies"]
+        .as_array()
+        .expect("a list of proxies")
+        .iter()
+        .map(|p| p["id"].as_str().expect("an id").to_owned())
+        .collect()
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::write(path, text).expect("write the configuration");
+}
+
+fn config_with(token: &str, proxies: &[(&str, &str)]) -> String {
+    let mut s = format!("[[clients]]\nname = \"feed\"\nbearer_tokens = [\"{token}\"]\n");
+    for (id, url) in proxies {
+        s.push_str(&format!("\n[[proxies]]\nid = \"{id}\"\nurl = \"{url}\"\n"));
+    }
+    s
+}
+
+#[tokio::test]
+async fn serve_without_config_serves_the_demo_inventory() {
+    let mut server = Server::start(&["serve", "--listen", "127.0.0.1:0"], &[]);
+    let log = server.stderr_text();
+    assert!(
+        log.contains("notice: no --config given") && log.contains("WITHOUT authentication"),
+        "the notice: {log}"
+    );
+    assert!(server.addr.ip().is_loopback() && server.addr.port() != 0);
+    let http = client();
+    assert_eq!(
+        proxy_ids(&http, &server, None).await,
+        ["demo-us-1", "demo-eu-1", "demo-ap-1"]
+    );
+    let r = http
+        .post(server.url("/api/v1/proxy/request"))
+        .header("content-type", "application/json")
+        .body(REQUEST_JSON)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::OK);
+    let answer: Value = r.json().await.unwrap();
+    assert_eq!(answer["proxy_url"], "socks5://192.0.2.10:1080", "{answer}");
+    assert_eq!(answer["metadata"]["proxy_id"], "demo-us-1");
+    let r = http.get(server.url("/health")).send().await.unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::OK);
+
+    // SIGHUP without a file: logged, the service goes on.
+    server.signal("HUP");
+    let r = http.get(server.url("/health")).send().await.unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::OK, "alive after SIGHUP");
+
+    server.signal("INT");
+    let status = server.wait_exit();
+    assert_eq!(status.code(), Some(0), "SIGINT stops cleanly");
+}
+
+#[test]
+fn serve_refuses_a_non_loopback_address_without_config() {
+    let (status, stderr) = run_to_end(&["serve", "--listen", "0.0.0.0:0"]);
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("loopback"), "{stderr}");
+    assert!(stderr.contains("0.0.0.0:0"), "{stderr}");
+    assert!(!stderr.contains("listening on"), "{stderr}");
+}
+
+#[test]
+fn serve_with_a_bad_config_exits_2_naming_file_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("service.toml");
+    write(
+        &path,
+        "[[proxies]]\nid = \"a\"\nurl = \"http://192.0.2.1:3128\"\ncolour = \"red\"\n",
+    );
+    let p = path.to_str().unwrap();
+    let (status, stderr) = run_to_end(&["serve", "--config", p, "--listen", "127.0.0.1:0"]);
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(p), "names the file: {stderr}");
+    assert!(
+        stderr.contains("proxies[0]") && stderr.contains("colour"),
+        "names the key: {stderr}"
+    );
+
+    // A bad URL: the key is named, the password is not shown.
+    write(
+        &path,
+        "[[proxies]]\nid = \"a\"\nurl = \"ftp://u:hunter2@192.0.2.1:21\"\n",
+    );
+    let (status, stderr) = run_to_end(&["serve", "--config", p, "--listen", "127.0.0.1:0"]);
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("proxies[0].url"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+
+    // A file that is not there.
+    let gone = dir.path().join("absent.toml");
+    let g = gone.to_str().unwrap();
+    let (status, stderr) = run_to_end(&["serve", "--config", g]);
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(g), "{stderr}");
+}
+
+#[tokio::test]
+async fn serve_takes_a_token_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("service.toml");
+    let var = format!("PD_SERVE_TEST_TOKEN_{}", std::process::id());
+    write(
+        &path,
+        &config_with(&format!("${{{var}}}"), &[("px-1", "http://192.0.2.1:3128")]),
+    );
+    let server = Server::start(
+        &[
+            "serve",
+            "--config",
+            path.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        &[(&var, "tok-from-env")],
+    );
+    let http = client();
+    assert_eq!(
+        proxy_ids(&http, &server, Some("tok-from-env")).await,
+        ["px-1"]
+    );
+    let r = http
+        .get(server.url("/api/v1/proxies"))
+        .bearer_auth(format!("${{{var}}}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::UNAUTHORIZED);
+    let r = http
+        .get(server.url("/api/v1/proxies"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::UNAUTHORIZED);
+    assert!(!server.stderr_text().contains("tok-from-env"));
+
+    // Without the variable the file is refused, naming the variable.
+    let (status, stderr) = run_to_end(&["serve", "--config", path.to_str().unwrap()]);
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(&var), "{stderr}");
+    assert!(stderr.contains("clients[0].bearer_tokens[0]"), "{stderr}");
+}
+
+#[tokio::test]
+async fn sighup_reloads_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("service.toml");
+    write(
+        &path,
+        &config_with(
+            "tok-1",
+            &[
+                ("px-1", "http://192.0.2.1:3128"),
+                ("px-2", "http://192.0.2.2:3128"),
+            ],
+        ),
+    );
+    let server = Server::start(
+        &[
+            "serve",
+            "--config",
+            path.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        &[],
+    );
+    let http = client();
+    // Answered: the signal handlers are installed (they are set up before
+    // the first connection is served).
+    assert_eq!(
+        proxy_ids(&http, &server, Some("tok-1")).await,
+        ["px-1", "px-2"]
+    );
+
+    write(
+        &path,
+        &config_with(
+            "tok-2",
+            &[
+                ("px-2", "http://192.0.2.2:3128"),
+                ("px-3", "socks5://192.0.2.3:1080"),
+            ],
+        ),
+    );
+    server.signal("HUP");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = http
+            .get(server.url("/api/v1/proxies"))
+            .bearer_auth("tok-2")
+            .send()
+            .await
+            .unwrap();
+        if r.status() == reqwest::StatusCode::OK {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the new token not accepted within 10 s of SIGHUP; stderr:\n{}",
+            server.stderr_text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        proxy_ids(&http, &server, Some("tok-2")).await,
+        ["px-2", "px-3"]
+    );
+    let r = http
+        .get(server.url("/api/v1/proxies"))
+        .bearer_auth("tok-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::UNAUTHORIZED, "old token");
+
+    // A broken file on SIGHUP: logged, the running configuration stays.
+    write(&path, "[[proxies]]\nid = \"\"\n");
+    server.signal("HUP");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server.stderr_text().contains("reload failed") {
+        assert!(
+            Instant::now() < deadline,
+            "no `reload failed` log within 10 s; stderr:\n{}",
+            server.stderr_text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        proxy_ids(&http, &server, Some("tok-2")).await,
+        ["px-2", "px-3"]
+    );
+}
+
+#[tokio::test]
+async fn sigterm_finishes_the_request_in_flight_then_exits_0() {
+    let mut server = Server::start(&["serve", "--listen", "127.0.0.1:0"], &[]);
+    let addr = server.addr;
+    let http = client();
+    let r = http.get(server.url("/health")).send().await.unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::OK);
+    drop(http);
+
+    // Half a feedback request: in flight.
+    let body = FEEDBACK_JSON.as_bytes();
+    let (first, rest) = body.split_at(body.len() / 2);
+    let mut slow = TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /api/v1/proxy/feedback HTTP/1.1\r\nHost: {addr}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    write_all(&mut slow, head.as_bytes()).await;
+    write_all(&mut slow, first).await;
+    // Let the server read the head: a complete exchange on another
+    // connection comes after it in the accept queue.
+    let r = client().get(server.url("/health")).send().await.unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::OK);
+
+    server.signal("TERM");
+    // The listener closes: shutdown has begun; the process is still there.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(addr).await.is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "the listener stays open 10 s after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "the process waits for the request in flight"
+    );
+
+    write_all(&mut slow, rest).await;
+    let answer = read_to_close(&mut slow).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "in flight: {answer}");
+    assert!(answer.contains(r#""received":1"#), "{answer}");
+
+    let status = server.wait_exit();
+    assert_eq!(status.code(), Some(0), "stderr:\n{}", server.stderr_text());
+    let log = server.stderr_text();
+    assert!(
+        log.contains("shutting down") && log.contains("stopped"),
+        "{log}"
+    );
+}
+
+async fn write_all(s: &mut TcpStream, bytes: &[u8]) {
+    tokio::time::timeout(HTTP_TIMEOUT, s.write_all(bytes))
+        .await
+        .expect("write within the timeout")
+        .expect("write");
+}
+
+/// Reads until the server closes the connection (bounded).
+async fn read_to_close(s: &mut TcpStream) -> String {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + HTTP_TIMEOUT;
+    loop {
+        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+            Err(_) => panic!(
+                "no end of response within {HTTP_TIMEOUT:?}; got {:?}",
+                String::from_utf8_lossy(&out)
+            ),
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
