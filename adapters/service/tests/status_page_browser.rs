@@ -494,3 +494,125 @@ fn png_size(png: &[u8]) -> (u32, u32) {
     let be = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
     (be(&png[16..20]), be(&png[20..24]))
 }
+
+/// A feedback event about `proxy` as the service receives it.
+fn feedback(proxy: &str, event: &str, category: Option<&str>) -> String {
+    let success = event == "success" || event == "connect_start";
+    let category = category.map_or(String::new(), |c| format!(r#","error_category":"{c}""#));
+    format!(
+        r#"{{"proxy_id":"{proxy}","exchange_id":"binance","connection_type":"websocket","event":"{event}","success":{success}{category},"timestamp":"2026-01-01T00:00:00Z","client_id":"browser-test"}}"#
+    )
+}
+
+/// The real service, driven into every state by feedback over HTTP, then its
+/// `GET /` loaded in Chromium: the page the service serves (with its own
+/// headers) reads right and carries no credential.
+#[test]
+fn the_service_status_page_reads_right_in_chromium() {
+    use proxy_delegate_service::{Service, ServiceConfig};
+    let config = ServiceConfig::parse(
+        r#"
+[rate_limit]
+enabled = false
+
+[pool]
+eject_consecutive_failures = 3
+max_ejected_percent = 50
+
+[[proxies]]
+id = "live-ok"
+url = "socks5://alice:s3cret-pw@192.0.2.10:1080"
+regions = ["us-east-1"]
+
+[[proxies]]
+id = "live-ejected"
+url = "http://bob:hunter2@198.51.100.20:3128"
+regions = ["eu-west-1"]
+
+[[proxies]]
+id = "live-geo"
+url = "socks5h://203.0.113.30:1080"
+regions = ["ap-northeast-1"]
+
+[[proxies]]
+id = "live-off"
+url = "http://203.0.113.40:3128"
+enabled = false
+"#,
+        false,
+    )
+    .expect("the test configuration is valid");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("build a tokio runtime");
+    let running = rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        Service::new(config)
+            .expect("service builds")
+            .start(listener)
+            .expect("service starts")
+    });
+    let base = format!("http://{}", running.local_addr());
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("build the HTTP client");
+    let events = [
+        feedback("live-ok", "connect_start", None),
+        feedback("live-ok", "connect_start", None),
+        feedback("live-ejected", "failure", Some("proxy_connect")),
+        feedback("live-ejected", "failure", Some("proxy_connect")),
+        feedback("live-ejected", "failure", Some("timeout")),
+        feedback("live-geo", "failure", Some("geo_blocked")),
+    ];
+    let page_headers = rt.block_on(async {
+        let batch = format!("[{}]", events.join(","));
+        let r = http
+            .post(format!("{base}/api/v1/proxy/feedback"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(batch)
+            .send()
+            .await
+            .expect("POST feedback");
+        assert_eq!(r.status(), 200, "feedback accepted");
+        let r = http.get(format!("{base}/")).send().await.expect("GET /");
+        assert_eq!(r.status(), 200);
+        r.headers().clone()
+    });
+    let csp = page_headers
+        .get(header::CONTENT_SECURITY_POLICY)
+        .and_then(|v| v.to_str().ok())
+        .expect("the service sends a Content-Security-Policy with the page");
+    assert!(csp.contains("default-src 'none'"), "{csp}");
+
+    let (dom, console) = dump_dom_and_console(&format!("{base}/"));
+    assert!(
+        console.is_empty(),
+        "the page made the browser complain (a CSP violation?): {console:?}"
+    );
+    let rows = rows(&dom);
+    let ids: Vec<&str> = rows.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(ids, ["live-ok", "live-ejected", "live-geo", "live-off"]);
+    let row = |id: &str| rows.iter().find(|(i, _)| i == id).expect("row").1;
+    assert_eq!(cell(row("live-ok"), "badge"), "active");
+    assert_eq!(cell(row("live-ok"), "open"), "2 / ∞");
+    assert_eq!(cell(row("live-ok"), "url"), "socks5://192.0.2.10:1080");
+    assert_eq!(cell(row("live-ejected"), "badge"), "ejected");
+    assert_eq!(
+        cell(row("live-ejected"), "failures"),
+        "proxy_connect 2 · timeout 1"
+    );
+    assert_eq!(cell(row("live-geo"), "badge"), "cooling down");
+    assert_eq!(cell(row("live-geo"), "failures"), "geo_blocked 1");
+    assert_eq!(cell(row("live-off"), "badge"), "disabled");
+    assert_eq!(by_id(&dom, "sum-ejected"), "1");
+    for secret in ["s3cret-pw", "alice", "hunter2", "bob:"] {
+        assert!(!dom.contains(secret), "{secret:?} reached the page");
+    }
+    rt.block_on(running.shutdown());
+}
