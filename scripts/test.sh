@@ -89,6 +89,14 @@ set +e
 cargo test --workspace 2>&1 | tee "$results"
 status=${PIPESTATUS[0]}
 set -e
-awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
-     END { printf "tests: %d passed, %d failed\n", p, f }' "$results"
-exit "$status"
+summary=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$results")
+echo "$summary"
+[ "$status" = 0 ] || exit "$status"
+
+# ---------------------------------------------------------------- 4. OpenAPI fuzz
+if [ "${OPENAPI_FUZZ:-1}" != 0 ]; then
+  log "schemathesis against the real service (scripts/openapi-fuzz.sh)"
+  scripts/openapi-fuzz.sh
+fi
+echo "$summary"

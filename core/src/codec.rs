@@ -735,6 +735,21 @@ mod reader {
             visitor.visit_f32(x)
         }
 
+        /// A whole number as an integer (exact and cheap), anything else
+        /// (`45.0`, `4.5e1`, `0.5`) through `FromStr`.
+        fn deserialize_f64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+            self.ws();
+            let start = self.i;
+            if let Ok(n) = self.signed()
+                && !matches!(self.peek(), Some(b'.' | b'e' | b'E'))
+            {
+                return visitor.visit_i64(n);
+            }
+            self.i = start;
+            let x = self.float::<f64>()?;
+            visitor.visit_f64(x)
+        }
+
         fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
             let s = self.string()?;
             visitor.visit_borrowed_str(s)
@@ -792,7 +807,7 @@ mod reader {
         }
 
         serde::forward_to_deserialize_any! {
-            i8 i16 i32 i128 u8 u16 u64 u128 f64 char bytes byte_buf unit
+            i8 i16 i32 i128 u8 u16 u64 u128 char bytes byte_buf unit
             unit_struct newtype_struct tuple tuple_struct enum
         }
     }

@@ -734,9 +734,31 @@ fn ttl_seconds_range() {
         TtlSeconds::new(u64::MAX).unwrap_err().to_string(),
         "ttl_seconds: out of range (expected 1 to 86400 seconds)"
     );
-    // Not an integer: a JSON error, not a silent rounding.
+    // A whole number spelled as JSON Schema's `integer` allows is accepted;
+    // a fraction is refused, never rounded.
+    for body in [
+        r#"{"strategy":"x","ttl_seconds":300.0}"#,
+        r#"{"strategy":"x","ttl_seconds":3e2}"#,
+        r#"{"strategy":"x","ttl_seconds":3.00E+2}"#,
+    ] {
+        let resp = codec::json::decode::<ProxyResponse>(body.as_bytes()).expect(body);
+        assert_eq!(resp.ttl_seconds.get(), 300, "{body}");
+    }
     for body in [
         r#"{"strategy":"x","ttl_seconds":1.5}"#,
+        r#"{"strategy":"x","ttl_seconds":300.25}"#,
+        r#"{"strategy":"x","ttl_seconds":1e300}"#,
+    ] {
+        assert_eq!(
+            codec::json::decode::<ProxyResponse>(body.as_bytes())
+                .unwrap_err()
+                .to_string(),
+            "ttl_seconds: out of range (expected 1 to 86400 seconds)",
+            "{body}"
+        );
+    }
+    // Not a number: a JSON error.
+    for body in [
         r#"{"strategy":"x","ttl_seconds":"300"}"#,
         r#"{"strategy":"x","ttl_seconds":true}"#,
     ] {
@@ -798,12 +820,27 @@ fn health_score_range() {
 fn latency_must_be_a_u32() {
     let fb: ProxyFeedback = accepts(&with(feedback_body(), "latency_ms", Some(json!(u32::MAX))));
     assert_eq!(fb.latency_ms, Some(u32::MAX));
-    for bad in [
-        json!(-1),
-        json!(u64::from(u32::MAX) + 1),
-        json!(4.5),
-        json!("45"),
-    ] {
+    // JSON only: postcard carries the integer itself.
+    for whole in ["45.0", "4.5e1", "45"] {
+        let text = serde_json::to_string(&feedback_body())
+            .unwrap()
+            .replace(r#""latency_ms":45"#, &format!(r#""latency_ms":{whole}"#));
+        let fb = codec::json::decode::<ProxyFeedback>(text.as_bytes()).expect(&text);
+        assert_eq!(fb.latency_ms, Some(45), "{text}");
+        let fb: ProxyFeedback = serde_json::from_str(&text).expect(&text);
+        assert_eq!(fb.latency_ms, Some(45), "serde_json: {text}");
+    }
+    for bad in [json!(-1), json!(u64::from(u32::MAX) + 1), json!(4.5)] {
+        let text = serde_json::to_string(&with(feedback_body(), "latency_ms", Some(bad))).unwrap();
+        assert_eq!(
+            codec::json::decode::<ProxyFeedback>(text.as_bytes())
+                .unwrap_err()
+                .to_string(),
+            "latency_ms: out of range (expected a whole number of milliseconds from 0 to 4294967295)",
+            "{text}"
+        );
+    }
+    for bad in [json!("45"), json!(true)] {
         let text = serde_json::to_string(&with(feedback_body(), "latency_ms", Some(bad))).unwrap();
         assert!(
             matches!(

@@ -254,8 +254,10 @@ fn admit(
             .require(scope)
             .map_err(|e| (caller.name.clone(), e))?;
     }
-    // Health checks and scrapes are never rate limited.
-    if let (Some(limiter), true) = (&state.limiter, scope.is_some()) {
+    // Health checks and scrapes are never rate limited, even when they
+    // need authentication (`auth.health`, `auth.metrics`).
+    let exempt = matches!(request.uri().path(), "/health" | "/metrics");
+    if let (Some(limiter), true) = (&state.limiter, scope.is_some() && !exempt) {
         let key: Arc<str> = if state.auth.required {
             caller.name.clone()
         } else {
@@ -540,7 +542,7 @@ pub struct Health {
     path = "/health",
     tag = "operations",
     operation_id = "health",
-    description = "Liveness and readiness. Open to anyone unless the configuration sets `auth.health` (then the `read` scope is needed); never rate limited.",
+    description = "Liveness and readiness. Open to anyone unless the configuration sets `auth.health` (then the `read` scope is needed; otherwise credentials are ignored); never rate limited.",
     responses(
         (status = 200, description = "Ready: the service takes requests.", body = crate::Health, content_type = "application/json"),
         (status = 503, description = "Shutting down (`status` is `draining`, `ready` is false).", body = crate::Health, content_type = "application/json"),
@@ -574,7 +576,7 @@ pub(crate) async fn health(State(state): State<Arc<AppState>>) -> Response {
     path = "/metrics",
     tag = "operations",
     operation_id = "metrics",
-    description = "Prometheus metrics in the OpenMetrics text format. Open to anyone unless the configuration sets `auth.metrics` (then the `read` scope is needed); never rate limited.",
+    description = "Prometheus metrics in the OpenMetrics text format. Open to anyone unless the configuration sets `auth.metrics` (then the `read` scope is needed; otherwise credentials are ignored); never rate limited.",
     responses(
         (status = 200, description = "The metrics.", body = String, content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8"),
         (status = 401, response = crate::openapi::Unauthorized),
@@ -601,13 +603,12 @@ pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     path = "/openapi.json",
     tag = "operations",
     operation_id = "openapi",
-    description = "This document. Open to anyone; credentials, when sent, are still checked.",
+    description = "This document. Open to anyone; credentials are not needed and are ignored.",
     responses(
         (status = 200, description = "The OpenAPI 3.1 document.", body = Object, content_type = "application/json"),
-        (status = 401, response = crate::openapi::Unauthorized),
         (status = 405, response = crate::openapi::MethodNotAllowed),
     ),
-    security((), ("bearer" = []), ("api_key" = []), ("mutual_tls" = [])),
+    security(()),
 )]
 pub(crate) async fn openapi() -> Response {
     (

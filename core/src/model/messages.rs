@@ -51,6 +51,89 @@ fn required<T>(v: Option<T>, field: &'static str) -> Result<T, ValidationError> 
     v.ok_or(ValidationError::new(field, Reason::Missing))
 }
 
+/// A whole number on the wire. In postcard it is the field's integer type
+/// `T` (a varint). In JSON, and in any other human-readable format, it is a
+/// JSON number: an integer may also be spelled with a zero fraction or an
+/// exponent (`45.0`, `4.5e1`), as JSON Schema's `integer` allows, so it is
+/// read as a number and `from_wire` checks that it is whole and in range.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Whole<T> {
+    /// Read from a format that carries `T` itself.
+    Exact(T),
+    /// Read from a JSON number; not yet checked.
+    Number(f64),
+}
+
+/// The integer types a [`Whole`] carries.
+pub(crate) trait WholeInt: Copy + Serialize + for<'de> Deserialize<'de> {
+    /// `x` when it is whole and fits.
+    fn from_whole(x: f64) -> Option<Self>;
+}
+
+impl WholeInt for u32 {
+    fn from_whole(x: f64) -> Option<Self> {
+        // In range, the cast only drops a fraction: whole when it round-trips.
+        let v = x as u32;
+        ((0.0..=f64::from(u32::MAX)).contains(&x) && f64::from(v) == x).then_some(v)
+    }
+}
+
+impl WholeInt for i64 {
+    fn from_whole(x: f64) -> Option<Self> {
+        // 2^63 is exactly representable; every whole f64 below it fits.
+        const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+        let v = x as i64;
+        ((-LIMIT..LIMIT).contains(&x) && v as f64 == x).then_some(v)
+    }
+}
+
+impl<T: WholeInt> Whole<T> {
+    /// The value, or an out-of-range error naming `field` and `expected`.
+    fn get(self, field: &'static str, expected: &'static str) -> Result<T, ValidationError> {
+        match self {
+            Whole::Exact(v) => Ok(v),
+            Whole::Number(x) => {
+                T::from_whole(x).ok_or(ValidationError::new(field, Reason::OutOfRange { expected }))
+            }
+        }
+    }
+}
+
+impl<T: WholeInt> Serialize for Whole<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Whole::Exact(v) => v.serialize(s),
+            Whole::Number(x) => x.serialize(s),
+        }
+    }
+}
+
+impl<'de, T: WholeInt> Deserialize<'de> for Whole<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Number;
+        impl serde::de::Visitor<'_> for Number {
+            type Value = f64;
+            fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                f.write_str("a number")
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<f64, E> {
+                Ok(v)
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<f64, E> {
+                Ok(v as f64)
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<f64, E> {
+                Ok(v as f64)
+            }
+        }
+        if d.is_human_readable() {
+            d.deserialize_f64(Number).map(Whole::Number)
+        } else {
+            T::deserialize(d).map(Whole::Exact)
+        }
+    }
+}
+
 /// Parses an enum's wire text. (An unknown value's excerpt is the same
 /// whether or not the text was cut to [`ENUM_TEXT_LEN`] bytes on the way in:
 /// both keep the longest prefix of whole characters within 24 bytes.)
@@ -576,7 +659,7 @@ pub struct ResponseWire {
     #[serde(default)]
     strategy: Option<WireText<MAX_STRATEGY_LEN>>,
     #[serde(default)]
-    ttl_seconds: Option<i64>,
+    ttl_seconds: Option<Whole<i64>>,
     #[serde(default)]
     fallback_policy: Option<EnumText>,
     #[serde(default)]
@@ -619,7 +702,7 @@ pub struct ResponseRef<'a> {
     #[serde(default, borrow)]
     strategy: Option<Str<'a>>,
     #[serde(default)]
-    ttl_seconds: Option<i64>,
+    ttl_seconds: Option<Whole<i64>>,
     #[serde(default, borrow)]
     fallback_policy: Option<Str<'a>>,
     #[serde(default, borrow)]
@@ -645,7 +728,8 @@ impl ProxyResponse {
     #[inline]
     fn from_wire<E: From<ValidationError>>(w: &ResponseRef<'_>) -> Result<Self, E> {
         let strategy = required(w.strategy, "strategy")?;
-        let ttl = required(w.ttl_seconds, "ttl_seconds")?;
+        let ttl =
+            required(w.ttl_seconds, "ttl_seconds")?.get("ttl_seconds", "1 to 86400 seconds")?;
         let none = ResponseMetadataRef::default();
         let m = w.metadata.as_ref().unwrap_or(&none);
         Ok(Self {
@@ -683,7 +767,7 @@ impl Serialize for ProxyResponse {
         ResponseRef {
             proxy_url: url.as_deref().map(Str::new),
             strategy: Some(self.strategy.as_wire()),
-            ttl_seconds: Some(i64::from(self.ttl_seconds.get())),
+            ttl_seconds: Some(Whole::Exact(i64::from(self.ttl_seconds.get()))),
             fallback_policy: Some(Str::new(self.fallback_policy.as_str())),
             metadata: Some(ResponseMetadataRef {
                 proxy_id: self.metadata.proxy_id.as_ref().map(ProxyId::as_wire),
@@ -754,7 +838,7 @@ pub struct FeedbackWire {
     #[serde(default)]
     success: Option<bool>,
     #[serde(default)]
-    latency_ms: Option<u32>,
+    latency_ms: Option<Whole<u32>>,
     #[serde(default)]
     error_category: Option<EnumText>,
     #[serde(default)]
@@ -800,7 +884,7 @@ pub struct FeedbackRef<'a> {
     #[serde(default)]
     success: Option<bool>,
     #[serde(default)]
-    latency_ms: Option<u32>,
+    latency_ms: Option<Whole<u32>>,
     #[serde(default, borrow)]
     error_category: Option<Str<'a>>,
     #[serde(default, borrow)]
@@ -849,7 +933,15 @@ impl ProxyFeedback {
             connection_type: enum_field(connection_type, "connection_type", ConnectionType::parse)?,
             event,
             success,
-            latency_ms: w.latency_ms,
+            latency_ms: w
+                .latency_ms
+                .map(|l| {
+                    l.get(
+                        "latency_ms",
+                        "a whole number of milliseconds from 0 to 4294967295",
+                    )
+                })
+                .transpose()?,
             error_category: w
                 .error_category
                 .map(|c| enum_field(c, "error_category", ErrorCategory::parse))
@@ -882,7 +974,7 @@ impl Serialize for ProxyFeedback {
             connection_type: Some(Str::new(self.connection_type.as_str())),
             event: Some(Str::new(self.event.as_str())),
             success: Some(self.success),
-            latency_ms: self.latency_ms,
+            latency_ms: self.latency_ms.map(Whole::Exact),
             error_category: self.error_category.map(|c| Str::new(c.as_str())),
             error_details: self.error_details.as_ref().map(|d| Str::new(d.as_str())),
             timestamp: Some(Str::new(&ts)),
