@@ -26,7 +26,9 @@ use crate::auth::{Caller, Clients, TlsIdentity};
 use crate::body::{self, Wire};
 use crate::config::{AuthConfig, Scope, ServiceConfig};
 use crate::error::ApiError;
-use crate::metrics::{FeedbackLabels, Metrics, OutcomeLabels, ReasonLabels, RequestLabels};
+use crate::metrics::{
+    ClientLabel, FeedbackLabels, Metrics, OutcomeLabels, ReasonLabels, RequestLabels,
+};
 use crate::snapshot::{PoolSummary, ProxyRow, Snapshot};
 
 /// Most proxies in the service's inventory.
@@ -47,7 +49,9 @@ pub(crate) struct AppState {
     origin: std::time::Instant,
     pub(crate) clients: RwLock<Arc<Clients>>,
     auth: AuthConfig,
-    limiter: Option<DefaultKeyedRateLimiter<Arc<str>>>,
+    limiter: Option<DefaultKeyedRateLimiter<RateKey>>,
+    /// The caller of open routes and of every route without authentication.
+    anonymous: Caller,
     pub(crate) metrics: Metrics,
     refresh_seconds: u32,
     ready: AtomicBool,
@@ -89,6 +93,7 @@ impl AppState {
             clients: RwLock::new(Arc::new(Clients::new(&config.clients))),
             auth: config.auth,
             limiter,
+            anonymous: Caller::anonymous(),
             metrics: Metrics::new(),
             refresh_seconds: config.status_refresh_seconds,
             ready: AtomicBool::new(true),
@@ -193,7 +198,7 @@ async fn gate(State(state): State<Arc<AppState>>, mut request: Request, next: Ne
         .get_or_create(&RequestLabels {
             route,
             status: response.status().as_u16(),
-            client: client.to_string(),
+            client: ClientLabel(client),
         })
         .inc();
     response
@@ -201,15 +206,23 @@ async fn gate(State(state): State<Arc<AppState>>, mut request: Request, next: Ne
 
 type Refused = (Arc<str>, ApiError);
 
+/// Whom a rate limit counts: a named client, or, without authentication,
+/// a remote address.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum RateKey {
+    Client(Arc<str>),
+    Address(std::net::IpAddr),
+}
+
 fn admit(
     state: &AppState,
     request: &mut Request,
     scope: Option<Scope>,
     peer: Option<SocketAddr>,
 ) -> Result<Caller, Refused> {
-    let anonymous: Arc<str> = Arc::from("anonymous");
+    let anonymous = || state.anonymous.name.clone();
     let caller = if !state.auth.required {
-        Caller::anonymous()
+        state.anonymous.clone()
     } else {
         let clients = state
             .clients
@@ -218,7 +231,7 @@ fn admit(
             .clone();
         match clients.identify(request.headers(), request.extensions().get::<TlsIdentity>()) {
             Ok(Some(caller)) => caller,
-            Ok(None) if scope.is_none() => Caller::anonymous(),
+            Ok(None) if scope.is_none() => state.anonymous.clone(),
             Ok(None) => {
                 state
                     .metrics
@@ -226,7 +239,7 @@ fn admit(
                     .get_or_create(&ReasonLabels { reason: "missing" })
                     .inc();
                 return Err((
-                    anonymous,
+                    anonymous(),
                     ApiError::unauthorized(
                         "credentials required: send Authorization: Bearer <token>, X-API-Key, \
                          or a client certificate",
@@ -242,9 +255,9 @@ fn admit(
                 // An open route (a health probe with a stale token, say)
                 // answers as it would without credentials.
                 if scope.is_none() {
-                    Caller::anonymous()
+                    state.anonymous.clone()
                 } else {
-                    return Err((anonymous, e));
+                    return Err((anonymous(), e));
                 }
             }
         }
@@ -258,10 +271,9 @@ fn admit(
     // need authentication (`auth.health`, `auth.metrics`).
     let exempt = matches!(request.uri().path(), "/health" | "/metrics");
     if let (Some(limiter), true) = (&state.limiter, scope.is_some() && !exempt) {
-        let key: Arc<str> = if state.auth.required {
-            caller.name.clone()
-        } else {
-            Arc::from(peer.map_or_else(|| "unknown".to_owned(), |p| p.ip().to_string()))
+        let key = match (state.auth.required, peer) {
+            (false, Some(peer)) => RateKey::Address(peer.ip()),
+            _ => RateKey::Client(caller.name.clone()),
         };
         if let Err(not_until) = limiter.check_key(&key) {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
@@ -326,10 +338,12 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<axum::body::Bytes,
         })?
 }
 
-fn caller_name(request: &axum::http::Extensions) -> String {
-    request
-        .get::<Caller>()
-        .map_or_else(|| "anonymous".to_owned(), |c| c.name.to_string())
+fn caller_name(request: &axum::http::Extensions) -> ClientLabel {
+    ClientLabel(
+        request
+            .get::<Caller>()
+            .map_or_else(|| Arc::from("anonymous"), |c| c.name.clone()),
+    )
 }
 
 /// `POST /api/v1/proxy/request`: which proxy for this exchange connection.

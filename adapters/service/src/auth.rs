@@ -14,25 +14,51 @@ use crate::error::ApiError;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct TlsIdentity(pub(crate) Vec<String>);
 
+/// A set of scopes, as bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Scopes(u8);
+
+impl Scopes {
+    const ALL: Self = Self(0b111);
+
+    fn bit(s: Scope) -> u8 {
+        match s {
+            Scope::Request => 1,
+            Scope::Feedback => 2,
+            Scope::Read => 4,
+        }
+    }
+
+    fn of(list: &[Scope]) -> Self {
+        Self(list.iter().fold(0, |m, s| m | Self::bit(*s)))
+    }
+
+    fn contains(self, s: Scope) -> bool {
+        self.0 & Self::bit(s) != 0
+    }
+}
+
 /// The authenticated caller of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Caller {
     /// The client's configured name; `anonymous` when authentication is off.
     pub(crate) name: Arc<str>,
-    scopes: Vec<Scope>,
+    scopes: Scopes,
 }
 
 impl Caller {
+    /// The caller when authentication is off, or of an open route: every
+    /// scope. Build it once and clone it (a clone allocates nothing).
     pub(crate) fn anonymous() -> Self {
         Self {
             name: Arc::from("anonymous"),
-            scopes: crate::config::ALL_SCOPES.to_vec(),
+            scopes: Scopes::ALL,
         }
     }
 
     /// 403 unless the caller has `scope`.
     pub(crate) fn require(&self, scope: Scope) -> Result<(), ApiError> {
-        if self.scopes.contains(&scope) {
+        if self.scopes.contains(scope) {
             return Ok(());
         }
         Err(ApiError::forbidden(format!(
@@ -54,7 +80,7 @@ fn scope_name(s: Scope) -> &'static str {
 /// The known clients.
 #[derive(Debug, Default)]
 pub(crate) struct Clients {
-    entries: Vec<(Arc<str>, ClientConfig)>,
+    entries: Vec<(Caller, ClientConfig)>,
 }
 
 /// Why credentials were refused (the `reason` label of the auth-failure metric).
@@ -65,7 +91,13 @@ impl Clients {
         Self {
             entries: clients
                 .iter()
-                .map(|c| (Arc::from(c.name.as_str()), c.clone()))
+                .map(|c| {
+                    let caller = Caller {
+                        name: Arc::from(c.name.as_str()),
+                        scopes: Scopes::of(&c.scopes),
+                    };
+                    (caller, c.clone())
+                })
                 .collect(),
         }
     }
@@ -124,12 +156,9 @@ impl Clients {
     /// tell which client, if any, holds the secret.
     fn find(&self, mut matches: impl FnMut(&ClientConfig) -> bool) -> Option<Caller> {
         let mut found = None;
-        for (name, c) in &self.entries {
+        for (caller, c) in &self.entries {
             if matches(c) && found.is_none() {
-                found = Some(Caller {
-                    name: name.clone(),
-                    scopes: c.scopes.clone(),
-                });
+                found = Some(caller.clone());
             }
         }
         found

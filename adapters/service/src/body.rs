@@ -66,23 +66,41 @@ impl Wire {
         }
     }
 
-    /// Encodes `msg` as an answer with status 200 in this format.
+    /// Encodes `msg` as an answer with status 200 in this format. JSON goes
+    /// through serde_json (the std side may allocate; it is the faster
+    /// writer), postcard through the core's encoder.
     pub(crate) fn answer<M: Message>(self, msg: &M) -> Response {
-        let mut buf = [0u8; 4096];
-        let (written, media) = match self {
-            Wire::Json => (codec::json::encode(msg, &mut buf), JSON),
-            Wire::Postcard => (codec::postcard::encode(msg, &mut buf), POSTCARD),
+        let (encoded, media) = match self {
+            Wire::Json => (serde_json::to_vec(msg).map_err(|e| e.to_string()), JSON),
+            Wire::Postcard => (encode_postcard(msg).map_err(|e| e.to_string()), POSTCARD),
         };
-        match written {
-            Ok(n) => (
+        match encoded {
+            Ok(bytes) => (
                 [(header::CONTENT_TYPE, HeaderValue::from_static(media))],
-                Bytes::copy_from_slice(buf.get(..n).unwrap_or_default()),
+                Bytes::from(bytes),
             )
                 .into_response(),
             Err(e) => {
                 tracing::error!(error = %e, "encoding an answer failed");
                 ApiError::internal().into_response()
             }
+        }
+    }
+}
+
+/// postcard bytes of `msg`, in a buffer that grows until it fits.
+fn encode_postcard<M: Message>(msg: &M) -> Result<Vec<u8>, codec::EncodeError> {
+    let mut buf = vec![0u8; 1024];
+    loop {
+        match codec::postcard::encode(msg, &mut buf) {
+            Ok(n) => {
+                buf.truncate(n);
+                return Ok(buf);
+            }
+            Err(codec::EncodeError::BufferTooSmall { .. }) if buf.len() < codec::MAX_INPUT_LEN => {
+                buf.resize(buf.len() * 4, 0);
+            }
+            Err(e) => return Err(e),
         }
     }
 }

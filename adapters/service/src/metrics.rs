@@ -5,7 +5,9 @@
 
 use std::sync::atomic::AtomicU64;
 
-use prometheus_client::encoding::EncodeLabelSet;
+use std::sync::Arc;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -16,17 +18,33 @@ use crate::snapshot::Snapshot;
 /// The content type of `GET /metrics`.
 pub(crate) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
+/// A client's name as a label value: shares the caller's name, so counting
+/// a request allocates nothing once its series exists.
+#[derive(Debug, Clone, Hash, PartialEq, Eq)]
+pub(crate) struct ClientLabel(pub(crate) Arc<str>);
+
+impl EncodeLabelValue for ClientLabel {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
+        std::fmt::Write::write_str(encoder, &self.0)
+    }
+}
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct RequestLabels {
     pub(crate) route: &'static str,
     pub(crate) status: u16,
-    pub(crate) client: String,
+    pub(crate) client: ClientLabel,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct OutcomeLabels {
     pub(crate) outcome: &'static str,
-    pub(crate) client: String,
+    pub(crate) client: ClientLabel,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ReloadLabels {
+    pub(crate) outcome: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -49,7 +67,7 @@ pub(crate) struct EjectionLabels {
 pub(crate) struct FeedbackLabels {
     pub(crate) event: &'static str,
     pub(crate) category: &'static str,
-    pub(crate) client: String,
+    pub(crate) client: ClientLabel,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -70,7 +88,7 @@ pub(crate) struct Metrics {
     pub(crate) feedback: Family<FeedbackLabels, Counter>,
     pub(crate) feedback_ignored: Family<ReasonLabels, Counter>,
     pub(crate) auth_failures: Family<ReasonLabels, Counter>,
-    pub(crate) reloads: Family<OutcomeLabels, Counter>,
+    pub(crate) reloads: Family<ReloadLabels, Counter>,
     health: Family<ProxyLabels, Gauge<f64, AtomicU64>>,
     open_connections: Family<ProxyLabels, Gauge>,
     proxies: Gauge,

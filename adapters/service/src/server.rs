@@ -20,7 +20,7 @@ use crate::StartError;
 use crate::app::{AppState, router};
 use crate::auth::{Clients, TlsIdentity};
 use crate::config::{ConfigError, ServiceConfig, TlsConfig};
-use crate::metrics::{EjectionLabels, OutcomeLabels, ProxyLabels};
+use crate::metrics::{EjectionLabels, ProxyLabels, ReloadLabels};
 
 /// How long a client has to send its request head, and to finish a TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -123,10 +123,7 @@ impl Running {
         self.state
             .metrics
             .reloads
-            .get_or_create(&OutcomeLabels {
-                outcome,
-                client: "sighup".into(),
-            })
+            .get_or_create(&ReloadLabels { outcome })
             .inc();
         result
     }
