@@ -105,6 +105,19 @@ impl Server {
             .join("\n")
     }
 
+    /// The log once it contains `needle` (it is read on another thread),
+    /// waiting at most 10 s.
+    async fn stderr_with(&self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let text = self.stderr_text();
+            if text.contains(needle) || std::time::Instant::now() >= deadline {
+                return text;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
@@ -320,7 +333,19 @@ async fn serve_takes_a_token_from_the_environment() {
         .await
         .unwrap();
     assert_eq!(r.status(), reqwest::StatusCode::UNAUTHORIZED);
-    assert!(!server.stderr_text().contains("tok-from-env"));
+    let r = http
+        .get(server.url("/api/v1/proxies"))
+        .bearer_auth("tok-wrong-guess")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::UNAUTHORIZED);
+    // The log says what was refused and why, and never a token, good or bad.
+    let log = server.stderr_with("unknown bearer token").await;
+    assert!(log.contains("request refused"), "{log}");
+    assert!(log.contains("unknown bearer token"), "{log}");
+    assert!(!log.contains("tok-from-env"), "{log}");
+    assert!(!log.contains("tok-wrong-guess"), "{log}");
 
     // Without the variable the file is refused, naming the variable.
     let (status, stderr) = run_to_end(&["serve", "--config", path.to_str().unwrap()]);

@@ -190,8 +190,26 @@ async fn gate(State(state): State<Arc<AppState>>, mut request: Request, next: Ne
             request.extensions_mut().insert(caller);
             (name, next.run(request).await)
         }
-        Err((name, e)) => (name, e.into_response()),
+        Err((name, e)) => {
+            // Which rule refused whom; the message never holds a secret.
+            tracing::info!(
+                client = %name,
+                peer = ?peer,
+                route,
+                status = e.status.as_u16(),
+                code = e.code,
+                reason = %e.message,
+                "request refused"
+            );
+            (name, e.into_response())
+        }
     };
+    tracing::debug!(
+        client = %client,
+        route,
+        status = response.status().as_u16(),
+        "request"
+    );
     state
         .metrics
         .http_requests
