@@ -21,6 +21,8 @@
 //! ejections are the pool's. It owns the clock, the sockets, TLS,
 //! authentication, rate limits, metrics and the configuration file.
 
+#![deny(missing_docs)]
+
 mod app;
 mod auth;
 mod body;
