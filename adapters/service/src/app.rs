@@ -197,7 +197,7 @@ async fn gate(State(state): State<Arc<AppState>>, mut request: Request, next: Ne
                 peer = ?peer,
                 route,
                 status = e.status.as_u16(),
-                code = e.code,
+                code = e.code.as_str(),
                 reason = %e.message,
                 "request refused"
             );
@@ -347,7 +347,7 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<axum::body::Bytes,
         .map_err(|_| {
             ApiError::new(
                 StatusCode::REQUEST_TIMEOUT,
-                "request_timeout",
+                crate::error::ErrorCode::RequestTimeout,
                 format!(
                     "the request body did not arrive within {} s",
                     BODY_TIMEOUT.as_secs()
@@ -552,11 +552,21 @@ pub(crate) async fn proxies(State(state): State<Arc<AppState>>) -> axum::Json<Sn
     axum::Json(state.snapshot())
 }
 
+/// Whether the service takes requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthStatus {
+    /// Ready (200).
+    Ok,
+    /// Shutting down (503).
+    Draining,
+}
+
 /// The body of `GET /health`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Health {
     /// `ok`, or `draining` while the service shuts down.
-    pub status: &'static str,
+    pub status: HealthStatus,
     /// Always true while the process answers (liveness).
     pub live: bool,
     /// Whether the service takes requests (readiness): false while it
@@ -588,7 +598,11 @@ pub(crate) async fn health(State(state): State<Arc<AppState>>) -> Response {
     let stats = state.pool().stats();
     let ready = state.ready.load(Ordering::SeqCst);
     let body = Health {
-        status: if ready { "ok" } else { "draining" },
+        status: if ready {
+            HealthStatus::Ok
+        } else {
+            HealthStatus::Draining
+        },
         live: true,
         ready,
         proxies: stats.proxies,

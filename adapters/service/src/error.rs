@@ -16,12 +16,59 @@ pub struct ErrorBody {
 /// What went wrong.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ErrorDetail {
-    /// Machine-readable code, e.g. `invalid_field`, `unauthorized`.
-    #[schema(example = "invalid_field")]
-    pub(crate) code: &'static str,
+    /// Machine-readable code.
+    pub code: ErrorCode,
     /// What was wrong and where, for a person. Never holds a secret.
     #[schema(example = "exchange_id: required field is missing")]
-    pub(crate) message: String,
+    pub message: String,
+}
+
+/// The machine-readable code of an error, one per kind of rejection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// 400: the body is not well-formed JSON, postcard or gzip.
+    MalformedBody,
+    /// 401: no credentials, or unknown ones.
+    Unauthorized,
+    /// 403: a known client without the route's scope.
+    Forbidden,
+    /// 404: no such route.
+    NotFound,
+    /// 405: the route exists, the method does not.
+    MethodNotAllowed,
+    /// 408: the body did not arrive in time.
+    RequestTimeout,
+    /// 413: the body is over 64 KiB, before or after inflating.
+    PayloadTooLarge,
+    /// 415: a content type or encoding the route does not take.
+    UnsupportedMediaType,
+    /// 422: well-formed, but a field is invalid.
+    InvalidField,
+    /// 429: over the client's rate limit.
+    RateLimited,
+    /// 500: a fault of the service.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The wire spelling, e.g. `invalid_field`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::MalformedBody => "malformed_body",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::RequestTimeout => "request_timeout",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::InvalidField => "invalid_field",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Internal => "internal",
+        }
+    }
 }
 
 /// A rejection: the status, the code and the message.
@@ -30,7 +77,7 @@ pub(crate) struct ApiError {
     /// The HTTP status.
     pub(crate) status: StatusCode,
     /// Machine-readable code.
-    pub(crate) code: &'static str,
+    pub(crate) code: ErrorCode,
     /// Human-readable message.
     pub(crate) message: String,
     /// Seconds to wait, for 429 and 503 (`Retry-After`).
@@ -39,7 +86,7 @@ pub(crate) struct ApiError {
 
 impl ApiError {
     /// An error with this status, code and message.
-    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -50,48 +97,56 @@ impl ApiError {
 
     /// 400: the body is not well-formed.
     pub(crate) fn malformed(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "malformed_body", message)
+        Self::new(StatusCode::BAD_REQUEST, ErrorCode::MalformedBody, message)
     }
 
     /// 422: well-formed, but a field is invalid.
     pub(crate) fn invalid(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message)
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::InvalidField,
+            message,
+        )
     }
 
     /// 401: no credentials, or unknown ones.
     pub(crate) fn unauthorized(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+        Self::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, message)
     }
 
     /// 403: a known client without the scope for this route.
     pub(crate) fn forbidden(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+        Self::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, message)
     }
 
     /// 404: no such route.
     pub(crate) fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+        Self::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, message)
     }
 
     /// 405: the route exists, the method does not.
     pub(crate) fn method_not_allowed(message: impl Into<String>) -> Self {
         Self::new(
             StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
+            ErrorCode::MethodNotAllowed,
             message,
         )
     }
 
     /// 413: the body is over the limit.
     pub(crate) fn too_large(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message)
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::PayloadTooLarge,
+            message,
+        )
     }
 
     /// 415: a content type or encoding the route does not take.
     pub(crate) fn unsupported_media(message: impl Into<String>) -> Self {
         Self::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
             message,
         )
     }
@@ -102,7 +157,7 @@ impl ApiError {
             retry_after: Some(retry_after.max(1)),
             ..Self::new(
                 StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
+                ErrorCode::RateLimited,
                 "too many requests from this client; retry after the Retry-After delay",
             )
         }
@@ -112,7 +167,7 @@ impl ApiError {
     pub(crate) fn internal() -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
+            ErrorCode::Internal,
             "internal error; see the service log",
         )
     }
@@ -139,5 +194,39 @@ impl IntoResponse for ApiError {
             );
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_serialize_as_their_wire_spelling() {
+        let all = [
+            ErrorCode::MalformedBody,
+            ErrorCode::Unauthorized,
+            ErrorCode::Forbidden,
+            ErrorCode::NotFound,
+            ErrorCode::MethodNotAllowed,
+            ErrorCode::RequestTimeout,
+            ErrorCode::PayloadTooLarge,
+            ErrorCode::UnsupportedMediaType,
+            ErrorCode::InvalidField,
+            ErrorCode::RateLimited,
+            ErrorCode::Internal,
+        ];
+        for code in all {
+            let json = serde_json::to_value(code).unwrap();
+            assert_eq!(json, code.as_str(), "{code:?}");
+        }
+        let body = serde_json::to_value(ErrorBody {
+            error: ErrorDetail {
+                code: ErrorCode::InvalidField,
+                message: "exchange_id: required field is missing".into(),
+            },
+        })
+        .unwrap();
+        assert_eq!(body["error"]["code"], "invalid_field");
     }
 }

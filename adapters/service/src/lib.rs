@@ -36,10 +36,10 @@ mod status_page;
 
 use std::fmt;
 
-pub use app::{FeedbackAck, Health, MAX_PROXIES, MAX_STICKY};
+pub use app::{FeedbackAck, Health, HealthStatus, MAX_PROXIES, MAX_STICKY};
 pub use body::{JSON, MAX_BODY, POSTCARD};
 pub use config::{ConfigError, ServiceConfig};
-pub use error::{ErrorBody, ErrorDetail};
+pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use server::{ReloadReport, Running, Service, run_until_signal};
 pub use status_page::render_status_page;
 
