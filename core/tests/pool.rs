@@ -907,3 +907,16 @@ fn per_proxy_size_stays_compact() {
     // The URL with its bounded credentials is most of it; see the module docs.
     assert!(per_proxy < 1300, "{per_proxy} bytes per proxy");
 }
+
+#[test]
+fn snapshot_follows_the_inventory_order_across_reloads() {
+    let ids = |p: &P| -> Vec<String> { p.proxies(T0).map(|s| s.id.to_string()).collect() };
+    let mut p = pool(StrategyKind::RoundRobin, &[spec("a"), spec("b"), spec("c")]);
+    assert_eq!(ids(&p), ["a", "b", "c"]);
+    // "a" leaves; "d", listed first, takes its freed slot.
+    p.replace_inventory(T0, &[spec("d"), spec("c"), spec("b")])
+        .unwrap();
+    assert_eq!(ids(&p), ["d", "c", "b"]);
+    p.replace_inventory(T0, &[]).unwrap();
+    assert!(ids(&p).is_empty());
+}

@@ -128,29 +128,14 @@ impl AppState {
 
     pub(crate) fn snapshot(&self) -> Snapshot {
         let now = self.now();
-        let mut snapshot = {
-            let pool = self.pool();
-            Snapshot {
-                summary: PoolSummary::from(pool.stats()),
-                proxies: pool
-                    .proxies(now)
-                    .map(|s| ProxyRow::from_status(&s, now))
-                    .collect(),
-            }
-        };
-        // The pool lists its slots, and a reload gives a new proxy a freed
-        // slot: show the proxies in the file's order instead.
-        let config = self.config.read().unwrap_or_else(|p| p.into_inner());
-        let order: std::collections::HashMap<&str, usize> = config
-            .proxies
-            .iter()
-            .enumerate()
-            .map(|(i, p)| (p.id.as_str(), i))
-            .collect();
-        snapshot
-            .proxies
-            .sort_by_key(|r| order.get(r.id.as_str()).copied().unwrap_or(usize::MAX));
-        snapshot
+        let pool = self.pool();
+        Snapshot {
+            summary: PoolSummary::from(pool.stats()),
+            proxies: pool
+                .proxies(now)
+                .map(|s| ProxyRow::from_status(&s, now))
+                .collect(),
+        }
     }
 
     /// Forgets rate-limit buckets of clients that have gone quiet.
@@ -161,29 +146,44 @@ impl AppState {
     }
 }
 
-/// The route a path belongs to: its metric label and the scope it needs
-/// (`None`: open to anyone).
-fn route_of(path: &str, auth: &AuthConfig) -> (&'static str, Option<Scope>) {
-    match path {
-        "/api/v1/proxy/request" => ("/api/v1/proxy/request", Some(Scope::Request)),
-        "/api/v1/proxy/feedback" => ("/api/v1/proxy/feedback", Some(Scope::Feedback)),
-        "/api/v1/proxies" => ("/api/v1/proxies", Some(Scope::Read)),
-        "/" => ("/", Some(Scope::Read)),
-        "/metrics" => ("/metrics", auth.metrics.then_some(Scope::Read)),
-        "/health" => ("/health", auth.health.then_some(Scope::Read)),
-        "/openapi.json" => ("/openapi.json", None),
-        _ => ("other", None),
+/// What the gate needs to know about the route a path belongs to.
+#[derive(Debug, Clone, Copy)]
+struct Route {
+    /// The metric label.
+    label: &'static str,
+    /// The scope it needs (`None`: open to anyone).
+    scope: Option<Scope>,
+    /// Whether calls count against the caller's rate limit. Health checks
+    /// and scrapes never do, even when they need authentication.
+    limited: bool,
+}
+
+fn route_of(path: &str, auth: &AuthConfig) -> Route {
+    let (label, scope, limited) = match path {
+        "/api/v1/proxy/request" => ("/api/v1/proxy/request", Some(Scope::Request), true),
+        "/api/v1/proxy/feedback" => ("/api/v1/proxy/feedback", Some(Scope::Feedback), true),
+        "/api/v1/proxies" => ("/api/v1/proxies", Some(Scope::Read), true),
+        "/" => ("/", Some(Scope::Read), true),
+        "/metrics" => ("/metrics", auth.metrics.then_some(Scope::Read), false),
+        "/health" => ("/health", auth.health.then_some(Scope::Read), false),
+        "/openapi.json" => ("/openapi.json", None, false),
+        _ => ("other", None, false),
+    };
+    Route {
+        label,
+        scope,
+        limited,
     }
 }
 
 /// Authenticates, authorises and rate-limits every request, and counts it.
 async fn gate(State(state): State<Arc<AppState>>, mut request: Request, next: Next) -> Response {
-    let (route, scope) = route_of(request.uri().path(), &state.auth);
+    let route = route_of(request.uri().path(), &state.auth);
     let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0);
-    let outcome = admit(&state, &mut request, scope, peer);
+    let outcome = admit(&state, &mut request, route, peer);
     let (client, response) = match outcome {
         Ok(caller) => {
             let name = caller.name.clone();
@@ -195,7 +195,7 @@ async fn gate(State(state): State<Arc<AppState>>, mut request: Request, next: Ne
             tracing::info!(
                 client = %name,
                 peer = ?peer,
-                route,
+                route = route.label,
                 status = e.status.as_u16(),
                 code = e.code.as_str(),
                 reason = %e.message,
@@ -206,7 +206,7 @@ async fn gate(State(state): State<Arc<AppState>>, mut request: Request, next: Ne
     };
     tracing::debug!(
         client = %client,
-        route,
+        route = route.label,
         status = response.status().as_u16(),
         "request"
     );
@@ -214,7 +214,7 @@ async fn gate(State(state): State<Arc<AppState>>, mut request: Request, next: Ne
         .metrics
         .http_requests
         .get_or_create(&RequestLabels {
-            route,
+            route: route.label,
             status: response.status().as_u16(),
             client: ClientLabel(client),
         })
@@ -235,9 +235,10 @@ pub(crate) enum RateKey {
 fn admit(
     state: &AppState,
     request: &mut Request,
-    scope: Option<Scope>,
+    route: Route,
     peer: Option<SocketAddr>,
 ) -> Result<Caller, Refused> {
+    let scope = route.scope;
     let anonymous = || state.anonymous.name.clone();
     let caller = if !state.auth.required {
         state.anonymous.clone()
@@ -285,10 +286,7 @@ fn admit(
             .require(scope)
             .map_err(|e| (caller.name.clone(), e))?;
     }
-    // Health checks and scrapes are never rate limited, even when they
-    // need authentication (`auth.health`, `auth.metrics`).
-    let exempt = matches!(request.uri().path(), "/health" | "/metrics");
-    if let (Some(limiter), true) = (&state.limiter, scope.is_some() && !exempt) {
+    if let (Some(limiter), true) = (&state.limiter, route.limited) {
         let key = match (state.auth.required, peer) {
             (false, Some(peer)) => RateKey::Address(peer.ip()),
             _ => RateKey::Client(caller.name.clone()),
@@ -321,7 +319,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
 async fn not_found(request: Request) -> ApiError {
     ApiError::not_found(format!(
         "no route {}; see GET /openapi.json",
-        short_path(request.uri().path())
+        crate::error::excerpt(request.uri().path())
     ))
 }
 
@@ -329,16 +327,8 @@ async fn method_not_allowed(request: Request) -> ApiError {
     ApiError::method_not_allowed(format!(
         "{} is not allowed on {}; see GET /openapi.json",
         request.method(),
-        short_path(request.uri().path())
+        crate::error::excerpt(request.uri().path())
     ))
-}
-
-fn short_path(p: &str) -> String {
-    let mut s: String = p.chars().take(80).collect();
-    if s.len() < p.len() {
-        s.push('…');
-    }
-    s
 }
 
 async fn read_body(headers: &HeaderMap, body: Body) -> Result<axum::body::Bytes, ApiError> {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::http::{HeaderMap, header};
 
-use crate::config::{ClientConfig, Scope};
+use crate::config::{ClientConfig, Scope, secret_matches};
 use crate::error::ApiError;
 
 /// The names a verified client certificate carries (its subject's common
@@ -124,7 +124,7 @@ impl Clients {
                     ),
                 ))?;
             return self
-                .find(|c| c.bearer_tokens.iter().any(|s| s.matches(token)))
+                .find(|c| c.bearer_tokens.iter().any(|s| secret_matches(s, token)))
                 .map(Some)
                 .ok_or((
                     "unknown_token",
@@ -134,7 +134,7 @@ impl Clients {
         if let Some(value) = headers.get("x-api-key") {
             let key = value.as_bytes().trim_ascii();
             return self
-                .find(|c| c.api_keys.iter().any(|s| s.matches(key)))
+                .find(|c| c.api_keys.iter().any(|s| secret_matches(s, key)))
                 .map(Some)
                 .ok_or(("unknown_api_key", ApiError::unauthorized("unknown API key")));
         }
@@ -169,13 +169,17 @@ impl Clients {
 mod tests {
     use super::*;
     use crate::config::Secret;
+
+    fn secret(s: &str) -> Secret {
+        Secret::new(s).unwrap()
+    }
     use axum::http::HeaderValue;
 
     fn clients() -> Clients {
         Clients::new(&[
             ClientConfig {
                 name: "feed".into(),
-                bearer_tokens: vec![Secret::new("t1"), Secret::new("t2")],
+                bearer_tokens: vec![secret("t1"), secret("t2")],
                 api_keys: vec![],
                 tls_names: vec![],
                 scopes: vec![Scope::Request, Scope::Feedback],
@@ -183,7 +187,7 @@ mod tests {
             ClientConfig {
                 name: "ops".into(),
                 bearer_tokens: vec![],
-                api_keys: vec![Secret::new("k1")],
+                api_keys: vec![secret("k1")],
                 tls_names: vec!["ops.example".into()],
                 scopes: vec![Scope::Read],
             },

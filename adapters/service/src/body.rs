@@ -45,7 +45,7 @@ impl Wire {
             POSTCARD => Ok(Wire::Postcard),
             _ => Err(ApiError::unsupported_media(format!(
                 "Content-Type {:?} is not accepted; send {JSON} or {POSTCARD}",
-                shorten(value.to_str().unwrap_or("(not text)"))
+                crate::error::excerpt(value.to_str().unwrap_or("(not text)"))
             ))),
         }
     }
@@ -105,10 +105,6 @@ fn encode_postcard<M: Message>(msg: &M) -> Result<Vec<u8>, codec::EncodeError> {
     }
 }
 
-fn shorten(s: &str) -> String {
-    s.chars().take(64).collect()
-}
-
 /// Reads the whole body: refuses more than [`MAX_BODY`] bytes (413), inflates
 /// `Content-Encoding: gzip` (refusing more than [`MAX_BODY`] inflated bytes),
 /// and refuses any other encoding (415).
@@ -136,7 +132,7 @@ pub(crate) async fn read(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiEr
         Some(e) => {
             return Err(ApiError::unsupported_media(format!(
                 "Content-Encoding {:?} is not accepted; send gzip or no encoding",
-                shorten(&e)
+                crate::error::excerpt(&e)
             )));
         }
     };

@@ -25,27 +25,14 @@ use subtle::ConstantTimeEq;
 /// Address the service listens on when neither the file nor `--listen` names one.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
-/// A secret from the configuration: compared in constant time, shown as `***`.
-#[derive(Clone)]
-pub struct Secret(String);
+/// A token or key, as the client side holds it too: `Debug` and `Display`
+/// print `***`.
+pub use proxy_delegate_core::settings::Secret;
 
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// Whether `candidate` equals the secret, in time that does not depend on
-    /// where they differ.
-    pub fn matches(&self, candidate: &[u8]) -> bool {
-        self.0.as_bytes().ct_eq(candidate).into()
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
+/// Whether `candidate` equals `secret`, in time that does not depend on
+/// where they differ.
+pub(crate) fn secret_matches(secret: &Secret, candidate: &[u8]) -> bool {
+    secret.expose().as_bytes().ct_eq(candidate).into()
 }
 
 /// What a client may call.
@@ -318,37 +305,12 @@ impl ServiceConfig {
     /// Parses and validates configuration text (TOML, or YAML with `yaml`).
     pub fn parse(text: &str, yaml: bool) -> Result<Self, ConfigError> {
         let raw: RawFile = if yaml {
-            let de = serde_norway::Deserializer::from_str(text);
-            serde_path_to_error::deserialize(de).map_err(|e| {
-                let field = e.path().to_string();
-                let inner = e.into_inner();
-                let at = inner
-                    .location()
-                    .map(|l| format!(" (line {}, column {})", l.line(), l.column()))
-                    .unwrap_or_default();
-                err(
-                    clean_path(&field),
-                    proxy_delegate_config::redact_text(&format!("{inner}{at}")),
-                )
-            })?
+            serde_norway::from_str(text).map_err(|e| yaml_error(&e))?
         } else {
-            let de = toml::Deserializer::parse(text)
-                .map_err(|e| err("", proxy_delegate_config::redact_text(&e.to_string())))?;
+            let de = toml::Deserializer::parse(text).map_err(|e| toml_error(text, "", &e))?;
             serde_path_to_error::deserialize(de).map_err(|e| {
                 let field = e.path().to_string();
-                let inner = e.into_inner();
-                let msg = inner.message().to_owned();
-                let at = inner
-                    .span()
-                    .map(|s| {
-                        let line = text[..s.start.min(text.len())].matches('\n').count() + 1;
-                        format!(" (line {line})")
-                    })
-                    .unwrap_or_default();
-                err(
-                    clean_path(&field),
-                    proxy_delegate_config::redact_text(&format!("{msg}{at}")),
-                )
+                toml_error(text, &field, e.inner())
             })?
         };
         Self::from_raw(raw)
@@ -391,12 +353,10 @@ impl ServiceConfig {
                 list.iter()
                     .enumerate()
                     .map(|(j, s)| {
+                        let at = || format!("{}[{j}]", at(key));
                         let v = proxy_delegate_config::expand_references(s, false)
-                            .map_err(|m| err(format!("{}[{j}]", at(key)), m))?;
-                        if v.is_empty() {
-                            return Err(err(format!("{}[{j}]", at(key)), "must not be empty"));
-                        }
-                        Ok(Secret(v))
+                            .map_err(|m| err(at(), m))?;
+                        Secret::new(&v).map_err(|e| err(at(), e.reason.to_string()))
                     })
                     .collect()
             };
@@ -474,14 +434,45 @@ impl ServiceConfig {
     }
 }
 
-/// `proxies[0].url` rather than serde_path_to_error's `proxies[0].url` with
-/// a leading dot or `?` for unknown segments.
-fn clean_path(p: &str) -> String {
-    if p == "." {
-        String::new()
-    } else {
-        p.to_owned()
+/// A TOML error as the field (serde_path_to_error's path, `.` for the
+/// root), the parser's message and the line. Never the parser's `Display`:
+/// it quotes the offending source line, which may hold a secret.
+fn toml_error(text: &str, field: &str, e: &toml::de::Error) -> ConfigError {
+    let line = e
+        .span()
+        .map(|s| {
+            format!(
+                " (line {})",
+                text[..s.start.min(text.len())].matches('\n').count() + 1
+            )
+        })
+        .unwrap_or_default();
+    err(
+        if field == "." { "" } else { field },
+        proxy_delegate_config::redact_text(&format!("{}{line}", e.message())),
+    )
+}
+
+/// A YAML error as the field and the message with its line and column.
+/// serde_norway's message is `path: reason at line L column C`; the path
+/// becomes the field, and the quoted text of a type error is redacted.
+fn yaml_error(e: &serde_norway::Error) -> ConfigError {
+    let mut message = e.to_string();
+    if let Some(i) = message.rfind(" at line ") {
+        message.truncate(i);
     }
+    let (field, reason) = match message.split_once(": ") {
+        Some((path, reason)) if !path.contains(' ') => (path.to_owned(), reason.to_owned()),
+        _ => (String::new(), message),
+    };
+    let at = e
+        .location()
+        .map(|l| format!(" (line {}, column {})", l.line(), l.column()))
+        .unwrap_or_default();
+    err(
+        field,
+        proxy_delegate_config::redact_text(&format!("{reason}{at}")),
+    )
 }
 
 fn secs(field: &str, v: Option<u64>, default: Duration) -> Result<Duration, ConfigError> {
@@ -498,17 +489,7 @@ fn strategy(field: &str, s: &str) -> Result<StrategyKind, ConfigError> {
 }
 
 fn fallback(field: &str, s: &str) -> Result<FallbackPolicy, ConfigError> {
-    match s {
-        "direct_connection" => Ok(FallbackPolicy::DirectConnection),
-        "embedded_fallback" => Ok(FallbackPolicy::EmbeddedFallback),
-        "fail" => Ok(FallbackPolicy::Fail),
-        other => Err(err(
-            field,
-            format!(
-                "unknown fallback policy {other:?} (expected direct_connection, embedded_fallback or fail)"
-            ),
-        )),
-    }
+    FallbackPolicy::parse(s).map_err(|e| err(field, e.reason.to_string()))
 }
 
 fn pool_config(
@@ -753,6 +734,25 @@ mod tests {
     }
 
     #[test]
+    fn syntax_errors_never_quote_the_source() {
+        // A parser's own message quotes the offending line; a token on it
+        // must not reach the error.
+        let toml = "[[clients]]\nname = \"a\"\nbearer_tokens = [\"sup3r-secret\" oops]\n";
+        let e = ServiceConfig::parse(toml, false).unwrap_err().to_string();
+        assert!(!e.contains("sup3r-secret"), "{e}");
+        assert!(e.contains("line 3"), "{e}");
+        let toml = "[[clients]]\nname = \"a\"\nbearer_tokens = \"sup3r-secret\"\n";
+        let e = ServiceConfig::parse(toml, false).unwrap_err();
+        assert_eq!(e.field, "clients[0].bearer_tokens");
+        assert!(!e.to_string().contains("sup3r-secret"), "{e}");
+        let yaml = "clients:\n  - name: a\n    bearer_tokens: \"sup3r-secret\"\n";
+        let e = ServiceConfig::parse(yaml, true).unwrap_err();
+        assert_eq!(e.field, "clients[0].bearer_tokens");
+        assert!(!e.to_string().contains("sup3r-secret"), "{e}");
+        assert!(e.message.contains("line 3, column"), "{e}");
+    }
+
+    #[test]
     fn yaml_and_toml_agree() {
         let toml = "listen = \"127.0.0.1:9000\"\n[[clients]]\nname = \"a\"\napi_keys = [\"k\"]\n[[proxies]]\nid = \"p\"\nurl = \"http://h:1\"\nregions = [\"eu\"]\n";
         let yaml = "listen: 127.0.0.1:9000\nclients:\n  - name: a\n    api_keys: [k]\nproxies:\n  - id: p\n    url: http://h:1\n    regions: [eu]\n";
@@ -766,10 +766,13 @@ mod tests {
 
     #[test]
     fn secret_debug_is_redacted() {
-        let s = Secret::new("tok-123");
+        let s = Secret::new("tok-123").unwrap();
         assert_eq!(format!("{s:?}"), "***");
-        assert!(s.matches(b"tok-123"));
-        assert!(!s.matches(b"tok-124"));
-        assert!(!s.matches(b"tok-12"));
+        assert!(secret_matches(&s, b"tok-123"));
+        assert!(!secret_matches(&s, b"tok-124"));
+        assert!(!secret_matches(&s, b"tok-12"));
+        let e = ServiceConfig::parse("[[clients]]\nname = \"a\"\nbearer_tokens = [\"\"]\n", false)
+            .unwrap_err();
+        assert_eq!(e.field, "clients[0].bearer_tokens[0]");
     }
 }

@@ -71,6 +71,16 @@ impl ErrorCode {
     }
 }
 
+/// At most 64 characters of `s`, marked with `…` when cut: how a message
+/// quotes what the client sent (a path, a header) without growing with it.
+pub(crate) fn excerpt(s: &str) -> String {
+    let mut out: String = s.chars().take(64).collect();
+    if out.len() < s.len() {
+        out.push('…');
+    }
+    out
+}
+
 /// A rejection: the status, the code and the message.
 #[derive(Debug, Clone)]
 pub(crate) struct ApiError {

@@ -256,17 +256,14 @@ where
     }
 }
 
-fn metric_line<'a>(metrics: &'a str, name: &str, labels: &[&str]) -> Option<&'a str> {
-    metrics.lines().find(|l| {
+/// The value of the first sample of metric `name` whose labels include all
+/// of `labels`, if there is one.
+fn metric(metrics: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    let line = metrics.lines().find(|l| {
         l.starts_with(&format!("{name}{{")) && labels.iter().all(|needle| l.contains(needle))
-    })
-}
-
-fn metric_value(line: &str) -> f64 {
-    line.rsplit(' ')
-        .next()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no value on metric line {line:?}"))
+    })?;
+    let value = line.rsplit(' ').next().and_then(|v| v.parse().ok());
+    Some(value.unwrap_or_else(|| panic!("no value on metric line {line:?}")))
 }
 
 // ------------------------------------------------------------------ happy paths
@@ -511,12 +508,11 @@ async fn proxy_connect_failures_eject_the_proxy() {
     // The ejection is counted for that proxy (the driver task records it).
     let counted = eventually(Duration::from_secs(5), || async {
         let m = h.get_text("/metrics", "tok-ops-1").await;
-        metric_line(
+        metric(
             &m,
             "proxy_delegate_ejections_total",
             &["proxy=\"px-a\"", "reason=\"consecutive_failures\""],
-        )
-        .is_some_and(|l| metric_value(l) == 1.0)
+        ) == Some(1.0)
     })
     .await;
     assert!(counted, "metrics show one ejection of px-a");
@@ -868,12 +864,11 @@ async fn refused_credentials_are_401_with_a_challenge() {
     }
     let m = h.get_open("/metrics").await;
     let failures = |reason: &str| {
-        metric_line(
+        metric(
             &m,
             "proxy_delegate_auth_failures_total",
             &[&format!("reason=\"{reason}\"")],
         )
-        .map(metric_value)
     };
     assert_eq!(failures("unknown_token"), Some(1.0));
     assert_eq!(failures("unknown_api_key"), Some(2.0));
@@ -922,16 +917,15 @@ async fn bearer_tokens_and_api_keys_name_their_clients_in_metrics() {
     assert_eq!(r.status(), StatusCode::OK, "API key");
     let m = h.get_open("/metrics").await;
     let served = |client: &str| {
-        metric_line(
+        metric(
             &m,
             "proxy_delegate_proxy_requests_total",
             &[&format!("client=\"{client}\""), "outcome=\"proxy\""],
         )
-        .map(metric_value)
     };
     assert_eq!(served("feed"), Some(2.0), "{m}");
     assert_eq!(served("ops"), Some(3.0), "{m}");
-    let http_line = metric_line(
+    let http = metric(
         &m,
         "proxy_delegate_http_requests_total",
         &[
@@ -939,9 +933,8 @@ async fn bearer_tokens_and_api_keys_name_their_clients_in_metrics() {
             "route=\"/api/v1/proxy/request\"",
             "status=\"200\"",
         ],
-    )
-    .expect("per-client HTTP counter");
-    assert_eq!(metric_value(http_line), 3.0);
+    );
+    assert_eq!(http, Some(3.0), "per-client HTTP counter: {m}");
     for secret in ["tok-feed-1", "tok-ops-1", "key-ops"] {
         assert!(!m.contains(secret), "metrics show a credential");
     }
@@ -1173,13 +1166,16 @@ async fn mutual_tls_names_the_client() {
         .text()
         .await
         .unwrap();
-    let line = metric_line(
+    let served = metric(
         &m,
         "proxy_delegate_proxy_requests_total",
         &["client=\"desk\""],
-    )
-    .unwrap_or_else(|| panic!("the mTLS client is named in metrics: {m}"));
-    assert_eq!(metric_value(line), 1.0);
+    );
+    assert_eq!(
+        served,
+        Some(1.0),
+        "the mTLS client is named in metrics: {m}"
+    );
 
     // No certificate: TLS works, the API answers 401; /health stays open.
     let anonymous = tls_client(&pki.ca_pem, None);
@@ -1325,12 +1321,11 @@ async fn reload_keeps_state_and_swaps_inventory_and_tokens() {
 
     let m = h.get_open("/metrics").await;
     let reloads = |outcome: &str| {
-        metric_line(
+        metric(
             &m,
             "proxy_delegate_config_reloads_total",
             &[&format!("outcome=\"{outcome}\"")],
         )
-        .map(metric_value)
     };
     assert_eq!(reloads("ok"), Some(1.0));
     assert_eq!(reloads("error"), Some(2.0));
@@ -1440,13 +1435,13 @@ async fn open_routes_ignore_stale_credentials() {
     }
     // The refusal is still counted.
     let m = h.get_open("/metrics").await;
-    let line = metric_line(
+    let refused = metric(
         &m,
         "proxy_delegate_auth_failures_total",
         &["reason=\"unknown_token\""],
     )
     .expect("auth failures are counted on open routes too");
-    assert!(metric_value(line) >= 3.0, "{line}");
+    assert!(refused >= 3.0, "{refused}");
     // A route with a scope still refuses it.
     let r = h.get("/api/v1/proxies", "tok-revoked").await;
     expect_error(r, StatusCode::UNAUTHORIZED, "unauthorized").await;

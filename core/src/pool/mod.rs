@@ -66,10 +66,10 @@
 //! Feedback and timers cost `O(log N)` each; [`Pool::replace_inventory`]
 //! costs `O(N log N)`.
 //!
-//! The pool is one value of `size_of::<Pool<N, S>>()` bytes: 1,114 bytes
+//! The pool is one value of `size_of::<Pool<N, S>>()` bytes: 1,118 bytes
 //! per proxy on x86-64 (560 of them the proxy's URL with its credentials,
-//! whose bounds come from the model; 96 the two tree nodes; 48 the lookup
-//! indexes), plus about 36 KiB of fixed state (event queue, sticky table of
+//! whose bounds come from the model; 96 the two tree nodes; 52 the lookup
+//! indexes and the inventory order), plus about 36 KiB of fixed state (event queue, sticky table of
 //! 256 entries, intern tables). A pool of 10,000 proxies is about 11 MiB:
 //! build it in a `Box` (or a `static`) on std, on a thread whose stack can
 //! hold it while it is constructed (see `benches/pool.rs`).
@@ -512,6 +512,9 @@ pub struct Pool<const N: usize, const S: usize = 256> {
     by_url: heapless::Vec<(u64, u32), N>,
     /// Scratch for a new inventory's ids, kept so a reload needs no stack.
     scratch: heapless::Vec<(u64, u32), N>,
+    /// The slots in inventory order: a reload gives a new proxy a freed
+    /// slot, and the snapshot lists proxies as the inventory does.
+    order: heapless::Vec<u32, N>,
     regions: heapless::Vec<Region, MAX_REGIONS>,
     exchanges: heapless::Vec<ExchangeId, MAX_EXCHANGES>,
     region_bars: heapless::Vec<RegionBar, MAX_REGION_BARS>,
@@ -578,6 +581,7 @@ impl<const N: usize, const S: usize> Pool<N, S> {
             by_id: heapless::Vec::new(),
             by_url: heapless::Vec::new(),
             scratch: heapless::Vec::new(),
+            order: heapless::Vec::new(),
             regions: heapless::Vec::new(),
             exchanges: heapless::Vec::new(),
             region_bars: heapless::Vec::new(),
@@ -1233,6 +1237,7 @@ impl<const N: usize, const S: usize> Pool<N, S> {
 
         // Update the proxies that stay, add the new ones.
         let mut free = 0usize;
+        self.order.clear();
         for spec in inventory {
             let compact = self.compact(spec);
             if let Ok(s) = self.find_slot(Some(&spec.id), None) {
@@ -1240,6 +1245,8 @@ impl<const N: usize, const S: usize> Pool<N, S> {
                     apply_spec(slot, spec, &compact);
                     change.kept += 1;
                 }
+                // Capacity was checked by `validate_inventory`.
+                let _ = self.order.push(s as u32);
                 continue;
             }
             while self.slots.get(free).is_some_and(|x| x.occupied) {
@@ -1259,6 +1266,7 @@ impl<const N: usize, const S: usize> Pool<N, S> {
                     let _ = self.slots.push(fresh);
                 }
             }
+            let _ = self.order.push(free as u32);
             free += 1;
             self.occupied += 1;
             change.added += 1;
@@ -1405,11 +1413,13 @@ impl<const N: usize, const S: usize> Pool<N, S> {
 
     // -------------------------------------------------------------- snapshot
 
-    /// Every proxy of the inventory with its health and state, in slot order.
+    /// Every proxy of the inventory with its health and state, in the
+    /// order of the last [`Pool::replace_inventory`].
     pub fn proxies(&self, now: Instant) -> impl Iterator<Item = ProxyStatus<'_>> + '_ {
         let t = now.as_ticks();
-        self.slots
+        self.order
             .iter()
+            .filter_map(|&s| self.slots.get(s as usize))
             .filter(|x| x.occupied)
             .map(move |x| self.status_of(x, t))
     }
