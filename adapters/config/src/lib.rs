@@ -603,6 +603,13 @@ pub fn expand_references(text: &str, url_encode: bool) -> Result<String, String>
 /// Masks secrets in free text: the password of any `scheme://user:password@`
 /// URL, and the text quoted in a parser's `invalid type: string "..."`
 /// message (which may be a misplaced token).
+///
+/// A URL's authority is taken to run to the next `/`, white space or quote
+/// mark, and its password from the first `:` to the last `@` in it. A
+/// password may hold `'`, `,`, `)` and the other sub-delimiters, so those do
+/// not end it: were they to, the rest of such a password would be printed.
+/// Text after the URL that is not separated from it may be masked too; that
+/// errs on the safe side.
 pub fn redact_text(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
@@ -610,7 +617,7 @@ pub fn redact_text(s: &str) -> String {
         let (head, tail) = rest.split_at(i + 3);
         out.push_str(head);
         let end = tail
-            .find(|c: char| c == '/' || c.is_whitespace() || "\"'`,)]}>".contains(c))
+            .find(|c: char| c == '/' || c.is_whitespace() || "\"`<>".contains(c))
             .unwrap_or(tail.len());
         let authority = &tail[..end];
         match authority.rfind('@') {
@@ -642,4 +649,33 @@ pub fn redact_text(s: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_text;
+
+    /// Every character a password may hold, the sub-delimiters included,
+    /// stays masked, whatever follows the URL.
+    #[test]
+    fn redact_text_masks_passwords_with_sub_delimiters() {
+        for password in ["se,cret", "se)cret", "se'cret", "s;e=c&r!e$t*+", "se%2Fcret"] {
+            for text in [
+                format!("bad url http://alice:{password}@proxy.example:8080 here"),
+                format!("(see 'socks5://alice:{password}@proxy.example:1080'), then"),
+                format!("\"http://alice:{password}@proxy.example:8080/\""),
+            ] {
+                let out = redact_text(&text);
+                assert!(!out.contains(password), "{password:?} leaked from {text:?}: {out}");
+                assert!(out.contains("alice:***@proxy.example"), "{out}");
+            }
+        }
+    }
+
+    /// Text without credentials is left as it is.
+    #[test]
+    fn redact_text_keeps_urls_without_credentials() {
+        let text = "proxy http://proxy.example:8080/ and (socks5://h:1080), user@example";
+        assert_eq!(redact_text(text), text);
+    }
 }
