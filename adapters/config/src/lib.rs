@@ -659,14 +659,23 @@ mod tests {
     /// stays masked, whatever follows the URL.
     #[test]
     fn redact_text_masks_passwords_with_sub_delimiters() {
-        for password in ["se,cret", "se)cret", "se'cret", "s;e=c&r!e$t*+", "se%2Fcret"] {
+        for password in [
+            "se,cret",
+            "se)cret",
+            "se'cret",
+            "s;e=c&r!e$t*+",
+            "se%2Fcret",
+        ] {
             for text in [
                 format!("bad url http://alice:{password}@proxy.example:8080 here"),
                 format!("(see 'socks5://alice:{password}@proxy.example:1080'), then"),
                 format!("\"http://alice:{password}@proxy.example:8080/\""),
             ] {
                 let out = redact_text(&text);
-                assert!(!out.contains(password), "{password:?} leaked from {text:?}: {out}");
+                assert!(
+                    !out.contains(password),
+                    "{password:?} leaked from {text:?}: {out}"
+                );
                 assert!(out.contains("alice:***@proxy.example"), "{out}");
             }
         }
