@@ -197,13 +197,13 @@ fn resolve(args: &ResolveArgs, out: &mut impl Write) -> Result<(), Failure> {
         );
     }
     for _ in 0..args.repeat {
-        let pick = loaded.settings.resolve(&exchange, connection_type);
+        let pick = loaded
+            .settings
+            .resolve(&exchange, connection_type)
+            .map(|p| (p.proxy_url.clone(), p.timeout_seconds));
+        // Printed as configured (password as ***), not normalised.
         let (proxy_url, source, timeout_seconds) = match pick {
-            Some(p) => (
-                Some(p.proxy_url.to_string()),
-                "embedded",
-                Some(p.timeout_seconds),
-            ),
+            Some((url, timeout)) => (Some(loaded.written_url(&url)), "embedded", Some(timeout)),
             None => (None, "direct", None),
         };
         let r = Resolution {

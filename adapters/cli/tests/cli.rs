@@ -122,6 +122,70 @@ fn json_output_is_exactly_the_contract() {
     assert_eq!(line.lines().count(), 1);
 }
 
+/// `proxy_url` is the configured URL verbatim, password as `***`: the
+/// spellings a parsed URL normalises (scheme case, a trailing `/`, leading
+/// zeros in the port, an empty password) are printed as written, from the
+/// file, from the environment and from a pool.
+#[test]
+fn proxy_url_is_printed_as_configured() {
+    let d = Dir::new();
+    let cfg = d.file(
+        "config.yaml",
+        r#"
+proxy:
+  enabled: true
+  default:
+    http: "HTTP://alice:s3,cr)et@Proxy-A.example:08080/"
+    websocket:
+      pool:
+        proxies:
+          - url: "SOCKS5h://bob:@proxy-b:1080/"
+  exchanges:
+    kraken:
+      http: "https://proxy-k:8443"
+"#,
+    );
+    let http = resolve_json(Some(&cfg), "binance", "http", &[], &[]);
+    assert_eq!(
+        http[0]["proxy_url"],
+        "HTTP://alice:***@Proxy-A.example:08080/"
+    );
+    let ws = resolve_json(Some(&cfg), "binance", "websocket", &[], &[]);
+    assert_eq!(ws[0]["proxy_url"], "SOCKS5h://bob:@proxy-b:1080/");
+    let kraken = resolve_json(Some(&cfg), "kraken", "http", &[], &[]);
+    assert_eq!(kraken[0]["proxy_url"], "https://proxy-k:8443");
+
+    // The environment's spelling, over the file's.
+    let env = [(
+        "CRYPTOFEED_PROXY_EXCHANGES__KRAKEN__HTTP__URL",
+        "Https://carol:pw@PROXY-K:8443/",
+    )];
+    let kraken = resolve_json(Some(&cfg), "kraken", "http", &[], &env);
+    assert_eq!(kraken[0]["proxy_url"], "Https://carol:***@PROXY-K:8443/");
+
+    // The human form prints the same text, and no password anywhere.
+    let o = run(
+        &[
+            "resolve",
+            "--exchange",
+            "binance",
+            "--type",
+            "http",
+            "--config",
+        ]
+        .into_iter()
+        .chain([cfg.to_str().unwrap()])
+        .collect::<Vec<_>>(),
+        &[],
+    );
+    let out = stdout(&o);
+    assert!(
+        out.contains("HTTP://alice:***@Proxy-A.example:08080/"),
+        "{out}"
+    );
+    assert!(!out.contains("s3,cr)et") && !stderr(&o).contains("s3,cr)et"));
+}
+
 #[test]
 fn cryptofeed_rules_through_the_binary() {
     let d = Dir::new();

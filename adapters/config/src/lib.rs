@@ -44,6 +44,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
+use proxy_delegate_core::model::ProxyUrl;
 use proxy_delegate_core::settings::{DEFAULT_EXCHANGES, DEFAULT_POOL, ProxySettings};
 
 pub use env::ENV_PREFIX;
@@ -232,6 +233,20 @@ impl Loaded {
             .map(|p| p.source)
     }
 
+    /// `url` as the configuration wrote it, with its password as `***`: an
+    /// upper-case scheme, a trailing `/` or a port with leading zeros is kept,
+    /// where `url`'s own `Display` normalises them. The highest layer that
+    /// holds `url` decides (should two entries spell one URL two ways, either
+    /// spelling may be shown); a URL given in code, or not in the settings,
+    /// is written by its `Display`.
+    pub fn written_url(&self, url: &ProxyUrl) -> String {
+        self.layers
+            .iter()
+            .rev()
+            .find_map(|(_, layer)| tree::written_in(layer, url))
+            .map_or_else(|| url.to_string(), std::borrow::Cow::into_owned)
+    }
+
     /// The client id to send: the configured one or [`default_client_id`].
     pub fn client_id(&self) -> String {
         self.settings
@@ -259,7 +274,7 @@ enum FileInput {
 pub struct Loader {
     code: Option<RawSettings>,
     file: Option<FileInput>,
-    env: Option<Vec<(String, String)>>,
+    env: Option<Rc<[(String, String)]>>,
     lookup: Option<Rc<raw::Lookup>>,
 }
 
@@ -315,12 +330,20 @@ impl Loader {
         K: AsRef<str>,
         V: AsRef<str>,
     {
-        let vars: Vec<(String, String)> = vars
+        let vars: Rc<[(String, String)]> = vars
             .into_iter()
             .map(|(k, v)| (k.as_ref().to_owned(), v.as_ref().to_owned()))
             .collect();
-        let map: BTreeMap<String, String> = vars.iter().cloned().collect();
-        self.lookup = Some(Rc::new(move |name: &str| map.get(name).cloned()));
+        // References look the variables up where they are (the last of a
+        // repeated name wins): a handful of names, no map worth building.
+        let names = Rc::clone(&vars);
+        self.lookup = Some(Rc::new(move |name: &str| {
+            names
+                .iter()
+                .rev()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        }));
         self.env = Some(vars);
         self
     }
@@ -362,7 +385,9 @@ impl Loader {
         }
         let mut warnings = Vec::new();
         if let Some(vars) = self.env {
-            let (layer, w) = raw::with_lookup(lookup, || env::load_env(vars))?;
+            let (layer, w) = raw::with_lookup(lookup, || {
+                env::load_env(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            })?;
             warnings = w;
             if let Some(layer) = layer {
                 layers.push((Source::Environment, layer));

@@ -23,7 +23,7 @@ fn url_text(u: &ProxyUrl, exposure: Exposure) -> Value {
 fn proxy_config_tree(c: &RawProxyConfig, x: Exposure) -> Value {
     let mut m = Map::new();
     if let Some(u) = &c.url {
-        m.insert("url".into(), url_text(&u.0, x));
+        m.insert("url".into(), url_text(&u.url, x));
     }
     if let Some(t) = &c.timeout_seconds {
         m.insert("timeout_seconds".into(), json!(t.0.get()));
@@ -34,7 +34,7 @@ fn proxy_config_tree(c: &RawProxyConfig, x: Exposure) -> Value {
             .iter()
             .map(|pp| {
                 let mut o = Map::new();
-                o.insert("url".into(), url_text(&pp.url.0, x));
+                o.insert("url".into(), url_text(&pp.url.url, x));
                 if let Some(w) = &pp.weight {
                     o.insert("weight".into(), json!(w.0.get()));
                 }
@@ -166,14 +166,14 @@ fn raw_proxy_config(c: &ProxyConfig<DEFAULT_POOL>) -> RawProxyConfig {
     let timeout = (!(c.is_direct() && c.timeout_seconds == TimeoutSeconds::DEFAULT))
         .then_some(Timeout(c.timeout_seconds));
     RawProxyConfig {
-        url: c.url.clone().map(Url),
+        url: c.url.clone().map(Url::given),
         timeout_seconds: timeout,
         pool: c.pool.as_ref().map(|p| RawPool {
             proxies: p
                 .proxies()
                 .iter()
                 .map(|pp| RawPoolProxy {
-                    url: Url(pp.url.clone()),
+                    url: Url::given(pp.url.clone()),
                     weight: Some(WeightValue(pp.weight)),
                     enabled: Some(Flag(pp.enabled)),
                 })
@@ -248,12 +248,12 @@ fn fill_proxy_config(
     c: &RawProxyConfig,
     path: &str,
 ) -> Result<(), ConfigError> {
-    into.url = c.url.as_ref().map(|u| u.0.clone());
+    into.url = c.url.as_ref().map(|u| u.url.clone());
     into.timeout_seconds = c.timeout_seconds.as_ref().map(|t| t.0).unwrap_or_default();
     if let Some(p) = &c.pool {
         into.set_pool(
             p.proxies.iter().map(|pp| PoolProxy {
-                url: pp.url.0.clone(),
+                url: pp.url.url.clone(),
                 weight: pp.weight.as_ref().map(|w| w.0).unwrap_or_default(),
                 enabled: pp.enabled.is_none_or(|e| e.0),
             }),
@@ -350,4 +350,31 @@ pub(crate) fn settings_from_raw(r: &RawSettings) -> Result<Box<Settings>, Config
         x.srv_name = e.srv_name.as_ref().map(|v| v.0.clone());
     }
     Ok(s)
+}
+
+/// How `layer` wrote `url` (password redacted), if it holds it.
+pub(crate) fn written_in<'a>(
+    layer: &'a RawSettings,
+    url: &ProxyUrl,
+) -> Option<std::borrow::Cow<'a, str>> {
+    let in_config = |c: &'a RawProxyConfig| {
+        let pool = c
+            .pool
+            .iter()
+            .flat_map(|p| p.proxies.iter().map(|pp| &pp.url));
+        c.url.iter().chain(pool)
+    };
+    let in_conn = |c: &'a RawConn| c.http.iter().chain(&c.websocket).flat_map(in_config);
+    layer
+        .default
+        .iter()
+        .flat_map(in_conn)
+        .chain(
+            layer
+                .exchanges
+                .iter()
+                .flat_map(|m| m.values().flat_map(in_conn)),
+        )
+        .find(|u| u.url == *url)
+        .map(Url::written)
 }
