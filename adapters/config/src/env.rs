@@ -120,7 +120,7 @@ fn prune(
     node: &mut Value,
     kind: Kind,
     path: &mut String,
-    vars: &[(String, String)],
+    found: &Found,
     warnings: &mut Vec<Warning>,
 ) {
     let list_kind = matches!(kind, Kind::Proxies | Kind::Endpoints);
@@ -144,9 +144,9 @@ fn prune(
                 path.push('.');
                 path.push_str(key);
                 match child(kind, key) {
-                    Some(k) => prune(v, k, path, vars, warnings),
+                    Some(k) => prune(v, k, path, found, warnings),
                     None => {
-                        warnings.push(unknown_warning(path, vars));
+                        warnings.push(unknown_warning(path, found));
                         unknown.push(key.clone());
                     }
                 }
@@ -166,7 +166,7 @@ fn prune(
                 use std::fmt::Write;
                 // Writing to a String cannot fail.
                 let _ = write!(path, ".{i}");
-                prune(item, item_kind, path, vars, warnings);
+                prune(item, item_kind, path, found, warnings);
                 path.truncate(len);
             }
         }
@@ -174,9 +174,22 @@ fn prune(
     }
 }
 
+/// The variables read: (lower-case segments, name, value).
+type Found = [(Vec<String>, String, String)];
+
+/// Each variable's dotted settings path (`proxy.default.http.url`) and name,
+/// for naming a variable in a warning or an error (built only then).
+fn var_paths(found: &Found) -> Vec<(String, &str)> {
+    found
+        .iter()
+        .map(|(segs, name, _)| (format!("proxy.{}", segs.join(".")), name.as_str()))
+        .collect()
+}
+
 /// The warning for the unknown setting at `sub`, naming the variables that
 /// set it.
-fn unknown_warning(sub: &str, vars: &[(String, String)]) -> Warning {
+fn unknown_warning(sub: &str, found: &Found) -> Warning {
+    let vars = var_paths(found);
     let names: Vec<&str> = vars
         .iter()
         .filter(|(p, _)| {
@@ -184,7 +197,7 @@ fn unknown_warning(sub: &str, vars: &[(String, String)]) -> Warning {
                 || p.strip_prefix(sub)
                     .is_some_and(|rest| rest.starts_with('.'))
         })
-        .map(|(_, n)| n.as_str())
+        .map(|(_, n)| *n)
         .collect();
     Warning {
         message: format!(
@@ -233,16 +246,14 @@ where
     // Whole values first, then the variables that fill parts of them.
     found.sort_by(|a, b| a.0.len().cmp(&b.0.len()).then_with(|| a.1.cmp(&b.1)));
     let mut root = Value::Object(Map::new());
-    let mut vars = Vec::new();
-    for (segs, name, value) in &found {
+    for (segs, _, value) in &found {
         insert(&mut root, segs, parse_value(value));
-        vars.push((format!("proxy.{}", segs.join(".")), name.clone()));
     }
     prune(
         &mut root,
         Kind::Root,
         &mut String::from("proxy"),
-        &vars,
+        &found,
         &mut warnings,
     );
 
@@ -256,14 +267,14 @@ where
             .replace('[', ".")
             .replace(']', "");
         let path = path.trim_end_matches('.').to_owned();
-        let variable = vars
-            .iter()
+        let variable = var_paths(&found)
+            .into_iter()
             .filter(|(p, _)| {
                 *p == path
                     || p.starts_with(&format!("{path}."))
                     || path.starts_with(&format!("{p}."))
             })
-            .map(|(_, n)| n.clone())
+            .map(|(_, n)| n.to_owned())
             .next();
         let (path, reason) = crate::split_sub_path(
             &display_path(&path),
