@@ -246,14 +246,24 @@ fn tls_acceptor(c: &TlsConfig) -> Result<TlsAcceptor, StartError> {
     };
     let read =
         |path: &std::path::Path| std::fs::read(path).map_err(|e| tls_err("cannot read", path, &e));
+    // The PEM parser's errors quote the offending line, which in a key file
+    // (or a key given as a certificate by mistake) is the key itself: they are
+    // replaced, never shown.
+    let bad_pem = |what: &str, path: &std::path::Path| {
+        tls_err(
+            what,
+            path,
+            &"not valid PEM (each item a -----BEGIN ...----- block, one base64 line after another)",
+        )
+    };
     let certs: Vec<_> = rustls_pemfile::certs(&mut &read(&c.cert_file)?[..])
         .collect::<Result<_, _>>()
-        .map_err(|e| tls_err("bad certificate PEM in", &c.cert_file, &e))?;
+        .map_err(|_| bad_pem("bad certificate PEM in", &c.cert_file))?;
     if certs.is_empty() {
         return Err(tls_err("no certificate in", &c.cert_file, &"empty"));
     }
     let key = rustls_pemfile::private_key(&mut &read(&c.key_file)?[..])
-        .map_err(|e| tls_err("bad key PEM in", &c.key_file, &e))?
+        .map_err(|_| bad_pem("bad key PEM in", &c.key_file))?
         .ok_or_else(|| tls_err("no private key in", &c.key_file, &"empty"))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
@@ -264,7 +274,7 @@ fn tls_acceptor(c: &TlsConfig) -> Result<TlsAcceptor, StartError> {
         Some(ca) => {
             let mut roots = rustls::RootCertStore::empty();
             for cert in rustls_pemfile::certs(&mut &read(ca)?[..]) {
-                let cert = cert.map_err(|e| tls_err("bad CA PEM in", ca, &e))?;
+                let cert = cert.map_err(|_| bad_pem("bad CA PEM in", ca))?;
                 roots
                     .add(cert)
                     .map_err(|e| tls_err("unusable CA certificate in", ca, &e))?;

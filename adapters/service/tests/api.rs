@@ -1241,6 +1241,33 @@ async fn unusable_tls_material_is_a_start_error() {
     let e = Service::new(config).expect_err("a missing key file");
     let text = e.to_string();
     assert!(text.contains("missing.key"), "{text}");
+
+    // A key flattened onto one line (as it comes from an environment
+    // variable or a JSON secret) is refused without quoting it, given as the
+    // key or, by mistake, as the certificate.
+    let key_pem = std::fs::read_to_string(pki.dir.path().join("server.key")).unwrap();
+    let body: String = key_pem
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    let one_line = pki.dir.path().join("one-line.key");
+    for flat in [key_pem.replace('\n', "\\n"), key_pem.replace('\n', " ")] {
+        std::fs::write(&one_line, &flat).unwrap();
+        for as_cert in [false, true] {
+            let mut config = ServiceConfig::parse(&tls_config(pki.dir.path()), false).unwrap();
+            let tls = config.tls.as_mut().unwrap();
+            if as_cert {
+                tls.cert_file = one_line.clone();
+            } else {
+                tls.key_file = one_line.clone();
+            }
+            let text = Service::new(config).expect_err("a one-line key").to_string();
+            assert!(text.contains("one-line.key"), "{text}");
+            assert!(text.contains("not valid PEM"), "{text}");
+            assert!(!text.contains(&body[..24]), "the key leaked: {text}");
+            assert!(!text.contains("BEGIN PRIVATE"), "{text}");
+        }
+    }
 }
 
 // ------------------------------------------------------------------ reload
