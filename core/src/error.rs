@@ -34,13 +34,33 @@ impl ValidationError {
 pub type Excerpt = heapless::String<24>;
 
 pub(crate) fn excerpt(s: &str) -> Excerpt {
-    let mut out = Excerpt::new();
-    for c in s.chars() {
-        if out.push(c).is_err() {
-            break;
-        }
-    }
-    out
+    quotable(s)
+        .and_then(|q| Excerpt::try_from(q).ok())
+        .unwrap_or_default()
+}
+
+/// Longest text [`quotable`] lets through, in bytes.
+pub const MAX_QUOTED_LEN: usize = 20;
+
+/// `s` when it is safe to quote in an error message: at most
+/// [`MAX_QUOTED_LEN`] bytes of ASCII letters, digits, `_`, `-`, `.` and `+`,
+/// which is what a mistyped enum value, number, boolean or URL scheme looks
+/// like. Anything else (a URL, a token, free text) may be or hold a secret
+/// written in the wrong place, and is not quoted: `None`.
+///
+/// ```
+/// use proxy_delegate_core::quotable;
+///
+/// assert_eq!(quotable("round-robin"), Some("round-robin"));
+/// assert_eq!(quotable("socks5://alice:s3cret@proxy:1080"), None);
+/// assert_eq!(quotable("sk_live_51Habcdef0123456789"), None);
+/// ```
+pub fn quotable(s: &str) -> Option<&str> {
+    let plain = !s.is_empty()
+        && s.len() <= MAX_QUOTED_LEN
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'+'));
+    plain.then_some(s)
 }
 
 /// Why a value was rejected.
@@ -77,14 +97,14 @@ pub enum Reason {
     },
     /// A value that is not one of the known names.
     UnknownValue {
-        /// The value given (shortened).
+        /// The value given, when it is [`quotable`]; else empty.
         got: Excerpt,
         /// The accepted values, comma separated.
         expected: &'static str,
     },
     /// A URL scheme that is not supported.
     UnsupportedScheme {
-        /// The scheme given (shortened).
+        /// The scheme given, when it is [`quotable`]; else empty.
         got: Excerpt,
     },
     /// A character that is not allowed in this field.
@@ -118,13 +138,20 @@ impl fmt::Display for Reason {
             }
             Reason::MissingPart { part } => write!(f, "missing {part}"),
             Reason::OutOfRange { expected } => write!(f, "out of range (expected {expected})"),
+            // An empty `got` is a value not fit to quote (see `quotable`).
+            Reason::UnknownValue { got, expected } if got.is_empty() => {
+                write!(f, "unknown value (expected one of {expected})")
+            }
             Reason::UnknownValue { got, expected } => {
                 write!(f, "unknown value {got:?} (expected one of {expected})")
             }
-            Reason::UnsupportedScheme { got } => write!(
-                f,
-                "unsupported scheme {got:?} (expected one of http, https, socks4, socks4a, socks5, socks5h)"
-            ),
+            Reason::UnsupportedScheme { got } => {
+                f.write_str("unsupported scheme ")?;
+                if !got.is_empty() {
+                    write!(f, "{got:?} ")?;
+                }
+                f.write_str("(expected one of http, https, socks4, socks4a, socks5, socks5h)")
+            }
             Reason::InvalidCharacter { expected } => {
                 write!(f, "invalid character (expected {expected})")
             }

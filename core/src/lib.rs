@@ -39,4 +39,4 @@ pub mod pool;
 pub mod resolver;
 pub mod settings;
 
-pub use error::{Excerpt, Reason, ValidationError};
+pub use error::{Excerpt, MAX_QUOTED_LEN, Reason, ValidationError, quotable};

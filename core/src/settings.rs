@@ -680,6 +680,16 @@ impl Endpoint {
                 },
             ));
         }
+        // A query or a fragment is where a key would hide, and endpoints are
+        // printed and logged as they are.
+        if rest.contains(['?', '#']) {
+            return Err(ValidationError::new(
+                FIELD,
+                Reason::Malformed {
+                    expected: "no query or fragment in an endpoint URL (keys go in auth_credentials)",
+                },
+            ));
+        }
         let host = rest.split(['/', ':', '?', '#']).next().unwrap_or("");
         if host.is_empty() && !rest.starts_with('[') {
             return Err(ValidationError::new(

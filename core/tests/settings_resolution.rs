@@ -331,6 +331,12 @@ fn endpoints_are_validated() {
     assert!(Endpoint::new("https://").is_err());
     assert!(Endpoint::new("https://u:p@svc").is_err());
     assert!(Endpoint::new("https://sv c").is_err());
+    // A key in a query or a fragment would be printed with the endpoint.
+    for keyed in ["https://svc:8443/?api_key=k3y", "https://svc/#k3y"] {
+        let e = Endpoint::new(keyed).unwrap_err().to_string();
+        assert!(e.contains("no query or fragment"), "{e}");
+        assert!(!e.contains("k3y"), "{e}");
+    }
 }
 
 #[test]

@@ -134,7 +134,24 @@ struct Resolution<'a> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // clap's messages quote the offending argument, which may be a proxy URL
+    // with its password: they are printed through the same redaction as
+    // every other message.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let text = e.render().to_string();
+            let text = proxy_delegate_config::redact_text(&text);
+            // Help and version go to stdout, errors to stderr, as clap does.
+            let written = if e.use_stderr() {
+                std::io::stderr().write_all(text.as_bytes())
+            } else {
+                std::io::stdout().write_all(text.as_bytes())
+            };
+            drop(written);
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(EXIT_INVALID));
+        }
+    };
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let result = match cli.command {

@@ -524,4 +524,33 @@ fn bad_arguments_exit_2() {
         let o = run(&args, &[]);
         assert_eq!(o.status.code(), Some(2), "{args:?}");
     }
+    // An argument clap refuses is quoted in its message: never a password.
+    let url = "socks5://alice:hunter2@proxy:1080";
+    for args in [
+        vec!["resolve", "--exchange", "binance", "--type", "http", url],
+        vec!["resolve", "--exchange", "binance", "--type", url],
+        vec![
+            "resolve",
+            "--exchange",
+            "binance",
+            "--type",
+            "http",
+            "--repeat",
+            url,
+        ],
+        vec!["serve", "--listen", url],
+    ] {
+        let o = run(&args, &[]);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        let err = stderr(&o);
+        assert!(err.contains("alice:***@proxy"), "{args:?}: {err}");
+        assert!(
+            !err.contains("hunter2") && !stdout(&o).contains("hunter2"),
+            "{err}"
+        );
+    }
+    // Help is still help, on stdout with status 0.
+    let o = run(&["--help"], &[]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(stdout(&o).contains("resolve"));
 }

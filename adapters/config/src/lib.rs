@@ -626,90 +626,177 @@ pub fn expand_references(text: &str, url_encode: bool) -> Result<String, String>
 }
 
 /// Masks secrets in free text: the password of any `scheme://user:password@`
-/// URL, and the text quoted in a parser's `invalid type: string "..."`
-/// message (which may be a misplaced token).
+/// URL, the text quoted in a parser's `invalid type: string "..."` message
+/// (which may be a misplaced token), and the number quoted in its
+/// ``integer `...` `` and ``floating point `...` `` messages.
 ///
-/// A URL's authority is taken to run to the next `/`, white space or quote
-/// mark, and its password from the first `:` to the last `@` in it. A
-/// password may hold `'`, `,`, `)` and the other sub-delimiters, so those do
-/// not end it: were they to, the rest of such a password would be printed.
-/// Text after the URL that is not separated from it may be masked too; that
-/// errs on the safe side.
+/// Text in an error message may be anything a bad input holds: a password
+/// with a space, a quote or a raw `/` in it, or a URL cut short. So a URL's
+/// user information is taken to run to the last `@` on the line, and its
+/// password from the first `:` in it; a URL with no `@` after it whose `:` is
+/// not followed by a port may be cut short before it, and is masked from the
+/// `:` too. Masking too much is the safe way to be wrong.
 pub fn redact_text(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(i) = rest.find("://") {
         let (head, tail) = rest.split_at(i + 3);
         out.push_str(head);
-        let end = tail
-            .find(|c: char| c == '/' || c.is_whitespace() || "\"`<>".contains(c))
-            .unwrap_or(tail.len());
-        let authority = &tail[..end];
-        match authority.rfind('@') {
+        let line = &tail[..tail.find('\n').unwrap_or(tail.len())];
+        let used = match line.rfind('@') {
             Some(at) => {
-                let userinfo = &authority[..at];
-                match userinfo.split_once(':') {
-                    Some((user, _)) => {
-                        out.push_str(user);
+                let userinfo = &line[..at];
+                match userinfo.find(':') {
+                    Some(c) => {
+                        out.push_str(&userinfo[..c]);
                         out.push_str(":***");
                     }
                     None => out.push_str(userinfo),
                 }
-                out.push_str(&authority[at..]);
+                at
             }
-            None => out.push_str(authority),
-        }
-        rest = &tail[end..];
+            None => {
+                let end = line
+                    .find(|c: char| c.is_whitespace() || "/\"'`<>,;)}".contains(c))
+                    .unwrap_or(line.len());
+                let authority = &line[..end];
+                // `host:port` and `[v6]:port` are left as they are.
+                let from = if authority.starts_with('[') {
+                    authority.find(']').unwrap_or(0)
+                } else {
+                    0
+                };
+                match authority[from..].find(':').map(|c| from + c) {
+                    Some(c) if !authority[c + 1..].bytes().all(|b| b.is_ascii_digit()) => {
+                        out.push_str(&authority[..c]);
+                        out.push_str(":***");
+                    }
+                    _ => out.push_str(authority),
+                }
+                end
+            }
+        };
+        rest = &tail[used..];
     }
     out.push_str(rest);
-    for marker in ["invalid type: string \"", "invalid value: string \""] {
-        let mut from = 0;
-        while let Some(i) = out[from..].find(marker) {
-            let start = from + i + marker.len();
-            let Some(len) = out[start..].find('"') else {
+    mask_quoted(&out)
+}
+
+/// Masks what a serde error message quotes after `string "` (up to the
+/// closing quote, past `\"` escapes), `integer `` and `floating point ``.
+fn mask_quoted(text: &str) -> String {
+    const MARKERS: [(&str, char); 6] = [
+        ("invalid type: string \"", '"'),
+        ("invalid value: string \"", '"'),
+        ("invalid type: integer `", '`'),
+        ("invalid value: integer `", '`'),
+        ("invalid type: floating point `", '`'),
+        ("invalid value: floating point `", '`'),
+    ];
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    loop {
+        let next = MARKERS
+            .iter()
+            .filter_map(|&(m, close)| rest.find(m).map(|i| (i, m, close)))
+            .min_by_key(|&(i, ..)| i);
+        let Some((i, marker, close)) = next else {
+            out.push_str(rest);
+            return out;
+        };
+        let start = i + marker.len();
+        out.push_str(&rest[..start]);
+        // The closing mark: the first one not escaped by a backslash.
+        let mut end = rest.len();
+        let mut escaped = false;
+        for (k, c) in rest[start..].char_indices() {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == close {
+                end = start + k;
                 break;
-            };
-            out.replace_range(start..start + len, "***");
-            from = start + 3;
+            }
         }
+        out.push_str("***");
+        rest = &rest[end..];
     }
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::redact_text;
 
-    /// Every character a password may hold, the sub-delimiters included,
+    /// Every character a password may hold, and some a bad input may hold,
     /// stays masked, whatever follows the URL.
     #[test]
-    fn redact_text_masks_passwords_with_sub_delimiters() {
+    fn redact_text_masks_passwords_whatever_they_hold() {
         for password in [
             "se,cret",
             "se)cret",
             "se'cret",
             "s;e=c&r!e$t*+",
             "se%2Fcret",
+            "se/cret",
+            "se cret",
+            "se\"cret",
+            "se<cret",
+            "se\u{2003}cret",
+            "se@cret",
         ] {
             for text in [
                 format!("bad url http://alice:{password}@proxy.example:8080 here"),
                 format!("(see 'socks5://alice:{password}@proxy.example:1080'), then"),
                 format!("\"http://alice:{password}@proxy.example:8080/\""),
+                format!("at the end http://alice:{password}@proxy.example:8080"),
             ] {
                 let out = redact_text(&text);
                 assert!(
                     !out.contains(password),
                     "{password:?} leaked from {text:?}: {out}"
                 );
-                assert!(out.contains("alice:***@proxy.example"), "{out}");
+                assert!(out.contains("alice:***@"), "{out}");
             }
         }
     }
 
-    /// Text without credentials is left as it is.
+    /// A URL cut short before its `@` (an excerpt) is masked from the `:`;
+    /// a host and port are not.
     #[test]
-    fn redact_text_keeps_urls_without_credentials() {
-        let text = "proxy http://proxy.example:8080/ and (socks5://h:1080), user@example";
-        assert_eq!(redact_text(text), text);
+    fn redact_text_masks_a_url_cut_short() {
+        assert_eq!(
+            redact_text("invalid number \"socks5://alice:longpassw\""),
+            "invalid number \"socks5://alice:***\""
+        );
+        for kept in [
+            "proxy http://proxy.example:8080/ and (socks5://h:1080), then",
+            "socks5h://[::1]:1080 is fine",
+            "http://proxy.example and more",
+        ] {
+            assert_eq!(redact_text(kept), kept);
+        }
+    }
+
+    /// What serde quotes is masked: strings past escaped quotes, numbers.
+    #[test]
+    fn redact_text_masks_what_serde_quotes() {
+        let cases = [
+            (
+                r#"token: invalid type: string "tok\"SECRETPART", expected struct X"#,
+                r#"token: invalid type: string "***", expected struct X"#,
+            ),
+            (
+                "api_keys[0]: invalid type: integer `123456789012345`, expected a string",
+                "api_keys[0]: invalid type: integer `***`, expected a string",
+            ),
+            (
+                "x: invalid type: floating point `1234.5678`, expected a string (line 3)",
+                "x: invalid type: floating point `***`, expected a string (line 3)",
+            ),
+        ];
+        for (text, masked) in cases {
+            assert_eq!(redact_text(text), masked);
+        }
     }
 }

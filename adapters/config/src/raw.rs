@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use proxy_delegate_core::model::{ClientId, ExchangeId, ProxyUrl, Region};
+use proxy_delegate_core::quotable;
 use proxy_delegate_core::settings::{
     AuthMethod, CacheTtlSeconds, DEFAULT_POOL, Endpoint, HedgeDelayMs, MAX_ENDPOINTS,
     MAX_SRV_NAME_LEN, PoolStrategy, ResolveDeadlineMs, Secret, ServiceTimeoutSeconds,
@@ -73,13 +74,21 @@ pub(crate) fn expand(s: &str, encode: bool) -> Result<String, String> {
         } else {
             let valid =
                 !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            // The text between `${` and `}` is not shown unless it looks
+            // like a variable's name: a secret written in place of the name
+            // would be.
             if !valid {
-                return Err(format!(
-                    "invalid reference ${{{name}}} (expected ${{NAME}} with letters, digits, '_', or ${{file:/path}})"
-                ));
+                return Err("invalid ${...} reference (expected ${NAME} with letters, digits                      and '_', or ${file:/path}; the text is not shown)"
+                    .to_owned());
             }
             lookup_env(name).ok_or_else(|| {
-                format!("environment variable {name} is not set (referenced as ${{{name}}})")
+                if shown_name(name) {
+                    format!("environment variable {name} is not set (referenced as ${{{name}}})")
+                } else {
+                    "the environment variable a ${...} reference names is not set (the name is \
+                     not shown: a name not in upper case may be a secret written in its place)"
+                        .to_owned()
+                }
             })?
         };
         if encode {
@@ -97,6 +106,15 @@ pub(crate) fn expand(s: &str, encode: bool) -> Result<String, String> {
     }
     out.push_str(rest);
     Ok(out)
+}
+
+/// Whether a variable name is fit for a message: upper-case letters, digits
+/// and `_`, as environment variables are named (at most 64 bytes).
+fn shown_name(name: &str) -> bool {
+    name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
 }
 
 /// Writes `s` so that [`expand`] gives it back unchanged: `${` becomes `$${`.
@@ -188,17 +206,20 @@ impl<'de> Deserialize<'de> for Flag {
         scalar(d, |s| {
             parse_bool(s).map(Flag).ok_or_else(|| {
                 format!(
-                    "invalid boolean {:?} (expected true/false, 1/0, yes/no, on/off)",
-                    short(s)
+                    "invalid boolean{} (expected true/false, 1/0, yes/no, on/off)",
+                    quoted(s)
                 )
             })
         })
     }
 }
 
-/// The first 24 characters of a non-secret value, for messages.
-fn short(s: &str) -> String {
-    s.chars().take(24).collect()
+/// ` "value"` for a message when the value is fit to quote (see
+/// [`quotable`]), else nothing: a value in the wrong field may be a secret.
+fn quoted(s: &str) -> String {
+    quotable(s.trim())
+        .map(|q| format!(" {q:?}"))
+        .unwrap_or_default()
 }
 
 fn number(s: &str) -> Result<f64, String> {
@@ -206,7 +227,7 @@ fn number(s: &str) -> Result<f64, String> {
         .parse::<f64>()
         .ok()
         .filter(|v| v.is_finite())
-        .ok_or_else(|| format!("invalid number {:?}", short(s)))
+        .ok_or_else(|| format!("invalid number{}", quoted(s)))
 }
 
 /// A whole, non-negative number, from a number or numeric text.
@@ -217,8 +238,8 @@ fn whole(s: &str) -> Result<u64, String> {
     let v = number(s)?;
     if v.fract() != 0.0 || !(0.0..=u64::MAX as f64).contains(&v) {
         return Err(format!(
-            "invalid value {:?} (expected a whole, non-negative number)",
-            short(s)
+            "invalid value{} (expected a whole, non-negative number)",
+            quoted(s)
         ));
     }
     Ok(v as u64)
@@ -399,6 +420,10 @@ impl fmt::Debug for SecretValue {
     }
 }
 
+/// Why a secret written as a number or a boolean is refused (without its value).
+const UNQUOTED_SECRET: &str =
+    "a secret must be text: write it in quotes (the value given is not shown)";
+
 fn secret(s: &str) -> Result<SecretValue, String> {
     Secret::new(s).map(SecretValue).map_err(reason)
 }
@@ -414,11 +439,26 @@ impl<'de> Deserialize<'de> for SecretValue {
             fn visit_str<E: de::Error>(self, v: &str) -> Result<SecretValue, E> {
                 expand(v, false).and_then(|s| secret(&s)).map_err(E::custom)
             }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<SecretValue, E> {
-                secret(&v.to_string()).map_err(E::custom)
+            // A number or a boolean is refused, not turned into text: the
+            // parser has already changed it (`0123` read as 123), and serde's
+            // own "invalid type" message would quote it.
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<SecretValue, E> {
+                Err(E::custom(UNQUOTED_SECRET))
             }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<SecretValue, E> {
-                secret(&v.to_string()).map_err(E::custom)
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<SecretValue, E> {
+                Err(E::custom(UNQUOTED_SECRET))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<SecretValue, E> {
+                Err(E::custom(UNQUOTED_SECRET))
+            }
+            fn visit_i128<E: de::Error>(self, _: i128) -> Result<SecretValue, E> {
+                Err(E::custom(UNQUOTED_SECRET))
+            }
+            fn visit_u128<E: de::Error>(self, _: u128) -> Result<SecretValue, E> {
+                Err(E::custom(UNQUOTED_SECRET))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<SecretValue, E> {
+                Err(E::custom(UNQUOTED_SECRET))
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<SecretValue, A::Error> {
                 let mut out = None;
@@ -683,7 +723,7 @@ impl<'de> Deserialize<'de> for ExchangeName {
         scalar(d, |s| {
             ExchangeId::new(s)
                 .map(|id| ExchangeName(id.as_str().to_owned()))
-                .map_err(|e| format!("exchange name {:?}: {}", short(s), e.reason))
+                .map_err(|e| format!("exchange name{}: {}", quoted(s), e.reason))
         })
     }
 }

@@ -631,6 +631,68 @@ fn misplaced_secrets_are_not_echoed() {
     assert!(!err.contains("pw-secret"), "{err}");
 }
 
+/// Whatever is written in the wrong place, or in the wrong form, in the
+/// file or in the environment, the error names the path and never the value.
+#[test]
+fn misplaced_values_are_never_quoted() {
+    let creds =
+        |v: &str| format!("proxy:\n  external_service:\n    auth_credentials:\n      token: {v}\n");
+    let cases = [
+        // A secret written as a number or a boolean.
+        (creds("1234.5678"), "1234.5678"),
+        (creds("123456789012345678901234567890"), "123456789012345678901234567890"),
+        (creds("98765432109876"), "98765432109876"),
+        (creds("true"), "true"),
+        (
+            "proxy:\n  external_service:\n    auth_credentials: 98765432109876\n".to_owned(),
+            "98765432109876",
+        ),
+        // A string holding an escaped quote.
+        (
+            "proxy:\n  external_service:\n    auth_credentials: 'tok\"SECRETPART'\n".to_owned(),
+            "SECRETPART",
+        ),
+        // A secret written where a variable's name goes.
+        (creds("{env: ghp_R3alT0kenValue}"), "R3alT0ken"),
+        (creds("abc${s3cr-etpart}def"), "s3cr-etpart"),
+        // A URL with its password in a field that is not a URL.
+        (
+            "proxy:\n  enabled: http://bob:Sup3rS3cretPW@proxy:8080\n".to_owned(),
+            "Sup3rS3cretPW",
+        ),
+        (
+            "proxy:\n  default:\n    http:\n      url: http://p:1\n      timeout_seconds: socks5://alice:longpassword@proxy:1080\n".to_owned(),
+            "longpassw",
+        ),
+        (
+            "proxy:\n  external_service:\n    auth_method: sk_live_51Habcdef0123456789\n".to_owned(),
+            "sk_live",
+        ),
+    ];
+    for (text, secret) in cases {
+        let err = yaml(&text).unwrap_err().to_string();
+        assert!(!err.contains(secret), "{secret} leaked: {err}");
+        assert!(err.starts_with("proxy."), "{err}");
+    }
+    let env_cases = [
+        (
+            "CRYPTOFEED_PROXY_EXTERNAL_SERVICE__AUTH_CREDENTIALS",
+            r#"{"token": 1234.5678}"#,
+            "1234.5678",
+        ),
+        (
+            "CRYPTOFEED_PROXY_DEFAULT__HTTP__TIMEOUT_SECONDS",
+            "socks5://alice:pa/ss@proxy:1080",
+            "pa/ss",
+        ),
+    ];
+    for (name, value, secret) in env_cases {
+        let err = load_env([(name, value)]).unwrap_err().to_string();
+        assert!(!err.contains(secret), "{secret} leaked: {err}");
+        assert!(err.contains(name), "{err}");
+    }
+}
+
 #[test]
 fn yaml_round_trip_exposed() {
     let text = "proxy:\n  enabled: true\n  seed: 42\n  default:\n    http: \"http://alice:pw@proxy-a:8080\"\n  exchanges:\n    binance:\n      http: {}\n      websocket:\n        timeout_seconds: 12\n        pool:\n          strategy: random\n          proxies:\n            - url: socks5://p1:1080\n              weight: 2.5\n            - url: socks5://p2:1080\n              enabled: false\n  external_service:\n    enabled: true\n    endpoints: [\"https://a:8080\"]\n    auth_method: api_key\n    auth_credentials:\n      api_key: k\n    region: us-east-1\n    client_id: me\n    srv_name: _proxy._tcp.example.com\n";

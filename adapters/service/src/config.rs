@@ -216,12 +216,97 @@ struct RawAuth {
 struct RawClient {
     name: String,
     #[serde(default)]
-    bearer_tokens: Vec<String>,
+    bearer_tokens: RawSecrets,
     #[serde(default)]
-    api_keys: Vec<String>,
+    api_keys: RawSecrets,
     #[serde(default)]
     tls_names: Vec<String>,
     scopes: Option<Vec<Scope>>,
+}
+
+/// A list of secrets as written (before `${...}` references are expanded).
+/// It reads only a list of strings, and its errors never hold what was
+/// written instead: the parsers' own "invalid type" messages quote a
+/// misplaced value, and a secret written without quotes is one.
+#[derive(Default)]
+struct RawSecrets(Vec<String>);
+
+impl std::fmt::Debug for RawSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "[***; {}]", self.0.len())
+    }
+}
+
+/// Visitor methods that refuse every scalar but a string with `expected
+/// $what`, naming no value.
+macro_rules! refuse_non_text_scalars {
+    ($value:ty, $what:expr) => {
+        fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<$value, E> {
+            Err(E::custom(format!("expected {}", $what)))
+        }
+        fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<$value, E> {
+            Err(E::custom(format!("expected {}", $what)))
+        }
+        fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<$value, E> {
+            Err(E::custom(format!("expected {}", $what)))
+        }
+        fn visit_i128<E: serde::de::Error>(self, _: i128) -> Result<$value, E> {
+            Err(E::custom(format!("expected {}", $what)))
+        }
+        fn visit_u128<E: serde::de::Error>(self, _: u128) -> Result<$value, E> {
+            Err(E::custom(format!("expected {}", $what)))
+        }
+        fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<$value, E> {
+            Err(E::custom(format!("expected {}", $what)))
+        }
+    };
+}
+
+impl<'de> Deserialize<'de> for RawSecrets {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{self, SeqAccess, Visitor};
+        const LIST: &str = "a list of secrets, each in quotes (the value given is not shown)";
+        const ITEM: &str = "a secret in quotes (the value given is not shown)";
+
+        /// One secret: a string; anything else is refused without echo.
+        struct Item(String);
+        impl<'de> Deserialize<'de> for Item {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl Visitor<'_> for V {
+                    type Value = Item;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str(ITEM)
+                    }
+                    fn visit_str<E: de::Error>(self, v: &str) -> Result<Item, E> {
+                        Ok(Item(v.to_owned()))
+                    }
+                    refuse_non_text_scalars!(Item, ITEM);
+                }
+                d.deserialize_any(V)
+            }
+        }
+
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawSecrets;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(LIST)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawSecrets, A::Error> {
+                let mut out = Vec::new();
+                while let Some(Item(s)) = seq.next_element()? {
+                    out.push(s);
+                }
+                Ok(RawSecrets(out))
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<RawSecrets, E> {
+                Err(E::custom(format!("expected {LIST}")))
+            }
+            refuse_non_text_scalars!(RawSecrets, LIST);
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -349,8 +434,9 @@ impl ServiceConfig {
                     format!("duplicate client name {:?}", c.name),
                 ));
             }
-            let secrets = |list: Vec<String>, key: &str| -> Result<Vec<Secret>, ConfigError> {
-                list.iter()
+            let secrets = |list: RawSecrets, key: &str| -> Result<Vec<Secret>, ConfigError> {
+                list.0
+                    .iter()
                     .enumerate()
                     .map(|(j, s)| {
                         let at = || format!("{}[{j}]", at(key));
@@ -646,7 +732,12 @@ fn proxy_spec(i: usize, p: RawProxy) -> Result<ProxySpec, ConfigError> {
                 _ => {
                     return Err(err(
                         format!("{}[{j}]", at("connection_types")),
-                        format!("unknown connection type {x:?} (expected http or websocket)"),
+                        format!(
+                            "unknown connection type{} (expected http or websocket)",
+                            proxy_delegate_core::quotable(x)
+                                .map(|q| format!(" {q:?}"))
+                                .unwrap_or_default()
+                        ),
                     ));
                 }
             }
@@ -750,6 +841,53 @@ mod tests {
         assert_eq!(e.field, "clients[0].bearer_tokens");
         assert!(!e.to_string().contains("sup3r-secret"), "{e}");
         assert!(e.message.contains("line 3, column"), "{e}");
+    }
+
+    /// A secret written without quotes (a number, a boolean) or in place of
+    /// the list is refused without echo, and so is a URL written in a field
+    /// that names a choice.
+    #[test]
+    fn misplaced_values_are_never_quoted() {
+        for (value, shown) in [
+            ("[20261127123456789]", "20261127123456789"),
+            ("[1234.5678]", "1234.5678"),
+            (
+                "[123456789012345678901234567890]",
+                "123456789012345678901234567890",
+            ),
+            ("[true]", "true"),
+            ("98765432109876", "98765432109876"),
+            ("\"sup3r-secret\"", "sup3r-secret"),
+        ] {
+            for key in ["bearer_tokens", "api_keys"] {
+                let toml = format!("[[clients]]\nname = \"a\"\n{key} = {value}\n");
+                let e = ServiceConfig::parse(&toml, false).unwrap_err();
+                assert!(e.field.starts_with(&format!("clients[0].{key}")), "{e}");
+                assert!(!e.to_string().contains(shown), "{toml}: {e}");
+                let yaml = format!("clients:\n  - name: a\n    {key}: {value}\n");
+                let e = ServiceConfig::parse(&yaml, true).unwrap_err();
+                assert!(e.field.starts_with(&format!("clients[0].{key}")), "{e}");
+                assert!(!e.to_string().contains(shown), "{yaml}: {e}");
+            }
+        }
+        let url = "socks5://alice:FbSecretXYZ@h:1";
+        for (key, toml) in [
+            (
+                "connection_types",
+                format!(
+                    "[[proxies]]\nid = \"p\"\nurl = \"http://h:1\"\nconnection_types = [\"{url}\"]\n"
+                ),
+            ),
+            (
+                "fallback_policy",
+                format!("[pool]\nfallback_policy = \"{url}\"\n"),
+            ),
+            ("strategy", format!("[pool]\nstrategy = \"{url}\"\n")),
+        ] {
+            let e = ServiceConfig::parse(&toml, false).unwrap_err().to_string();
+            assert!(!e.contains("FbSecret"), "{toml}: {e}");
+            assert!(e.contains(key), "{e}");
+        }
     }
 
     #[test]

@@ -1261,7 +1261,9 @@ async fn unusable_tls_material_is_a_start_error() {
             } else {
                 tls.key_file = one_line.clone();
             }
-            let text = Service::new(config).expect_err("a one-line key").to_string();
+            let text = Service::new(config)
+                .expect_err("a one-line key")
+                .to_string();
             assert!(text.contains("one-line.key"), "{text}");
             assert!(text.contains("not valid PEM"), "{text}");
             assert!(!text.contains(&body[..24]), "the key leaked: {text}");
