@@ -505,6 +505,76 @@ fn service_enabled_without_embedded_only_says_so() {
     assert!(stderr(&o).is_empty(), "{}", stderr(&o));
 }
 
+/// A configuration path that names a device, a pipe, a huge file or
+/// pathologically nested YAML is refused at once with status 2: no hang, no
+/// memory growth, no parser running for minutes.
+#[test]
+fn unreadable_or_pathological_files_exit_2_at_once() {
+    let d = Dir::new();
+    let fifo = d.0.path().join("fifo.yaml");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let huge = d.file("huge.yaml", &format!("# {}\n", "x".repeat(2 << 20)));
+    let deep = d.file("deep.yaml", &format!("proxy: {}\n", "[".repeat(100_000)));
+    let deep_service = d.file("deep.yml", &format!("clients: {}\n", "{".repeat(100_000)));
+    let cases: [(&[&str], &str); 6] = [
+        (&["check-config", "/dev/zero"], "not a regular file"),
+        (
+            &["check-config", fifo.to_str().unwrap()],
+            "not a regular file",
+        ),
+        (&["check-config", huge.to_str().unwrap()], "larger than"),
+        (
+            &["check-config", deep.to_str().unwrap()],
+            "nested deeper than 64",
+        ),
+        (&["serve", "--config", "/dev/zero"], "not a regular file"),
+        (
+            &["serve", "--config", deep_service.to_str().unwrap()],
+            "nested deeper than 64",
+        ),
+    ];
+    for (args, reason) in cases {
+        let o = run(args, &[]);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(reason), "{args:?}: {}", stderr(&o));
+    }
+}
+
+/// A `CRYPTOFEED_PROXY_*` value that is not text is an error naming the
+/// variable, not a setting skipped in silence; a name with thousands of `__`
+/// is a warning, not a stack overflow.
+#[test]
+fn odd_environment_variables() {
+    use std::os::unix::ffi::OsStrExt;
+    let o = Command::new(BIN)
+        .env_clear()
+        .env(
+            "CRYPTOFEED_PROXY_ENABLED",
+            std::ffi::OsStr::from_bytes(b"\xff"),
+        )
+        .env("CRYPTOFEED_PROXY_DEFAULT__HTTP__URL", "http://h:1")
+        .args(["resolve", "--exchange", "binance", "--type", "http"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(
+            "proxy.enabled: not UTF-8 text (environment variable CRYPTOFEED_PROXY_ENABLED)"
+        ),
+        "{}",
+        stderr(&o)
+    );
+
+    let deep = format!("CRYPTOFEED_PROXY_{}URL", "A__".repeat(30_000));
+    let o = run(
+        &["resolve", "--exchange", "binance", "--type", "http"],
+        &[(deep.as_str(), "x")],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains("more than 16 keys"), "{}", stderr(&o));
+}
+
 #[test]
 fn bad_arguments_exit_2() {
     for args in [

@@ -262,6 +262,18 @@ fn serve_refuses_a_non_loopback_address_without_config() {
 }
 
 #[test]
+fn serve_on_a_busy_port_names_the_address() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let (status, stderr) = run_to_end(&["serve", "--listen", &addr]);
+    assert!(!status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on {addr}")),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn serve_with_a_bad_config_exits_2_naming_file_and_key() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("service.toml");

@@ -194,6 +194,32 @@ fn key_segments(name: &str) -> impl Iterator<Item = &str> {
     })
 }
 
+/// Most keys a variable name may hold between `__` separators (the deepest
+/// setting, `EXCHANGES__X__WEBSOCKET__POOL__PROXIES__0__URL`, holds 7).
+const MAX_SEGMENTS: usize = 16;
+
+/// A variable's name for a message: at most 120 characters of it.
+fn short_name(name: &str) -> String {
+    let mut out: String = name.chars().take(120).collect();
+    if out.len() < name.len() {
+        out.push('…');
+    }
+    out
+}
+
+/// The dotted settings path a variable name stands for
+/// (`CRYPTOFEED_PROXY_DEFAULT__HTTP__URL` → `proxy.default.http.url`), for a
+/// message about a variable that could not be read at all.
+pub(crate) fn setting_path(name: &str) -> String {
+    let rest = name.get(ENV_PREFIX.len()..).unwrap_or("");
+    let mut path = String::from("proxy");
+    for seg in key_segments(rest).take(MAX_SEGMENTS) {
+        path.push('.');
+        path.push_str(&seg.to_ascii_lowercase());
+    }
+    path
+}
+
 /// The variables read: (lower-case segments, name, value).
 type Found = [(Vec<String>, String, String)];
 
@@ -251,6 +277,17 @@ where
             continue;
         }
         let rest = &name[ENV_PREFIX.len()..];
+        // The deepest setting is 7 keys down; a name with hundreds of `__`
+        // would only build a tree as deep as itself (and recurse as deep).
+        if key_segments(rest).nth(MAX_SEGMENTS).is_some() {
+            warnings.push(Warning {
+                message: format!(
+                    "{}: more than {MAX_SEGMENTS} keys between '__' separators (ignored)",
+                    short_name(name)
+                ),
+            });
+            continue;
+        }
         let segs: Vec<String> = key_segments(rest).map(|s| s.to_ascii_lowercase()).collect();
         if segs.iter().any(String::is_empty) {
             warnings.push(Warning {

@@ -36,6 +36,7 @@
 #![deny(missing_docs)]
 
 mod env;
+mod files;
 mod raw;
 mod tree;
 
@@ -48,6 +49,9 @@ use proxy_delegate_core::model::ProxyUrl;
 use proxy_delegate_core::settings::{DEFAULT_EXCHANGES, DEFAULT_POOL, ProxySettings};
 
 pub use env::ENV_PREFIX;
+pub use files::{
+    MAX_CONFIG_FILE, MAX_YAML_NESTING, read_bounded, read_bounded_text, yaml_nesting_too_deep,
+};
 use raw::RawSettings;
 
 /// The settings type the loader builds: [`DEFAULT_EXCHANGES`] exchanges, pools
@@ -275,6 +279,9 @@ pub struct Loader {
     code: Option<RawSettings>,
     file: Option<FileInput>,
     env: Option<Rc<[(String, String)]>>,
+    /// `CRYPTOFEED_PROXY_*` variables of the process whose name or value is
+    /// not UTF-8 text (an error at `load`, never skipped silently).
+    env_not_text: Vec<String>,
     lookup: Option<Rc<raw::Lookup>>,
 }
 
@@ -297,6 +304,7 @@ impl Loader {
             code: None,
             file: None,
             env: None,
+            env_not_text: Vec::new(),
             lookup: None,
         }
     }
@@ -350,11 +358,24 @@ impl Loader {
 
     /// Uses the process environment (what the CLI does).
     pub fn process_env(mut self) -> Self {
-        self.env = Some(
-            std::env::vars_os()
-                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-                .collect(),
-        );
+        let mut vars = Vec::new();
+        for (k, v) in std::env::vars_os() {
+            match (k.into_string(), v.into_string()) {
+                (Ok(k), Ok(v)) => vars.push((k, v)),
+                // Another program's variable that is not text is none of
+                // ours; one of ours is an error, not a value to skip.
+                (k, _) => {
+                    let name = k.unwrap_or_else(|k| k.to_string_lossy().into_owned());
+                    let ours = name
+                        .get(..ENV_PREFIX.len())
+                        .is_some_and(|h| h.eq_ignore_ascii_case(ENV_PREFIX));
+                    if ours {
+                        self.env_not_text.push(name);
+                    }
+                }
+            }
+        }
+        self.env = Some(vars.into());
         self.lookup = None;
         self
     }
@@ -371,10 +392,11 @@ impl Loader {
         if let Some(file) = self.file {
             let (name, text) = match file {
                 FileInput::Path(p) => {
-                    let text = std::fs::read_to_string(&p).map_err(|e| ConfigError::Io {
-                        file: p.clone(),
-                        message: e.to_string(),
-                    })?;
+                    let text =
+                        read_bounded_text(&p, MAX_CONFIG_FILE).map_err(|e| ConfigError::Io {
+                            file: p.clone(),
+                            message: e.to_string(),
+                        })?;
                     (p, text)
                 }
                 FileInput::Text(name, text) => (name, text),
@@ -382,6 +404,13 @@ impl Loader {
             if let Some(layer) = raw::with_lookup(lookup.clone(), || parse_yaml(&name, &text))? {
                 layers.push((Source::File, layer));
             }
+        }
+        if let Some(name) = self.env_not_text.first() {
+            return Err(ConfigError::Environment {
+                variable: Some(name.clone()),
+                path: env::setting_path(name),
+                reason: "not UTF-8 text".to_owned(),
+            });
         }
         let mut warnings = Vec::new();
         if let Some(vars) = self.env {
@@ -400,6 +429,15 @@ impl Loader {
 fn parse_yaml(name: &Path, text: &str) -> Result<Option<RawSettings>, ConfigError> {
     if text.trim().is_empty() {
         return Ok(None);
+    }
+    if let Some(line) = yaml_nesting_too_deep(text) {
+        return Err(ConfigError::File {
+            file: name.to_owned(),
+            path: String::new(),
+            reason: format!("brackets nested deeper than {MAX_YAML_NESTING} levels (`[` or `{{`)"),
+            line: Some(line),
+            column: None,
+        });
     }
     match serde_norway::from_str::<Option<raw::ConfigFile>>(text) {
         Ok(file) => Ok(file.and_then(|f| f.proxy)),

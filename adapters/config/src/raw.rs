@@ -128,20 +128,9 @@ const MAX_SECRET_FILE: u64 = 64 * 1024;
 /// Reads a secret from a regular file (never a device or a pipe, which could
 /// block), without its trailing newline.
 fn read_secret_file(path: &str) -> Result<String, String> {
-    use std::io::Read;
-    let fail = |e: &dyn fmt::Display| format!("cannot read secret file {path:?}: {e}");
-    let meta = std::fs::metadata(path).map_err(|e| fail(&e))?;
-    if !meta.is_file() {
-        return Err(fail(&"not a regular file"));
-    }
-    if meta.len() > MAX_SECRET_FILE {
-        return Err(fail(&format!("larger than {MAX_SECRET_FILE} bytes")));
-    }
-    let mut text = String::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(MAX_SECRET_FILE).read_to_string(&mut text))
-        .map_err(|e| fail(&e))?;
-    Ok(text.trim_end_matches(['\r', '\n']).to_owned())
+    crate::read_bounded_text(std::path::Path::new(path), MAX_SECRET_FILE)
+        .map(|text| text.trim_end_matches(['\r', '\n']).to_owned())
+        .map_err(|e| format!("cannot read secret file {path:?}: {e}"))
 }
 
 /// Reads any scalar (string, number, boolean) as text and converts it with

@@ -376,8 +376,9 @@ impl ServiceConfig {
             e.file = Some(path.to_owned());
             e
         };
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| in_file(err("", format!("cannot read the file: {e}"))))?;
+        let text =
+            proxy_delegate_config::read_bounded_text(path, proxy_delegate_config::MAX_CONFIG_FILE)
+                .map_err(|e| in_file(err("", format!("cannot read the file: {e}"))))?;
         let yaml = matches!(
             path.extension().and_then(|e| e.to_str()),
             Some("yaml" | "yml")
@@ -390,6 +391,15 @@ impl ServiceConfig {
     /// Parses and validates configuration text (TOML, or YAML with `yaml`).
     pub fn parse(text: &str, yaml: bool) -> Result<Self, ConfigError> {
         let raw: RawFile = if yaml {
+            if let Some(line) = proxy_delegate_config::yaml_nesting_too_deep(text) {
+                return Err(err(
+                    "",
+                    format!(
+                        "brackets nested deeper than {} levels (line {line})",
+                        proxy_delegate_config::MAX_YAML_NESTING
+                    ),
+                ));
+            }
             serde_norway::from_str(text).map_err(|e| yaml_error(&e))?
         } else {
             let de = toml::Deserializer::parse(text).map_err(|e| toml_error(text, "", &e))?;
