@@ -534,18 +534,24 @@ impl ServiceConfig {
 /// root), the parser's message and the line. Never the parser's `Display`:
 /// it quotes the offending source line, which may hold a secret.
 fn toml_error(text: &str, field: &str, e: &toml::de::Error) -> ConfigError {
-    let line = e
+    let span = e
         .span()
-        .map(|s| {
-            format!(
-                " (line {})",
-                text[..s.start.min(text.len())].matches('\n').count() + 1
-            )
-        })
+        .map(|s| s.start.min(text.len())..s.end.min(text.len()));
+    let line = span
+        .as_ref()
+        .map(|s| format!(" (line {})", text[..s.start].matches('\n').count() + 1))
+        .unwrap_or_default();
+    // "duplicate key" says which only through its span: name the key when it
+    // is fit to quote (a key, not a value, but it costs nothing to check).
+    let key = span
+        .filter(|_| e.message().starts_with("duplicate key"))
+        .and_then(|s| text.get(s))
+        .and_then(|k| proxy_delegate_core::quotable(k.trim().trim_matches('"')))
+        .map(|k| format!(" `{k}`"))
         .unwrap_or_default();
     err(
         if field == "." { "" } else { field },
-        proxy_delegate_config::redact_text(&format!("{}{line}", e.message())),
+        proxy_delegate_config::redact_text(&format!("{}{key}{line}", e.message())),
     )
 }
 
@@ -898,6 +904,17 @@ mod tests {
             assert!(!e.contains("FbSecret"), "{toml}: {e}");
             assert!(e.contains(key), "{e}");
         }
+    }
+
+    #[test]
+    fn a_duplicate_key_is_named() {
+        let e = ServiceConfig::parse(
+            "[pool]\nstrategy = \"random\"\nstrategy = \"random\"\n",
+            false,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("duplicate key `strategy` (line 3)"), "{e}");
     }
 
     #[test]
