@@ -173,7 +173,9 @@ fn err(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
 
 // ------------------------------------------------------------------ the file
 
-#[derive(Debug, Default, Deserialize)]
+/// The file as written. No `Debug` here or below where secrets or proxy
+/// URLs are held as written: nothing can print them by accident.
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFile {
     listen: Option<String>,
@@ -211,7 +213,7 @@ struct RawAuth {
     metrics: bool,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawClient {
     name: String,
@@ -352,7 +354,7 @@ struct RawExchange {
     ttl_seconds: Option<u64>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawProxy {
     id: String,
