@@ -18,7 +18,7 @@ use axum::routing::{get, post};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use proxy_delegate_core::model::{ProxyFeedback, ProxyRequest};
-use proxy_delegate_core::pool::{FeedbackError, Pool, StrategyKind};
+use proxy_delegate_core::pool::{Event, FeedbackError, Pool, StrategyKind};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -425,7 +425,7 @@ pub(crate) async fn proxy_request(
 pub struct FeedbackAck {
     /// Events received (all of them were valid).
     pub received: usize,
-    /// Events applied to a proxy's health.
+    /// Events applied in full to a proxy's health and state.
     pub applied: usize,
     /// Events naming no proxy of the inventory (removed by a reload, or
     /// from another service): accepted, not applied.
@@ -433,6 +433,22 @@ pub struct FeedbackAck {
     /// Events about direct connections (no `proxy_id`, no `proxy_url`):
     /// accepted, nothing to score.
     pub no_proxy: usize,
+    /// `rate_limited` or `geo_blocked` events whose cool-down could not be
+    /// recorded, because the pool already tracks its largest number of
+    /// exchanges with live cool-downs and allow-lists (63): the failure
+    /// shows in the proxy's recent failures, but the proxy is not barred for
+    /// that exchange. Not counted in `applied`.
+    pub cool_down_dropped: usize,
+}
+
+/// How far one feedback event the pool accepted took effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Applied {
+    /// Everything the event asks for.
+    Fully,
+    /// Its cool-down could not be recorded (the pool's exchange table is
+    /// full of live entries).
+    CoolDownDropped,
 }
 
 /// `POST /api/v1/proxy/feedback`: one event or a batch.
@@ -476,20 +492,42 @@ pub(crate) async fn proxy_feedback(
         applied: 0,
         unknown_proxy: 0,
         no_proxy: 0,
+        cool_down_dropped: 0,
     };
-    let results: Vec<Result<(), FeedbackError>> = {
+    // The pool keeps only its newest 64 events: drain them after every
+    // event applied, so a batch of any size loses none (an ejection early in
+    // a long batch would otherwise be pushed out before the driver runs).
+    let mut pool_events = Vec::new();
+    let results: Vec<Result<Applied, FeedbackError>> = {
         let now = state.now();
         let mut pool = state.pool();
         events
             .iter()
-            .map(|e| pool.handle_feedback(now, e))
+            .map(|e| {
+                let result = pool.handle_feedback(now, e);
+                let mut cool_down_dropped = false;
+                while let Some(event) = pool.poll_event() {
+                    cool_down_dropped |= matches!(event, Event::CoolDownDropped { .. });
+                    pool_events.push(event);
+                }
+                result.map(|()| {
+                    if cool_down_dropped {
+                        Applied::CoolDownDropped
+                    } else {
+                        Applied::Fully
+                    }
+                })
+            })
             .collect()
     };
+    for event in pool_events {
+        crate::server::record_event(&state, event);
+    }
     state.wake.notify_one();
     let client = caller_name(&parts.extensions);
     for (e, r) in events.iter().zip(results) {
         match r {
-            Ok(()) => {
+            Ok(Applied::Fully) => {
                 ack.applied += 1;
                 state
                     .metrics
@@ -498,6 +536,16 @@ pub(crate) async fn proxy_feedback(
                         event: e.event.as_str(),
                         category: e.error_category.map_or("none", |c| c.as_str()),
                         client: client.clone(),
+                    })
+                    .inc();
+            }
+            Ok(Applied::CoolDownDropped) => {
+                ack.cool_down_dropped += 1;
+                state
+                    .metrics
+                    .feedback_ignored
+                    .get_or_create(&ReasonLabels {
+                        reason: "cool_down_dropped",
                     })
                     .inc();
             }
@@ -622,7 +670,8 @@ pub(crate) async fn health(State(state): State<Arc<AppState>>) -> Response {
     security((), ("bearer" = []), ("api_key" = []), ("mutual_tls" = [])),
 )]
 pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    let text = state.metrics.render(&state.snapshot());
+    let events_dropped = state.pool().events_dropped();
+    let text = state.metrics.render(&state.snapshot(), events_dropped);
     (
         [(
             header::CONTENT_TYPE,

@@ -7,6 +7,7 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use proxy_delegate_core::codec::{self, DecodeError, Message};
+use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 
@@ -122,10 +123,7 @@ pub(crate) async fn read(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiEr
     {
         return Err(too_large());
     }
-    let gzip = match headers
-        .get(header::CONTENT_ENCODING)
-        .map(|v| v.to_str().unwrap_or("").trim().to_ascii_lowercase())
-    {
+    let gzip = match content_encoding(headers)? {
         None => false,
         Some(e) if e.is_empty() || e == "identity" => false,
         Some(e) if e == "gzip" || e == "x-gzip" => true,
@@ -148,15 +146,88 @@ pub(crate) async fn read(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiEr
     if !gzip {
         return Ok(raw);
     }
-    let mut out = Vec::with_capacity(raw.len().saturating_mul(4).min(MAX_BODY + 1));
-    flate2::read::GzDecoder::new(&raw[..])
-        .take(MAX_BODY as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| ApiError::malformed(format!("gzip body does not inflate: {e}")))?;
-    if out.len() > MAX_BODY {
-        return Err(too_large());
-    }
+    let out = gunzip(&raw).map_err(|e| match e {
+        Gunzip::TooLarge => too_large(),
+        Gunzip::Malformed(message) => ApiError::malformed(message),
+    })?;
     Ok(Bytes::from(out))
+}
+
+/// The request's `Content-Encoding`, trimmed and lower-cased: `None` when
+/// absent. Several header lines are one list (RFC 9110 §5.3), joined with
+/// `, ` so that a list of codings is refused like `gzip, gzip` is. A value
+/// that is not visible ASCII is refused (415), never taken for no encoding.
+fn content_encoding(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let mut joined: Option<String> = None;
+    for value in headers.get_all(header::CONTENT_ENCODING) {
+        let Ok(text) = value.to_str() else {
+            return Err(ApiError::unsupported_media(
+                "Content-Encoding is not visible ASCII text; send gzip or no encoding",
+            ));
+        };
+        let text = text.trim().to_ascii_lowercase();
+        joined = Some(match joined {
+            None => text,
+            Some(before) if before.is_empty() => text,
+            Some(before) if text.is_empty() => before,
+            Some(before) => format!("{before}, {text}"),
+        });
+    }
+    Ok(joined)
+}
+
+/// Why a gzip body was refused.
+#[derive(Debug, PartialEq, Eq)]
+enum Gunzip {
+    /// More than [`MAX_BODY`] bytes inflated.
+    TooLarge,
+    /// Not gzip, a member cut short or corrupt, or trailing bytes that are
+    /// not a gzip member; the message says which and where.
+    Malformed(String),
+}
+
+/// Inflates every member of a gzip body (RFC 1952 §2.2: a gzip file is a
+/// series of members, and `gzip -dc` writes them all, one after the other),
+/// refusing more than [`MAX_BODY`] bytes inflated in total, and refusing
+/// trailing bytes that are not a gzip member rather than ignoring them.
+///
+/// Each member is read by `bufread::GzDecoder` over the rest of the slice,
+/// which consumes exactly the member's bytes, so the member count and the
+/// offset of whatever follows are known for the message.
+fn gunzip(raw: &[u8]) -> Result<Vec<u8>, Gunzip> {
+    let mut out = Vec::with_capacity(raw.len().saturating_mul(4).min(MAX_BODY + 1));
+    let mut rest = raw;
+    let mut member = 0usize;
+    loop {
+        member += 1;
+        let offset = raw.len() - rest.len();
+        let budget = (MAX_BODY + 1 - out.len()) as u64;
+        let mut decoder = flate2::bufread::GzDecoder::new(rest);
+        let read = (&mut decoder).take(budget).read_to_end(&mut out);
+        if out.len() > MAX_BODY {
+            return Err(Gunzip::TooLarge);
+        }
+        if let Err(e) = read {
+            return Err(Gunzip::Malformed(if member == 1 {
+                format!("gzip body does not inflate: {e}")
+            } else if rest.len() >= 2 && rest[..2] == [0x1f, 0x8b] {
+                format!(
+                    "gzip body does not inflate: member {member} (at byte {offset}) is \
+                     corrupt or cut short: {e}"
+                )
+            } else {
+                format!(
+                    "gzip body has {} bytes after its last member (from byte {offset}) \
+                     that are not a gzip member; send only gzip members",
+                    rest.len()
+                )
+            }));
+        }
+        rest = decoder.into_inner();
+        if rest.is_empty() {
+            return Ok(out);
+        }
+    }
 }
 
 /// The status of a decoding failure: 413 too large, 422 an invalid field,
@@ -172,18 +243,192 @@ pub(crate) fn decode_error(e: &DecodeError, at: &str) -> ApiError {
 }
 
 /// Decodes exactly one message.
-pub(crate) fn decode_one<M: Message>(wire: Wire, body: &[u8]) -> Result<M, ApiError> {
-    let decoded = match wire {
-        Wire::Json => codec::json::decode(body),
-        Wire::Postcard => codec::postcard::decode(body),
+pub(crate) fn decode_one<M: Message + DeserializeOwned>(
+    wire: Wire,
+    body: &[u8],
+) -> Result<M, ApiError> {
+    match wire {
+        Wire::Json => codec::json::decode(body).map_err(|e| json_error::<M>(&e, body, "", (1, 0))),
+        Wire::Postcard => codec::postcard::decode(body).map_err(|e| decode_error(&e, "")),
+    }
+}
+
+/// The answer to a JSON message the core refused. The core's own validation
+/// errors (422, naming the field), and its size and depth limits, stand as
+/// they are. A bare JSON error (serde-json-core says neither where nor which
+/// field) is diagnosed again: the same bytes are read by `serde_json`, through
+/// `serde_path_to_error`, into the same model type, so that
+///
+/// - a syntax error is 400 with its line and column;
+/// - a value of the wrong JSON type, or otherwise refused in well-formed JSON,
+///   is 422 naming the field's path (`metadata.symbols[1]: invalid type:
+///   integer, expected a string at line 1 column 179`), never the value, which
+///   may be a secret.
+///
+/// `at` prefixes the message (`[3] ` for a batch element); `origin` is the
+/// 1-based line and the 0-based column where `input` starts in the body, so
+/// that positions are the body's.
+///
+/// Only the failure path does this work; if `serde_json` reads the input
+/// where the core did not, the core's own message stands.
+#[cold]
+#[inline(never)]
+fn json_error<M: DeserializeOwned>(
+    e: &DecodeError,
+    input: &[u8],
+    at: &str,
+    origin: (usize, usize),
+) -> ApiError {
+    if !matches!(e, DecodeError::Json(_)) {
+        return decode_error(e, at);
+    }
+    let position = |line: usize, column: usize| {
+        if line <= 1 {
+            (origin.0, origin.1 + column)
+        } else {
+            (origin.0 + line - 1, column)
+        }
     };
-    decoded.map_err(|e| decode_error(&e, ""))
+    if input.starts_with(BOM) {
+        let (line, column) = position(1, 1);
+        return ApiError::malformed(format!(
+            "{at}malformed JSON at line {line} column {column}: the body starts with a UTF-8 \
+             byte order mark (EF BB BF); send JSON without one (RFC 8259 §8.1)"
+        ));
+    }
+    let mut de = serde_json::Deserializer::from_slice(input);
+    let (path, err) = match serde_path_to_error::deserialize::<_, M>(strict::Strict(&mut de)) {
+        Ok(_) => match de.end() {
+            Ok(()) => return decode_error(e, at),
+            Err(err) => (String::new(), err),
+        },
+        Err(err) => (field_path(err.path()), err.into_inner()),
+    };
+    let (line, column) = position(err.line(), err.column());
+    let text = err.to_string();
+    let bare = text
+        .strip_suffix(&format!(" at line {} column {}", err.line(), err.column()))
+        .unwrap_or(&text);
+    match err.classify() {
+        serde_json::error::Category::Data => {
+            let field = if path.is_empty() {
+                String::new()
+            } else {
+                format!("{path}: ")
+            };
+            ApiError::invalid(format!(
+                "{at}{field}{} at line {line} column {column}",
+                without_values(bare)
+            ))
+        }
+        // A syntax error may lie inside an unknown field, whose name is the
+        // client's text: the line and column say where, without it.
+        _ => ApiError::malformed(format!(
+            "{at}malformed JSON at line {line} column {column}: {}",
+            proxy_delegate_config::redact_text(bare)
+        )),
+    }
+}
+
+/// The UTF-8 byte order mark.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// A `serde_path_to_error` path as a message names a field: `metadata`,
+/// `metadata.symbols[1]`. On a data error, keys are the messages' own field
+/// names (the value of an unknown field is skipped, so no data error arises
+/// in it); any key that does not look like one is shown as `?` all the same,
+/// so that no text of the body is echoed.
+fn field_path(path: &serde_path_to_error::Path) -> String {
+    let mut out = String::new();
+    for segment in path {
+        match segment {
+            serde_path_to_error::Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            serde_path_to_error::Segment::Map { key } => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                let known = !key.is_empty()
+                    && key.len() <= 32
+                    && key.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+                out.push_str(if known { key } else { "?" });
+            }
+            serde_path_to_error::Segment::Enum { .. } | serde_path_to_error::Segment::Unknown => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push('?');
+            }
+        }
+    }
+    out
+}
+
+/// A serde data error's message without the value it quotes: `invalid type:
+/// string "tok-…", expected a boolean` becomes `invalid type: string,
+/// expected a boolean` (likewise integers, floating point numbers, booleans
+/// and characters); the wire structs' names become `a JSON object`. Whatever
+/// is left goes through [`proxy_delegate_config::redact_text`] too.
+fn without_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    for prefix in ["invalid type: ", "invalid value: "] {
+        if let Some(after) = rest.strip_prefix(prefix) {
+            out.push_str(prefix);
+            rest = after;
+            for (kind, close) in [
+                ("string \"", '"'),
+                ("integer `", '`'),
+                ("floating point `", '`'),
+                ("boolean `", '`'),
+                ("character `", '`'),
+            ] {
+                let Some(quoted) = rest.strip_prefix(kind) else {
+                    continue;
+                };
+                out.push_str(&kind[..kind.len() - 2]);
+                // The closing mark: the first one not escaped by a backslash
+                // (a string is quoted with `{:?}`, which escapes its quotes).
+                let mut escaped = false;
+                let end = quoted
+                    .char_indices()
+                    .find(|&(_, c)| {
+                        let closes = !escaped && c == close;
+                        escaped = !escaped && c == '\\';
+                        closes
+                    })
+                    .map_or(quoted.len(), |(i, c)| i + c.len_utf8());
+                rest = &quoted[end..];
+                break;
+            }
+            break;
+        }
+    }
+    out.push_str(rest);
+    let mut named = String::with_capacity(out.len());
+    let mut rest = out.as_str();
+    while let Some(i) = rest.find("struct ") {
+        let name_len = rest[i + 7..]
+            .find(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+            .unwrap_or(rest.len() - i - 7);
+        named.push_str(&rest[..i]);
+        if rest[i + 7..i + 7 + name_len].ends_with("Wire") {
+            named.push_str("a JSON object");
+        } else {
+            named.push_str(&rest[i..i + 7 + name_len]);
+        }
+        rest = &rest[i + 7 + name_len..];
+    }
+    named.push_str(rest);
+    proxy_delegate_config::redact_text(&named)
 }
 
 /// Decodes one message or a batch: a JSON object or array of objects; in
 /// postcard, one or more concatenated messages. Every message is validated
 /// before any is returned, so a batch is taken whole or not at all.
-pub(crate) fn decode_batch<M: Message>(wire: Wire, body: &[u8]) -> Result<Vec<M>, ApiError> {
+pub(crate) fn decode_batch<M: Message + DeserializeOwned>(
+    wire: Wire,
+    body: &[u8],
+) -> Result<Vec<M>, ApiError> {
     match wire {
         Wire::Json => {
             let start = body.iter().position(|b| !b.is_ascii_whitespace());
@@ -201,8 +446,10 @@ pub(crate) fn decode_batch<M: Message>(wire: Wire, body: &[u8]) -> Result<Vec<M>
                 .iter()
                 .enumerate()
                 .map(|(i, raw)| {
-                    codec::json::decode(raw.get().as_bytes())
-                        .map_err(|e| decode_error(&e, &format!("[{i}] ")))
+                    let element = raw.get().as_bytes();
+                    codec::json::decode(element).map_err(|e| {
+                        json_error::<M>(&e, element, &format!("[{i}] "), origin(body, element))
+                    })
                 })
                 .collect()
         }
@@ -221,6 +468,21 @@ pub(crate) fn decode_batch<M: Message>(wire: Wire, body: &[u8]) -> Result<Vec<M>
             Ok(out)
         }
     }
+}
+
+/// Where `part`, a slice of `body`, starts in it: the 1-based line and the
+/// 0-based column (in bytes, as `serde_json` counts them).
+fn origin(body: &[u8], part: &[u8]) -> (usize, usize) {
+    let offset = (part.as_ptr() as usize)
+        .saturating_sub(body.as_ptr() as usize)
+        .min(body.len());
+    let before = &body[..offset];
+    let line = 1 + before.iter().filter(|&&b| b == b'\n').count();
+    let column = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(offset, |nl| offset - nl - 1);
+    (line, column)
 }
 
 #[cfg(test)]
@@ -269,5 +531,298 @@ mod tests {
         assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST);
         let e = decode_batch::<ProxyFeedback>(Wire::Json, b"[]").unwrap_err();
         assert_eq!(e.status, axum::http::StatusCode::UNPROCESSABLE_ENTITY);
+    }
+
+    fn gz(bytes: &[u8]) -> Vec<u8> {
+        use std::io::Write as _;
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(bytes).unwrap();
+        enc.finish().unwrap()
+    }
+
+    #[test]
+    fn gunzip_reads_every_member_and_refuses_the_rest() {
+        let mut body = gz(b"one ");
+        body.extend(gz(b""));
+        body.extend(gz(b"two"));
+        assert_eq!(gunzip(&body).unwrap(), b"one two");
+
+        // Exactly the limit over two members is taken; one byte more is not.
+        let mut body = gz(&vec![b' '; MAX_BODY - 10]);
+        body.extend(gz(&[b' '; 10]));
+        assert_eq!(gunzip(&body).unwrap().len(), MAX_BODY);
+        body.extend(gz(b" "));
+        assert_eq!(gunzip(&body), Err(Gunzip::TooLarge));
+
+        let first = gz(b"one");
+        for tail in [&b"\0"[..], b"\x1f", b"junk\n", b"\x1f\x8c rest"] {
+            let mut body = first.clone();
+            body.extend_from_slice(tail);
+            let Err(Gunzip::Malformed(m)) = gunzip(&body) else {
+                panic!("{tail:?} after a member is refused");
+            };
+            assert_eq!(
+                m,
+                format!(
+                    "gzip body has {} bytes after its last member (from byte {}) that are not \
+                     a gzip member; send only gzip members",
+                    tail.len(),
+                    first.len()
+                )
+            );
+        }
+        let mut body = first.clone();
+        body.extend_from_slice(&first[..12]);
+        let Err(Gunzip::Malformed(m)) = gunzip(&body) else {
+            panic!("a member cut short is refused");
+        };
+        assert!(
+            m.starts_with(&format!(
+                "gzip body does not inflate: member 2 (at byte {})",
+                first.len()
+            )),
+            "{m}"
+        );
+        let Err(Gunzip::Malformed(m)) = gunzip(b"not gzip") else {
+            panic!("not gzip is refused");
+        };
+        assert!(m.starts_with("gzip body does not inflate: "), "{m}");
+    }
+
+    #[test]
+    fn data_error_messages_drop_the_values() {
+        for (message, expected) in [
+            (
+                r#"invalid type: string "tok-\"SECRET\", expected x", expected a boolean"#,
+                "invalid type: string, expected a boolean",
+            ),
+            (
+                "invalid type: integer `123456`, expected a string",
+                "invalid type: integer, expected a string",
+            ),
+            (
+                "invalid value: floating point `1.5`, expected a whole number",
+                "invalid value: floating point, expected a whole number",
+            ),
+            (
+                "invalid type: boolean `true`, expected struct RequestMetadataWire",
+                "invalid type: boolean, expected a JSON object",
+            ),
+            (
+                "invalid type: map, expected struct FeedbackWire",
+                "invalid type: map, expected a JSON object",
+            ),
+            (
+                "proxy_url: bad URL http://u:pw@h:1",
+                "proxy_url: bad URL http://u:***@h:1",
+            ),
+            ("duplicate field `success`", "duplicate field `success`"),
+        ] {
+            assert_eq!(without_values(message), expected, "{message}");
+        }
+    }
+
+    #[test]
+    fn origin_is_line_and_column_in_the_body() {
+        let body = b"[{},\n  {\"a\":1}]";
+        assert_eq!(origin(body, &body[1..3]), (1, 1));
+        assert_eq!(origin(body, &body[7..14]), (2, 2));
+    }
+}
+
+/// A deserializer wrapper that reads structs only from JSON objects, as the
+/// core's decoders do. serde's derived structs also take an array of the
+/// fields in order, so without it `serde_json` would read `"metadata": []`,
+/// which the core refuses, and could not say why the core refused it.
+/// Everything else is forwarded unchanged, at every depth.
+mod strict {
+    use std::fmt;
+
+    use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+
+    /// The wrapped deserializer.
+    pub(super) struct Strict<D>(pub(super) D);
+
+    macro_rules! forward {
+        ($($method:ident($($arg:ident: $ty:ty),*);)*) => {$(
+            fn $method<V: Visitor<'de>>(self, $($arg: $ty,)* visitor: V) -> Result<V::Value, D::Error> {
+                self.0.$method($($arg,)* Wrap(visitor))
+            }
+        )*};
+    }
+
+    impl<'de, D: Deserializer<'de>> Deserializer<'de> for Strict<D> {
+        type Error = D::Error;
+
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            _fields: &'static [&'static str],
+            visitor: V,
+        ) -> Result<V::Value, D::Error> {
+            self.0.deserialize_map(Wrap(visitor))
+        }
+
+        fn is_human_readable(&self) -> bool {
+            self.0.is_human_readable()
+        }
+
+        forward! {
+            deserialize_any();
+            deserialize_bool();
+            deserialize_i8();
+            deserialize_i16();
+            deserialize_i32();
+            deserialize_i64();
+            deserialize_i128();
+            deserialize_u8();
+            deserialize_u16();
+            deserialize_u32();
+            deserialize_u64();
+            deserialize_u128();
+            deserialize_f32();
+            deserialize_f64();
+            deserialize_char();
+            deserialize_str();
+            deserialize_string();
+            deserialize_bytes();
+            deserialize_byte_buf();
+            deserialize_option();
+            deserialize_unit();
+            deserialize_unit_struct(name: &'static str);
+            deserialize_newtype_struct(name: &'static str);
+            deserialize_seq();
+            deserialize_tuple(len: usize);
+            deserialize_tuple_struct(name: &'static str, len: usize);
+            deserialize_map();
+            deserialize_enum(name: &'static str, variants: &'static [&'static str]);
+            deserialize_identifier();
+            deserialize_ignored_any();
+        }
+    }
+
+    /// A visitor whose nested values are read through [`Strict`].
+    struct Wrap<V>(V);
+
+    macro_rules! visit {
+        ($($method:ident($ty:ty);)*) => {$(
+            fn $method<E: de::Error>(self, v: $ty) -> Result<V::Value, E> {
+                self.0.$method(v)
+            }
+        )*};
+    }
+
+    impl<'de, V: Visitor<'de>> Visitor<'de> for Wrap<V> {
+        type Value = V::Value;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            self.0.expecting(f)
+        }
+
+        visit! {
+            visit_bool(bool);
+            visit_i8(i8);
+            visit_i16(i16);
+            visit_i32(i32);
+            visit_i64(i64);
+            visit_i128(i128);
+            visit_u8(u8);
+            visit_u16(u16);
+            visit_u32(u32);
+            visit_u64(u64);
+            visit_u128(u128);
+            visit_f32(f32);
+            visit_f64(f64);
+            visit_char(char);
+            visit_str(&str);
+            visit_borrowed_str(&'de str);
+            visit_string(String);
+            visit_bytes(&[u8]);
+            visit_borrowed_bytes(&'de [u8]);
+            visit_byte_buf(Vec<u8>);
+        }
+
+        fn visit_none<E: de::Error>(self) -> Result<V::Value, E> {
+            self.0.visit_none()
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<V::Value, E> {
+            self.0.visit_unit()
+        }
+
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<V::Value, D::Error> {
+            self.0.visit_some(Strict(d))
+        }
+
+        fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<V::Value, D::Error> {
+            self.0.visit_newtype_struct(Strict(d))
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<V::Value, A::Error> {
+            self.0.visit_seq(Seq(seq))
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<V::Value, A::Error> {
+            self.0.visit_map(Map(map))
+        }
+
+        fn visit_enum<A: de::EnumAccess<'de>>(self, data: A) -> Result<V::Value, A::Error> {
+            // The wire forms have no enums; read one as it comes.
+            self.0.visit_enum(data)
+        }
+    }
+
+    /// A seed whose value is read through [`Strict`].
+    struct Seed<S>(S);
+
+    impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for Seed<S> {
+        type Value = S::Value;
+
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<S::Value, D::Error> {
+            self.0.deserialize(Strict(d))
+        }
+    }
+
+    /// A sequence whose elements are read through [`Strict`].
+    struct Seq<A>(A);
+
+    impl<'de, A: SeqAccess<'de>> SeqAccess<'de> for Seq<A> {
+        type Error = A::Error;
+
+        fn next_element_seed<T: DeserializeSeed<'de>>(
+            &mut self,
+            seed: T,
+        ) -> Result<Option<T::Value>, A::Error> {
+            self.0.next_element_seed(Seed(seed))
+        }
+
+        fn size_hint(&self) -> Option<usize> {
+            self.0.size_hint()
+        }
+    }
+
+    /// A map whose keys and values are read through [`Strict`].
+    struct Map<A>(A);
+
+    impl<'de, A: MapAccess<'de>> MapAccess<'de> for Map<A> {
+        type Error = A::Error;
+
+        fn next_key_seed<K: DeserializeSeed<'de>>(
+            &mut self,
+            seed: K,
+        ) -> Result<Option<K::Value>, A::Error> {
+            self.0.next_key_seed(Seed(seed))
+        }
+
+        fn next_value_seed<T: DeserializeSeed<'de>>(
+            &mut self,
+            seed: T,
+        ) -> Result<T::Value, A::Error> {
+            self.0.next_value_seed(Seed(seed))
+        }
+
+        fn size_hint(&self) -> Option<usize> {
+            self.0.size_hint()
+        }
     }
 }

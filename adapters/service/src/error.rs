@@ -44,7 +44,8 @@ pub enum ErrorCode {
     PayloadTooLarge,
     /// 415: a content type or encoding the route does not take.
     UnsupportedMediaType,
-    /// 422: well-formed, but a field is invalid.
+    /// 422: well-formed, but a field is missing, of the wrong JSON type, or
+    /// invalid; the message names the field, never its value.
     InvalidField,
     /// 429: over the client's rate limit.
     RateLimited,

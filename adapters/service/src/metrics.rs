@@ -89,6 +89,7 @@ pub(crate) struct Metrics {
     pub(crate) feedback_ignored: Family<ReasonLabels, Counter>,
     pub(crate) auth_failures: Family<ReasonLabels, Counter>,
     pub(crate) reloads: Family<ReloadLabels, Counter>,
+    events_dropped: Counter,
     health: Family<ProxyLabels, Gauge<f64, AtomicU64>>,
     open_connections: Family<ProxyLabels, Gauge>,
     proxies: Gauge,
@@ -109,6 +110,7 @@ impl Metrics {
             feedback_ignored: Family::default(),
             auth_failures: Family::default(),
             reloads: Family::default(),
+            events_dropped: Counter::default(),
             health: Family::default(),
             open_connections: Family::default(),
             proxies: Gauge::default(),
@@ -148,7 +150,8 @@ impl Metrics {
         );
         registry.register(
             "feedback_ignored",
-            "Feedback events accepted but not applied, by reason (unknown_proxy, no_proxy)",
+            "Feedback events accepted but not applied (in full), by reason (unknown_proxy, \
+             no_proxy, cool_down_dropped)",
             m.feedback_ignored.clone(),
         );
         registry.register(
@@ -160,6 +163,12 @@ impl Metrics {
             "config_reloads",
             "Configuration reloads, by outcome",
             m.reloads.clone(),
+        );
+        registry.register(
+            "pool_events_dropped",
+            "Pool events (ejections, restorations, cool-downs) lost before the service \
+             logged and counted them; should stay 0",
+            m.events_dropped.clone(),
         );
         registry.register(
             "proxy_health_score",
@@ -185,8 +194,17 @@ impl Metrics {
         Self { registry, ..m }
     }
 
-    /// The text of `GET /metrics`, with the per-proxy gauges set from `snapshot`.
-    pub(crate) fn render(&self, snapshot: &Snapshot) -> String {
+    /// The text of `GET /metrics`, with the per-proxy gauges set from
+    /// `snapshot` and the dropped-events counter brought up to
+    /// `events_dropped` (the pool's [`events_dropped`] count, which only
+    /// grows).
+    ///
+    /// [`events_dropped`]: proxy_delegate_core::pool::Pool::events_dropped
+    pub(crate) fn render(&self, snapshot: &Snapshot, events_dropped: u64) -> String {
+        // `fetch_max`: two scrapes at once cannot count the same loss twice.
+        self.events_dropped
+            .inner()
+            .fetch_max(events_dropped, std::sync::atomic::Ordering::Relaxed);
         // Proxies removed by a reload must not linger as stale series.
         self.health.clear();
         self.open_connections.clear();

@@ -629,9 +629,10 @@ macro_rules! error_responses {
 
 error_responses! {
     /// 400.
-    BadRequest => "`malformed_body`: the body is not well-formed (not JSON, wrong JSON \
-        types, nesting deeper than 16, postcard that does not decode, gzip that does not \
-        inflate).";
+    BadRequest => "`malformed_body`: the body is not well-formed (JSON with a syntax error, \
+        named with its line and column; nesting deeper than 16; postcard that does not \
+        decode; gzip that does not inflate, or bytes after its last member that are not a \
+        gzip member).";
     /// 401.
     Unauthorized => "`unauthorized`: credentials are missing (on a route that needs them) \
         or unknown."
@@ -650,11 +651,13 @@ error_responses! {
         gzip), or one message is over 16384 bytes.";
     /// 415.
     UnsupportedMediaType => "`unsupported_media_type`: `Content-Type` is missing or not \
-        `application/json` / `application/x-postcard`, or `Content-Encoding` is not gzip.";
+        `application/json` / `application/x-postcard`, or `Content-Encoding` is not gzip \
+        (or not visible ASCII).";
     /// 422.
-    UnprocessableEntity => "`invalid_field`: well-formed, but a field is missing or \
-        invalid; the message names it (and the batch element, `[i]`), e.g. \
-        `exchange_id: required field is missing`.";
+    UnprocessableEntity => "`invalid_field`: well-formed, but a field is missing, of the \
+        wrong JSON type, or invalid; the message names it (its path, and the batch element, \
+        `[i]`) but never quotes its value, e.g. `exchange_id: required field is missing` or \
+        `metadata.symbols[1]: invalid type: integer, expected a string at line 1 column 179`.";
     /// 429.
     TooManyRequests => "`rate_limited`: the client is over its rate limit."
         [("Retry-After", "Seconds to wait before retrying (at least 1).", Type::Integer)];

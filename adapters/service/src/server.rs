@@ -244,8 +244,11 @@ fn tls_acceptor(c: &TlsConfig) -> Result<TlsAcceptor, StartError> {
     let tls_err = |what: &str, path: &std::path::Path, e: &dyn std::fmt::Display| {
         StartError::Tls(format!("{what} {}: {e}", path.display()))
     };
-    let read =
-        |path: &std::path::Path| std::fs::read(path).map_err(|e| tls_err("cannot read", path, &e));
+    // A certificate chain or a key is a few kilobytes; 1 MiB is plenty.
+    let read = |path: &std::path::Path| {
+        proxy_delegate_config::read_bounded(path, proxy_delegate_config::MAX_CONFIG_FILE)
+            .map_err(|e| tls_err("cannot read", path, &e))
+    };
     // The PEM parser's errors quote the offending line, which in a key file
     // (or a key given as a certificate by mistake) is the key itself: they are
     // replaced, never shown.
@@ -464,7 +467,9 @@ async fn drive_pool(state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
     }
 }
 
-fn record_event(state: &AppState, e: Event) {
+/// Logs and counts one pool event. Every drain of the pool's events (the
+/// driver here, the feedback handler) goes through this.
+pub(crate) fn record_event(state: &AppState, e: Event) {
     match e {
         Event::Ejected {
             proxy,

@@ -1521,3 +1521,567 @@ async fn unready_period_shows_503_to_new_connections_before_draining() {
         .expect_err("nothing listens after shutdown");
     assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused);
 }
+
+// ------------------------------------------------------------------ pool events and the exchange table
+
+/// The value of the unlabelled metric `name`, if it is there.
+fn plain_metric(metrics: &str, name: &str) -> Option<f64> {
+    let line = metrics.lines().find(|l| {
+        l.strip_prefix(name)
+            .is_some_and(|rest| rest.starts_with(' '))
+    })?;
+    Some(
+        line.rsplit(' ')
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no value on metric line {line:?}")),
+    )
+}
+
+/// One batch ejecting a proxy and then producing more events than the
+/// pool's event queue holds (64): the ejection is still logged and counted,
+/// and the pool's dropped-events counter is exported (and stays 0).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_feedback_batch_loses_no_ejection() {
+    let h = start(&base_config()).await;
+    let fail = feedback_for("px-a", false, Some("proxy_connect"));
+    let limited = feedback_for("px-a", false, Some("rate_limited"));
+    let mut batch = vec![fail.as_str(); 6];
+    batch.extend(std::iter::repeat_n(limited.as_str(), 70));
+    let body = format!("[{}]", batch.join(","));
+    let r = h
+        .post_json("/api/v1/proxy/feedback", "tok-feed-1", &body)
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let ack: Value = r.json().await.expect("the answer is JSON");
+    assert_eq!(ack["received"], 76, "{ack}");
+    assert_eq!(ack["applied"], 76, "{ack}");
+    assert_eq!(h.state_of("px-a").await.as_deref(), Some("ejected"));
+
+    // The handler records the batch's events itself before it answers: no
+    // waiting for the driver task.
+    let m = h.get_text("/metrics", "tok-ops-1").await;
+    assert_eq!(
+        metric(
+            &m,
+            "proxy_delegate_ejections_total",
+            &["proxy=\"px-a\"", "reason=\"consecutive_failures\""],
+        ),
+        Some(1.0),
+        "the ejection is counted:\n{m}"
+    );
+    assert_eq!(
+        plain_metric(&m, "proxy_delegate_pool_events_dropped_total"),
+        Some(0.0),
+        "the dropped-events counter is exported and nothing was lost:\n{m}"
+    );
+    h.stop().await;
+}
+
+// ------------------------------------------- body handling: gzip members, encodings, JSON errors
+
+/// POSTs `body` to `path` as `content_type` with this `Content-Encoding`, if
+/// any (the body is sent as given: the caller compresses it).
+async fn post_raw(
+    h: &Harness,
+    path: &str,
+    content_type: &str,
+    encoding: Option<reqwest::header::HeaderValue>,
+    body: Vec<u8>,
+) -> reqwest::Response {
+    let mut request = h
+        .http
+        .post(h.url(path))
+        .bearer_auth("tok-feed-1")
+        .header(CONTENT_TYPE, content_type);
+    if let Some(encoding) = encoding {
+        request = request.header(CONTENT_ENCODING, encoding);
+    }
+    request
+        .body(body)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("POST {path}: {e}"))
+}
+
+/// `Content-Encoding: gzip`.
+fn gzip_encoding() -> Option<reqwest::header::HeaderValue> {
+    Some(reqwest::header::HeaderValue::from_static("gzip"))
+}
+
+/// RFC 1952 allows a gzip body of several members (`gzip -dc` writes them
+/// all): every member is inflated, in JSON and in postcard, and the 64 KiB
+/// limit holds for the inflated total.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gzip_bodies_of_several_members_are_read_whole() {
+    let h = start(&base_config()).await;
+    let feedback = "/api/v1/proxy/feedback";
+    let received = |v: &Value| v["received"].as_u64().expect("received is a count");
+
+    // JSON: a batch of 3 in one member, then a batch of 5 in the next, is
+    // two arrays back to back: refused whole (400), never read as 3.
+    let batch = |n: usize| format!("[{}]", vec![FEEDBACK_JSON; n].join(","));
+    let mut body = gzip(batch(3).as_bytes());
+    body.extend(gzip(batch(5).as_bytes()));
+    let r = post_raw(&h, feedback, "application/json", gzip_encoding(), body).await;
+    let m = expect_error(r, StatusCode::BAD_REQUEST, "malformed_body").await;
+    assert!(m.contains("trailing characters"), "{m}");
+
+    // One array of 8 cut across two members is one batch of 8.
+    let text = batch(8);
+    let (first, second) = text.split_at(text.len() / 2);
+    let mut body = gzip(first.as_bytes());
+    body.extend(gzip(second.as_bytes()));
+    let r = post_raw(&h, feedback, "application/json", gzip_encoding(), body).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(received(&r.json().await.unwrap()), 8);
+
+    // Postcard: 3 events in one member, 5 in the next.
+    let one: ProxyFeedback = codec::json::decode(FEEDBACK_JSON.as_bytes()).unwrap();
+    let events = |n: usize| postcard(&one).repeat(n);
+    let mut body = gzip(&events(3));
+    body.extend(gzip(&events(5)));
+    let r = post_raw(
+        &h,
+        feedback,
+        "application/x-postcard",
+        gzip_encoding(),
+        body,
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(received(&r.json().await.unwrap()), 8);
+
+    // One request message split across three members (one of them empty).
+    let (first, second) = REQUEST_JSON.split_at(20);
+    let mut body = gzip(first.as_bytes());
+    body.extend(gzip(b""));
+    body.extend(gzip(second.as_bytes()));
+    let r = post_raw(
+        &h,
+        "/api/v1/proxy/request",
+        "application/json",
+        gzip_encoding(),
+        body,
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+
+    // Two members of 40 KiB each: under the limit alone, over it together.
+    let half = vec![b' '; 40 * 1024];
+    let mut body = gzip(&half);
+    body.extend(gzip(&half));
+    let r = post_raw(&h, feedback, "application/json", gzip_encoding(), body).await;
+    let m = expect_error(r, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
+    assert!(m.contains("65536"), "{m}");
+    h.stop().await;
+}
+
+/// Bytes after the last gzip member that are not a member are refused, not
+/// ignored; so is a second member cut short.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gzip_trailing_bytes_are_refused() {
+    let h = start(&base_config()).await;
+    let feedback = "/api/v1/proxy/feedback";
+    let member = gzip(FEEDBACK_JSON.as_bytes());
+
+    let mut body = member.clone();
+    body.extend_from_slice(b"junk\n");
+    let r = post_raw(&h, feedback, "application/json", gzip_encoding(), body).await;
+    let m = expect_error(r, StatusCode::BAD_REQUEST, "malformed_body").await;
+    assert!(
+        m.contains("5 bytes after its last member")
+            && m.contains(&format!("from byte {}", member.len()))
+            && m.contains("not a gzip member"),
+        "{m}"
+    );
+
+    // The same after a postcard body.
+    let one: ProxyFeedback = codec::json::decode(FEEDBACK_JSON.as_bytes()).unwrap();
+    let mut body = gzip(&postcard(&one));
+    body.push(0);
+    let r = post_raw(
+        &h,
+        feedback,
+        "application/x-postcard",
+        gzip_encoding(),
+        body,
+    )
+    .await;
+    let m = expect_error(r, StatusCode::BAD_REQUEST, "malformed_body").await;
+    assert!(m.contains("not a gzip member"), "{m}");
+
+    // A second member cut short.
+    let mut body = member.clone();
+    let second = gzip(FEEDBACK_JSON.as_bytes());
+    body.extend_from_slice(&second[..second.len() - 4]);
+    let r = post_raw(&h, feedback, "application/json", gzip_encoding(), body).await;
+    let m = expect_error(r, StatusCode::BAD_REQUEST, "malformed_body").await;
+    assert!(m.contains("member 2"), "{m}");
+
+    // Nothing of the refused bodies was applied.
+    let v = h.proxies().await;
+    let a = v["proxies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == "px-a")
+        .unwrap()
+        .clone();
+    assert!(a["latency_ms"].is_null(), "nothing applied: {a}");
+    h.stop().await;
+}
+
+/// A `Content-Encoding` that is not visible ASCII is an unsupported encoding
+/// (415), not "no encoding"; several header lines are one list of codings.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn content_encoding_not_text_or_several_is_415() {
+    let h = start(&base_config()).await;
+    let not_text = reqwest::header::HeaderValue::from_bytes(b"gz\xffip").expect("a header value");
+    let r = post_raw(
+        &h,
+        "/api/v1/proxy/request",
+        "application/json",
+        Some(not_text),
+        REQUEST_JSON.as_bytes().to_vec(),
+    )
+    .await;
+    let m = expect_error(
+        r,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    )
+    .await;
+    assert!(m.contains("Content-Encoding") && m.contains("gzip"), "{m}");
+
+    // `identity` then `gzip` on two lines is `identity, gzip`: refused, not
+    // read as the first line alone.
+    let r = h
+        .http
+        .post(h.url("/api/v1/proxy/request"))
+        .bearer_auth("tok-feed-1")
+        .header(CONTENT_TYPE, "application/json")
+        .header(CONTENT_ENCODING, "identity")
+        .header(CONTENT_ENCODING, "gzip")
+        .body(gzip(REQUEST_JSON.as_bytes()))
+        .send()
+        .await
+        .unwrap();
+    let m = expect_error(
+        r,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    )
+    .await;
+    assert!(m.contains("identity, gzip"), "{m}");
+    h.stop().await;
+}
+
+/// A feedback event with `field` set to the raw JSON `value`.
+fn feedback_with(field: &str, value: &str) -> String {
+    let mut event: serde_json::Map<String, Value> =
+        serde_json::from_str(&feedback_for("px-b", true, None)).unwrap();
+    event.insert(field.to_owned(), serde_json::from_str(value).unwrap());
+    serde_json::to_string(&event).unwrap()
+}
+
+/// A value of the wrong JSON type is 422 `invalid_field`, naming the
+/// field's path and position, never the value (it may be a secret).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_type_errors_name_the_field_not_the_value() {
+    let h = start(&base_config()).await;
+    let request = "/api/v1/proxy/request";
+    let feedback = "/api/v1/proxy/feedback";
+    let cases: Vec<(&str, String, &str, &[&str])> = vec![
+        (
+            request,
+            r#"{"exchange_id":5,"connection_type":"websocket","client_id":"c"}"#.into(),
+            "exchange_id: invalid type: integer, expected a string at line 1 column 16",
+            &[],
+        ),
+        (
+            request,
+            r#"{"exchange_id":{"x":"tok-SECRET"},"connection_type":"websocket","client_id":"c"}"#
+                .into(),
+            "exchange_id: invalid type: map, expected a string at line 1 column 15",
+            &["tok-SECRET"],
+        ),
+        (
+            request,
+            r#"{"exchange_id":"binance","connection_type":"websocket","client_id":987654321}"#
+                .into(),
+            "client_id: invalid type: integer, expected a string at line 1 column 76",
+            &["987654321"],
+        ),
+        (
+            request,
+            REQUEST_JSON.replace(r#""ETH-USD""#, "-12.5e3"),
+            "metadata.symbols[1]: invalid type: floating point, expected a string",
+            &["12.5", "12500"],
+        ),
+        (
+            request,
+            REQUEST_JSON.replace(
+                r#"{"feed_types":["trades","book"],"symbols":["BTC-USD","ETH-USD"]}"#,
+                r#"["tok-SECRET"]"#,
+            ),
+            "metadata: invalid type: sequence, expected a JSON object",
+            &["tok-SECRET"],
+        ),
+        (
+            request,
+            r#""tok-SECRET""#.into(),
+            "invalid type: string, expected a JSON object at line 1 column 12",
+            &["tok-SECRET"],
+        ),
+        (
+            feedback,
+            feedback_with("timestamp", "1727085000"),
+            "timestamp: invalid type: integer, expected a string",
+            &["1727085000"],
+        ),
+        (
+            feedback,
+            feedback_with("success", r#""yes-tok-SECRET""#),
+            "success: invalid type: string, expected a boolean",
+            &["tok-SECRET"],
+        ),
+        (
+            feedback,
+            feedback_with("latency_ms", r#""tok-SECRET""#),
+            "latency_ms: invalid type: string, expected a number",
+            &["tok-SECRET"],
+        ),
+        (
+            feedback,
+            feedback_with("proxy_url", r#"["http://u:tok-SECRET@192.0.2.10:8080"]"#),
+            "proxy_url: invalid type: sequence, expected a string",
+            &["tok-SECRET"],
+        ),
+        (
+            // A batch: the element, then the field; the position is the
+            // body's (line 2).
+            feedback,
+            format!(
+                "[{},\n {}]",
+                feedback_for("px-b", true, None),
+                feedback_with("success", r#""tok-SECRET""#)
+            ),
+            "[1] success: invalid type: string, expected a boolean at line 2 column",
+            &["tok-SECRET"],
+        ),
+    ];
+    for (path, body, expected, secrets) in cases {
+        let r = h.post_json(path, "tok-feed-1", &body).await;
+        let m = expect_error(r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field").await;
+        assert!(
+            m.starts_with(expected),
+            "{body}\n  gave {m:?}\n  not {expected:?}"
+        );
+        assert!(m.contains(" at line "), "{body}: {m}");
+        for secret in secrets {
+            assert!(!m.contains(secret), "{body}: {secret} echoed in {m:?}");
+        }
+    }
+
+    // A duplicate key names the field, with its position.
+    let r = h
+        .post_json(
+            request,
+            "tok-feed-1",
+            r#"{"exchange_id":"binance","exchange_id":"okx","connection_type":"websocket","client_id":"c"}"#,
+        )
+        .await;
+    let m = expect_error(r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field").await;
+    assert!(
+        m.starts_with("duplicate field `exchange_id` at line 1 column"),
+        "{m}"
+    );
+
+    // The core's own validation errors are exactly what they were.
+    let bad_element = feedback_with("exchange_id", r#""""#);
+    let cases = [
+        (
+            request,
+            REQUEST_JSON.replace("websocket", "carrier-pigeon"),
+            codec::json::decode::<ProxyRequest>(
+                REQUEST_JSON
+                    .replace("websocket", "carrier-pigeon")
+                    .as_bytes(),
+            )
+            .map(drop),
+            "",
+        ),
+        (
+            feedback,
+            feedback_with("latency_ms", "99999999999"),
+            codec::json::decode::<ProxyFeedback>(
+                feedback_with("latency_ms", "99999999999").as_bytes(),
+            )
+            .map(drop),
+            "",
+        ),
+        (
+            feedback,
+            format!("[{FEEDBACK_JSON},{bad_element}]"),
+            codec::json::decode::<ProxyFeedback>(bad_element.as_bytes()).map(drop),
+            "[1] ",
+        ),
+    ];
+    for (path, body, core, at) in cases {
+        let core = format!("{at}{}", core.expect_err("the core refuses it"));
+        let r = h.post_json(path, "tok-feed-1", &body).await;
+        let m = expect_error(r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field").await;
+        assert_eq!(m, core, "{body}");
+    }
+    h.stop().await;
+}
+
+/// JSON that is not well-formed is 400 `malformed_body` with the line and
+/// column of the fault.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_syntax_errors_give_line_and_column() {
+    let h = start(&base_config()).await;
+    let request = "/api/v1/proxy/request";
+    let cases: Vec<(String, &str)> = vec![
+        (
+            format!("\u{feff}{REQUEST_JSON}"),
+            "malformed JSON at line 1 column 1: the body starts with a UTF-8 byte order mark",
+        ),
+        (
+            "{\"exchange_id\":\"binance\",\n\"connection_type\":\"websocket\",\"client_id\":\"c\",}"
+                .into(),
+            "malformed JSON at line 2 column 47: trailing comma",
+        ),
+        (
+            r#"{"exchange_id":"binance","connection_type":"websocket","client_id":"c""#.into(),
+            "malformed JSON at line 1 column 70: EOF while parsing an object",
+        ),
+        (
+            format!("{REQUEST_JSON} tok-SECRET"),
+            "malformed JSON at line 1 column",
+        ),
+        (
+            r#"{"exchange_id":"binance","connection_type":websocket,"client_id":"c"}"#.into(),
+            "malformed JSON at line 1 column 44: expected value",
+        ),
+        (
+            // A syntax error inside an unknown field does not echo its name.
+            r#"{"exchange_id":"binance","connection_type":"websocket","client_id":"c","tok_secret":"a"#
+                .into(),
+            "malformed JSON at line 1 column",
+        ),
+    ];
+    for (body, expected) in cases {
+        let r = h.post_json(request, "tok-feed-1", &body).await;
+        let m = expect_error(r, StatusCode::BAD_REQUEST, "malformed_body").await;
+        assert!(
+            m.starts_with(expected),
+            "{body:?}\n  gave {m:?}\n  not {expected:?}"
+        );
+        assert!(!m.to_lowercase().contains("secret"), "{m}");
+    }
+    h.stop().await;
+}
+
+/// `n` proxies `q0..q{n-1}` without allow-lists, in TOML.
+fn plain_proxies(n: usize) -> String {
+    (0..n)
+        .map(|i| {
+            format!(
+                "\n[[proxies]]\nid = \"q{i}\"\nurl = \"http://198.51.100.{}:3128\"\n",
+                i + 1
+            )
+        })
+        .collect()
+}
+
+fn rate_limited_for(proxy: &str, exchange: &str) -> String {
+    format!(
+        r#"{{"proxy_id":"{proxy}","exchange_id":"{exchange}","connection_type":"websocket","success":false,"error_category":"rate_limited","timestamp":"2024-09-23T10:30:00Z","client_id":"api-test"}}"#
+    )
+}
+
+/// Feedback naming junk exchanges cannot fill the pool's exchange table for
+/// good: a cool-down that cannot be recorded is reported as such (not as
+/// applied), and a reload whose allow-lists need entries still succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn junk_exchanges_in_feedback_never_block_a_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("service.toml");
+    let head = format!("[rate_limit]\nenabled = false\n{CLIENTS}");
+    std::fs::write(&path, format!("{head}{}", plain_proxies(17))).unwrap();
+    let h = start_config(ServiceConfig::load(&path).unwrap()).await;
+    let post = |body: String| {
+        let h = &h;
+        async move {
+            let r = h
+                .post_json("/api/v1/proxy/feedback", "tok-feed-1", &body)
+                .await;
+            assert_eq!(r.status(), StatusCode::OK);
+            r.json::<Value>().await.expect("the answer is JSON")
+        }
+    };
+
+    // The audit's sequence: 63 junk exchanges on one proxy, then binance.
+    let junk: Vec<String> = (0..63)
+        .map(|j| rate_limited_for("q1", &format!("junk{j}")))
+        .collect();
+    let ack = post(format!("[{}]", junk.join(","))).await;
+    assert_eq!(ack["applied"], 63, "{ack}");
+    let ack = post(rate_limited_for("q1", "binance")).await;
+    assert_eq!(
+        (&ack["applied"], &ack["cool_down_dropped"]),
+        (&Value::from(1), &Value::from(0)),
+        "a proxy holds four cool-downs: the other junk entries are free again: {ack}"
+    );
+
+    // Now live cool-downs on every entry: four junk exchanges on each of
+    // q0..q15 (63 in all). A cool-down for okx cannot be recorded, and the
+    // answer says so.
+    let junk: Vec<String> = (0..63)
+        .map(|j| rate_limited_for(&format!("q{}", j / 4), &format!("filler{j}")))
+        .collect();
+    let ack = post(format!("[{}]", junk.join(","))).await;
+    assert_eq!(ack["applied"], 63, "{ack}");
+    let ack = post(rate_limited_for("q16", "okx")).await;
+    assert_eq!(ack["received"], 1, "{ack}");
+    assert_eq!(ack["applied"], 0, "{ack}");
+    assert_eq!(ack["cool_down_dropped"], 1, "{ack}");
+    let m = h.get_open("/metrics").await;
+    assert_eq!(
+        metric(
+            &m,
+            "proxy_delegate_feedback_ignored_total",
+            &["reason=\"cool_down_dropped\""]
+        ),
+        Some(1.0),
+        "{m}"
+    );
+
+    // A reload adding a proxy allowed for binance and okx succeeds: junk
+    // cool-downs give way to allow-lists.
+    std::fs::write(
+        &path,
+        format!(
+            "{head}{}\n[[proxies]]\nid = \"only-binance\"\nurl = \"http://203.0.113.7:3128\"\n\
+             exchanges = [\"binance\", \"okx\"]\n",
+            plain_proxies(17)
+        ),
+    )
+    .unwrap();
+    let report = h
+        .running
+        .reload()
+        .expect("junk cool-downs never block a reload");
+    assert_eq!((report.added, report.kept), (1, 17), "{report:?}");
+    assert!(h.proxy_ids().await.contains(&"only-binance".to_owned()));
+    // okx is tracked now: its cool-downs are recorded again.
+    let ack = post(rate_limited_for("q16", "okx")).await;
+    assert_eq!(
+        (&ack["applied"], &ack["cool_down_dropped"]),
+        (&Value::from(1), &Value::from(0)),
+        "{ack}"
+    );
+    h.stop().await;
+}

@@ -10,9 +10,12 @@ pub const MAX_PROXY_REGIONS: usize = 4;
 pub const MAX_ALLOWED_EXCHANGES: usize = 16;
 /// Most distinct regions a pool knows (over all proxies, for its lifetime).
 pub const MAX_REGIONS: usize = 32;
-/// Most distinct exchanges a pool tracks (named in allow-lists or in
-/// cool-downs, for its lifetime). Requests for other exchanges are still
-/// served by proxies without an allow-list.
+/// Most distinct exchanges a pool tracks at once: those the inventory's
+/// allow-lists name plus those with a live cool-down. An exchange nothing
+/// refers to any more (its cool-downs over, no allow-list naming it) frees
+/// its entry for another; allow-lists always take precedence over
+/// cool-downs. Requests for other exchanges are still served by proxies
+/// without an allow-list.
 pub const MAX_EXCHANGES: usize = 63;
 
 /// The connection types a proxy may carry.
@@ -208,7 +211,7 @@ impl fmt::Display for InventoryError {
             ),
             InventoryError::TooManyExchanges { max } => write!(
                 f,
-                "inventory: more than {max} distinct exchanges in allow-lists and cool-downs; use fewer allow-list entries"
+                "inventory: the allow-lists name more than {max} distinct exchanges; use fewer allow-list entries"
             ),
         }
     }

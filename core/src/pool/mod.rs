@@ -17,6 +17,16 @@
 //!   proxy for that exchange for [`PoolConfig::rate_limit_cooldown`].
 //!   `target_tls`, `target_http_5xx`, `other` and uncategorised failures do
 //!   not count against the proxy; they only appear in its recent failures.
+//! * The pool tracks at most [`MAX_EXCHANGES`] exchanges by name at once:
+//!   those the allow-lists name and those with a live cool-down. An
+//!   exchange whose cool-downs are over and that no allow-list names gives
+//!   its entry up for another, so feedback naming many exchanges cannot
+//!   fill the table for good. A cool-down that finds every entry held by a
+//!   live cool-down or an allow-list is not recorded
+//!   ([`Event::CoolDownDropped`]). Allow-lists always come first:
+//!   [`Pool::replace_inventory`] ends the cool-downs of exchanges no
+//!   allow-list names when it needs their entries, those that end first
+//!   first ([`Event::CoolDownsEnded`]).
 //! * A proxy is ejected after [`PoolConfig::eject_consecutive_failures`]
 //!   proxy-fault failures in a row, or when (after
 //!   [`PoolConfig::eject_min_samples`] samples) its success rate is
@@ -63,8 +73,12 @@
 //!   longer eligible, or when its choice is outside the requested region;
 //!   within its TTL the pair is answered from a table in `O(1)`.
 //!
-//! Feedback and timers cost `O(log N)` each; [`Pool::replace_inventory`]
-//! costs `O(N log N)`.
+//! Feedback and timers cost `O(log N)` each, with one exception: a cool-down
+//! for an exchange the pool does not track yet, when every entry of the
+//! exchange table is taken, first sweeps the table for entries whose
+//! cool-downs are over (`O(N)`), at most once each time a cool-down may
+//! have ended or been pushed out. [`Pool::replace_inventory`] costs
+//! `O(N log N)`.
 //!
 //! The pool is one value of `size_of::<Pool<N, S>>()` bytes: 1,118 bytes
 //! per proxy on x86-64 (560 of them the proxy's URL with its credentials,
@@ -334,7 +348,10 @@ impl Slot {
             .fold(0u64, |m, b| m | (1u64 << b.exchange));
     }
 
-    fn add_bar(&mut self, exchange: u8, until: u64) {
+    /// Bars the proxy for `exchange` until `until`; returns whether that
+    /// pushed out the bar of another exchange (all [`BARS_PER_PROXY`] in use).
+    fn add_bar(&mut self, exchange: u8, until: u64) -> bool {
+        let mut replaced = false;
         if let Some(b) = self
             .bars
             .iter_mut()
@@ -350,8 +367,34 @@ impl Slot {
             .min_by_key(|b| b.map_or(0, |b| b.until))
         {
             *first = Some(Bar { exchange, until });
+            replaced = true;
         }
         self.recompute_barred();
+        replaced
+    }
+
+    /// Drops every bar for an exchange in `mask`; returns whether any was.
+    fn drop_bars(&mut self, mask: u64) -> bool {
+        let mut dropped = false;
+        for b in &mut self.bars {
+            if b.is_some_and(|b| mask & (1u64 << b.exchange) != 0) {
+                *b = None;
+                dropped = true;
+            }
+        }
+        if dropped {
+            self.recompute_barred();
+        }
+        dropped
+    }
+
+    /// The exchanges this proxy's allow-list names (0 without one).
+    fn allow_listed(&self) -> u64 {
+        if self.allowed & OTHER_EXCHANGE == 0 {
+            self.allowed
+        } else {
+            0
+        }
     }
 
     fn record_success(&mut self, latency_ms: Option<u32>, alpha: f32) {
@@ -516,7 +559,13 @@ pub struct Pool<const N: usize, const S: usize = 256> {
     /// slot, and the snapshot lists proxies as the inventory does.
     order: heapless::Vec<u32, N>,
     regions: heapless::Vec<Region, MAX_REGIONS>,
-    exchanges: heapless::Vec<ExchangeId, MAX_EXCHANGES>,
+    /// The exchanges tracked by name; an entry's index is its bit in the
+    /// exchange masks. An entry nothing refers to any more (no allow-list of
+    /// the inventory, no live cool-down) is freed (`None`) and reused.
+    exchanges: heapless::Vec<Option<ExchangeId>, MAX_EXCHANGES>,
+    /// No entry of `exchanges` held only by cool-downs can be free before
+    /// this time (a lower bound): until then a full table is not swept again.
+    exchange_sweep_at: u64,
     region_bars: heapless::Vec<RegionBar, MAX_REGION_BARS>,
     sticky: FnvIndexMap<u64, StickyEntry, S>,
     occupied: u32,
@@ -584,6 +633,7 @@ impl<const N: usize, const S: usize> Pool<N, S> {
             order: heapless::Vec::new(),
             regions: heapless::Vec::new(),
             exchanges: heapless::Vec::new(),
+            exchange_sweep_at: 0,
             region_bars: heapless::Vec::new(),
             sticky: FnvIndexMap::new(),
             occupied: 0,
@@ -659,7 +709,10 @@ impl<const N: usize, const S: usize> Pool<N, S> {
     }
 
     fn exchange_index(&self, e: &ExchangeId) -> Option<u8> {
-        self.exchanges.iter().position(|x| x == e).map(|i| i as u8)
+        self.exchanges
+            .iter()
+            .position(|x| x.as_ref() == Some(e))
+            .map(|i| i as u8)
     }
 
     fn region_index(&self, r: &Region) -> Option<u8> {
@@ -938,10 +991,10 @@ impl<const N: usize, const S: usize> Pool<N, S> {
                     self.maybe_eject(s, t);
                 } else if category == ErrorCategory::GeoBlocked {
                     let until = t.saturating_add(ticks(self.config.geo_block_cooldown));
-                    self.cool_down(s, &feedback.exchange_id, category, until);
+                    self.cool_down(s, &feedback.exchange_id, category, t, until);
                 } else if category == ErrorCategory::RateLimited {
                     let until = t.saturating_add(ticks(self.config.rate_limit_cooldown));
-                    self.cool_down(s, &feedback.exchange_id, category, until);
+                    self.cool_down(s, &feedback.exchange_id, category, t, until);
                 }
             }
         }
@@ -949,16 +1002,170 @@ impl<const N: usize, const S: usize> Pool<N, S> {
         Ok(())
     }
 
+    /// The index of `e`, taking a free entry of the table if it is new;
+    /// `None` when the table is full.
     fn intern_exchange(&mut self, e: &ExchangeId) -> Option<u8> {
         if let Some(i) = self.exchange_index(e) {
             return Some(i);
         }
-        self.exchanges.push(e.clone()).ok()?;
+        if let Some((i, free)) = self
+            .exchanges
+            .iter_mut()
+            .enumerate()
+            .find(|(_, x)| x.is_none())
+        {
+            *free = Some(e.clone());
+            return Some(i as u8);
+        }
+        self.exchanges.push(Some(e.clone())).ok()?;
         Some((self.exchanges.len() - 1) as u8)
     }
 
-    fn cool_down(&mut self, s: usize, exchange: &ExchangeId, category: ErrorCategory, until: u64) {
-        let Some(e) = self.intern_exchange(exchange) else {
+    /// Free entries of the exchange table.
+    fn free_exchange_entries(&self) -> usize {
+        MAX_EXCHANGES - self.exchanges.iter().filter(|x| x.is_some()).count()
+    }
+
+    /// The index of `e` for a cool-down at `t`. When the table is full, it
+    /// is swept first (at most once per time a cool-down-only entry may
+    /// have become free), so entries of expired cool-downs are reused.
+    fn intern_for_cool_down(&mut self, e: &ExchangeId, t: u64) -> Option<u8> {
+        if let Some(i) = self.exchange_index(e) {
+            return Some(i);
+        }
+        if self.free_exchange_entries() == 0 && t >= self.exchange_sweep_at {
+            let allow = self.slots_allow_listed();
+            self.sweep_exchanges(t, allow);
+        }
+        self.intern_exchange(e)
+    }
+
+    /// The exchanges named by the allow-list of any proxy of the inventory.
+    fn slots_allow_listed(&self) -> u64 {
+        self.slots
+            .iter()
+            .filter(|x| x.occupied)
+            .fold(0, |m, x| m | x.allow_listed())
+    }
+
+    /// Frees every entry of the exchange table that neither `allow` (the
+    /// allow-listed exchanges) nor a live cool-down (a proxy's bar or a
+    /// region bar ending after `t`) refers to. Returns, per entry, when its
+    /// last live cool-down ends (0: none), and sets `exchange_sweep_at`.
+    /// `O(N)`.
+    fn sweep_exchanges(&mut self, t: u64, allow: u64) -> [u64; MAX_EXCHANGES] {
+        let mut ends = [0u64; MAX_EXCHANGES];
+        let mut note = |exchange: u8, until: u64| {
+            if until > t
+                && let Some(end) = ends.get_mut(usize::from(exchange))
+            {
+                *end = (*end).max(until);
+            }
+        };
+        for slot in self.slots.iter().filter(|x| x.occupied) {
+            for b in slot.bars.iter().flatten() {
+                note(b.exchange, b.until);
+            }
+        }
+        for b in &self.region_bars {
+            note(b.exchange, b.until);
+        }
+        let mut unused = 0u64;
+        let mut next = u64::MAX;
+        for (i, (x, end)) in self.exchanges.iter().zip(ends).enumerate() {
+            let bit = 1u64 << i;
+            if x.is_none() || allow & bit != 0 {
+                continue;
+            }
+            if end == 0 {
+                unused |= bit;
+            } else {
+                next = next.min(end);
+            }
+        }
+        self.free_exchanges(unused);
+        self.exchange_sweep_at = next;
+        ends
+    }
+
+    /// Frees the entries of the exchange table in `mask` and drops every
+    /// bar that refers to one. No allow-list may name them.
+    fn free_exchanges(&mut self, mask: u64) {
+        if mask == 0 {
+            return;
+        }
+        for (i, x) in self.exchanges.iter_mut().enumerate() {
+            if mask & (1u64 << i) != 0 {
+                *x = None;
+            }
+        }
+        self.region_bars
+            .retain(|b| mask & (1u64 << b.exchange) == 0);
+        for s in 0..self.slots.len() {
+            let changed = self.slots.get_mut(s).is_some_and(|x| x.drop_bars(mask));
+            if changed {
+                self.refresh(s);
+            }
+        }
+    }
+
+    /// Makes room in the exchange table for the allow-lists of `inventory`
+    /// (already validated: they name at most [`MAX_EXCHANGES`] exchanges)
+    /// and interns their exchanges. Entries nothing refers to any more are
+    /// freed; when that is not enough, the live cool-downs of exchanges no
+    /// allow-list names are ended early, those that end first first (each
+    /// reported as [`Event::CoolDownsEnded`]). The allow-lists always fit.
+    fn intern_allow_lists(&mut self, t: u64, inventory: &[ProxySpec]) {
+        let mut allow = 0u64;
+        // Distinct names not yet interned (`validate_inventory` bounds them).
+        let mut new: heapless::Vec<&ExchangeId, MAX_EXCHANGES> = heapless::Vec::new();
+        for e in inventory.iter().flat_map(|x| x.exchanges.iter().flatten()) {
+            match self.exchange_index(e) {
+                Some(i) => allow |= 1u64 << i,
+                None if !new.contains(&e) => {
+                    let _ = new.push(e);
+                }
+                None => {}
+            }
+        }
+        let ends = self.sweep_exchanges(t, allow);
+        let short = new.len().saturating_sub(self.free_exchange_entries());
+        if short > 0 {
+            // Every entry left that no allow-list names has a live
+            // cool-down: end those that end first.
+            let mut live: heapless::Vec<(u64, u8), MAX_EXCHANGES> = self
+                .exchanges
+                .iter()
+                .zip(ends)
+                .enumerate()
+                .filter(|(i, (x, _))| x.is_some() && allow & (1u64 << i) == 0)
+                .map(|(i, (_, end))| (end, i as u8))
+                .collect();
+            live.sort_unstable();
+            let mut evict = 0u64;
+            for &(_, i) in live.iter().take(short) {
+                evict |= 1u64 << i;
+                if let Some(Some(exchange)) = self.exchanges.get(usize::from(i)) {
+                    let exchange = exchange.clone();
+                    self.emit(Event::CoolDownsEnded { exchange });
+                }
+            }
+            self.free_exchanges(evict);
+        }
+        for e in new {
+            let _ = self.intern_exchange(e);
+        }
+    }
+
+    fn cool_down(
+        &mut self,
+        s: usize,
+        exchange: &ExchangeId,
+        category: ErrorCategory,
+        t: u64,
+        until: u64,
+    ) {
+        let Some(e) = self.intern_for_cool_down(exchange, t) else {
             if let Some(slot) = self.slots.get(s) {
                 let proxy = slot.id.clone();
                 self.emit(Event::CoolDownDropped {
@@ -968,10 +1175,15 @@ impl<const N: usize, const S: usize> Pool<N, S> {
             }
             return;
         };
+        // The entry cannot be free before this bar ends; a bar pushed out
+        // may free another entry at once.
+        self.exchange_sweep_at = self.exchange_sweep_at.min(until);
         let Some(slot) = self.slots.get_mut(s) else {
             return;
         };
-        slot.add_bar(e, until);
+        if slot.add_bar(e, until) {
+            self.exchange_sweep_at = t;
+        }
         let proxy = slot.id.clone();
         let single_region = (category == ErrorCategory::GeoBlocked
             && slot.regions.count_ones() == 1)
@@ -980,7 +1192,9 @@ impl<const N: usize, const S: usize> Pool<N, S> {
             .filter(|r| *r != NO_REGION);
         let mut region = None;
         if let Some(r) = single_region {
-            self.bar_region(e, r, until);
+            if self.bar_region(e, r, until) {
+                self.exchange_sweep_at = t;
+            }
             region = self.regions.get(usize::from(r)).cloned();
         }
         self.emit(Event::CooledDown {
@@ -992,14 +1206,16 @@ impl<const N: usize, const S: usize> Pool<N, S> {
         });
     }
 
-    fn bar_region(&mut self, exchange: u8, region: u8, until: u64) {
+    /// Bars `region` for `exchange` until `until`; returns whether that
+    /// replaced another bar (the table of region bars was full).
+    fn bar_region(&mut self, exchange: u8, region: u8, until: u64) -> bool {
         if let Some(b) = self
             .region_bars
             .iter_mut()
             .find(|b| b.exchange == exchange && b.region == region)
         {
             b.until = b.until.max(until);
-            return;
+            return false;
         }
         let bar = RegionBar {
             exchange,
@@ -1011,8 +1227,10 @@ impl<const N: usize, const S: usize> Pool<N, S> {
             if let Some(first) = self.region_bars.iter_mut().min_by_key(|b| b.until) {
                 *first = bar;
             }
+            true
         } else {
             let _ = self.region_bars.push(bar);
+            false
         }
     }
 
@@ -1207,9 +1425,6 @@ impl<const N: usize, const S: usize> Pool<N, S> {
                     let _ = self.regions.push(r.clone());
                 }
             }
-            for e in spec.exchanges.iter().flatten() {
-                let _ = self.intern_exchange(e);
-            }
         }
 
         let mut change = InventoryChange::default();
@@ -1234,6 +1449,9 @@ impl<const N: usize, const S: usize> Pool<N, S> {
             self.occupied = self.occupied.saturating_sub(1);
             change.removed += 1;
         }
+        // With the removed proxies gone, their cool-downs no longer hold
+        // entries of the exchange table.
+        self.intern_allow_lists(t, inventory);
 
         // Update the proxies that stay, add the new ones.
         let mut free = 0usize;
@@ -1329,9 +1547,10 @@ impl<const N: usize, const S: usize> Pool<N, S> {
         }
         // Names not yet interned, kept by reference: at most the room left.
         let mut new_regions: heapless::Vec<&Region, MAX_REGIONS> = heapless::Vec::new();
-        let mut new_exchanges: heapless::Vec<&ExchangeId, MAX_EXCHANGES> = heapless::Vec::new();
+        // Every distinct exchange the allow-lists name: cool-downs give
+        // way to them (see `intern_allow_lists`), so only their number counts.
+        let mut allow_listed: heapless::Vec<&ExchangeId, MAX_EXCHANGES> = heapless::Vec::new();
         let region_room = MAX_REGIONS - self.regions.len();
-        let exchange_room = MAX_EXCHANGES - self.exchanges.len();
         for spec in inventory {
             let invalid = |field, problem| InventoryError::InvalidProxy {
                 id: spec.id.clone(),
@@ -1362,11 +1581,8 @@ impl<const N: usize, const S: usize> Pool<N, S> {
                 }
             }
             for e in spec.exchanges.iter().flatten() {
-                if self.exchange_index(e).is_none() && !new_exchanges.contains(&e) {
-                    if new_exchanges.len() >= exchange_room {
-                        return Err(InventoryError::TooManyExchanges { max: MAX_EXCHANGES });
-                    }
-                    let _ = new_exchanges.push(e);
+                if !allow_listed.contains(&e) && allow_listed.push(e).is_err() {
+                    return Err(InventoryError::TooManyExchanges { max: MAX_EXCHANGES });
                 }
             }
         }

@@ -89,11 +89,21 @@ pub enum Event {
         /// for the exchange too.
         region: Option<Region>,
     },
-    /// A cool-down could not be recorded: the pool already tracks
-    /// [`MAX_EXCHANGES`](super::MAX_EXCHANGES) exchanges.
+    /// A cool-down could not be recorded: every one of the
+    /// [`MAX_EXCHANGES`](super::MAX_EXCHANGES) entries of the pool's exchange
+    /// table is held by an allow-list or a live cool-down of another
+    /// exchange. The proxy is not barred for this exchange.
     CoolDownDropped {
         /// The proxy.
         proxy: ProxyId,
+        /// The exchange.
+        exchange: ExchangeId,
+    },
+    /// Every cool-down for `exchange` (of any proxy, and its region bars)
+    /// ended early: an inventory replacement needed its entry of the
+    /// exchange table for an exchange its allow-lists name. Cool-downs that
+    /// end first give way first.
+    CoolDownsEnded {
         /// The exchange.
         exchange: ExchangeId,
     },
