@@ -200,7 +200,9 @@ pub mod json {
     /// [`MAX_INPUT_LEN`]-byte scratch buffer on the stack.
     pub const UNESCAPE_SCRATCH_LEN: usize = 1024;
 
-    /// Decodes and validates one message. Unknown fields are ignored.
+    /// Decodes and validates one message. Unknown fields are ignored, but the
+    /// whole input, their values included, must be well-formed JSON
+    /// (RFC 8259); anything else is [`DecodeError::Json`].
     ///
     /// Stack use: [`UNESCAPE_SCRATCH_LEN`] bytes, plus up to twice
     /// [`MAX_INPUT_LEN`] for input with an escaped string longer than
@@ -211,9 +213,10 @@ pub mod json {
         check_len(Format::Json, input)?;
         check_depth(input)?;
         // Fastest path: the reader in `reader`, for the JSON the service and
-        // clients write (no escapes). It accepts a subset of what
-        // serde-json-core accepts, reading it to the same values; anything
-        // else is read again below.
+        // clients write (no escapes). It accepts only well-formed JSON, and
+        // of that a subset of what serde-json-core accepts, reading it to the
+        // same values; anything else is read again below (and checked to be
+        // well-formed there).
         let mut wire = M::Wire::default();
         if super::reader::read(input, |r| M::read_wire(r, &mut wire)).is_ok() {
             return M::from_wire(&wire);
@@ -226,11 +229,16 @@ pub mod json {
     /// malformed input; both are read again by `decode_owned`, which reports
     /// exactly what it always reported. A validation error is final: every
     /// path validates the same text the same way.
+    ///
+    /// serde-json-core skips an unknown scalar leniently (up to the next `,`,
+    /// `]` or `}`), reads numbers such as `01` or `1.`, and lets raw control
+    /// characters through in strings, so whatever it reads is checked by
+    /// [`check_syntax`] too (see [`strict`]).
     #[cold]
     #[inline(never)]
     fn decode_borrowed<M: Message>(input: &[u8]) -> Result<M, DecodeError> {
         if let Ok((wire, _)) = serde_json_core::from_slice_escaped::<M::Wire<'_>>(input, &mut []) {
-            return M::from_wire(&wire);
+            return strict(input, M::from_wire(&wire));
         }
         decode_owned(input)
     }
@@ -240,7 +248,7 @@ pub mod json {
     #[cold]
     #[inline(never)]
     pub(super) fn decode_owned<M: Message>(input: &[u8]) -> Result<M, DecodeError> {
-        match decode_with::<M, UNESCAPE_SCRATCH_LEN>(input) {
+        let decoded = match decode_with::<M, UNESCAPE_SCRATCH_LEN>(input) {
             Err(DecodeError::Json(JsonError::EscapedStringIsTooLong)) => decode_long(input),
             Err(DecodeError::Json(JsonError::InvalidEscapeSequence))
                 if has_surrogate_escape(input) =>
@@ -248,7 +256,21 @@ pub mod json {
                 decode_surrogates(input)
             }
             other => other,
+        };
+        strict(input, decoded)
+    }
+
+    /// What serde-json-core made of `input`, unless the input is not
+    /// well-formed JSON: then the [`check_syntax`] error. An error of
+    /// serde-json-core's own is kept as it is (the messages callers see for
+    /// malformed input are unchanged); a message it read, or a validation
+    /// error, stands only if the whole input is well-formed.
+    fn strict<M>(input: &[u8], decoded: Result<M, DecodeError>) -> Result<M, DecodeError> {
+        if let Err(DecodeError::Json(_)) = decoded {
+            return decoded;
         }
+        check_syntax(input)?;
+        decoded
     }
 
     /// Deepest nesting of JSON arrays and objects accepted. The messages
@@ -316,6 +338,270 @@ pub mod json {
             };
         }
         Ok(())
+    }
+
+    /// A JSON number (RFC 8259: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`)
+    /// as [`number`] reads it.
+    #[derive(Clone, Copy)]
+    pub(super) struct Number {
+        /// Its length in bytes.
+        pub(super) len: usize,
+        /// Whether it starts with `-`.
+        pub(super) negative: bool,
+        /// Its digits (integer and fraction) as an integer, if at most 19.
+        pub(super) mantissa: Option<u64>,
+        /// The power of ten to scale `mantissa` by (saturating).
+        pub(super) exponent: i32,
+    }
+
+    /// The JSON number at the start of `b`, or `None` if `b` does not start
+    /// with one. What follows the number is not looked at: in `01` the
+    /// number is `0`.
+    ///
+    /// Shared by the fast reader (which reads only such numbers) and
+    /// [`check_syntax`].
+    #[inline(always)]
+    pub(super) fn number(b: &[u8]) -> Option<Number> {
+        let at = |i: usize| b.get(i).copied().unwrap_or(0);
+        let digit = |c: u8| c.wrapping_sub(b'0') < 10;
+        let negative = at(0) == b'-';
+        let mut i = usize::from(negative);
+        // At most 19 digits always fit a u64.
+        let (mut mantissa, mut digits, mut exponent) = (0u64, 0u32, 0i32);
+        let mut push = |c: u8| {
+            mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(c - b'0'));
+            digits += 1;
+        };
+        match at(i) {
+            b'0' => i += 1,
+            b'1'..=b'9' => {
+                while digit(at(i)) {
+                    push(at(i));
+                    i += 1;
+                }
+            }
+            _ => return None,
+        }
+        if at(i) == b'.' {
+            i += 1;
+            if !digit(at(i)) {
+                return None;
+            }
+            while digit(at(i)) {
+                push(at(i));
+                exponent -= 1;
+                i += 1;
+            }
+        }
+        if at(i) | 0x20 == b'e' {
+            i += 1;
+            let minus = at(i) == b'-';
+            if minus || at(i) == b'+' {
+                i += 1;
+            }
+            if !digit(at(i)) {
+                return None;
+            }
+            let mut e = 0i32;
+            while digit(at(i)) {
+                e = e.saturating_mul(10).saturating_add(i32::from(at(i) - b'0'));
+                i += 1;
+            }
+            exponent = exponent.saturating_add(if minus { -e } else { e });
+        }
+        Some(Number {
+            len: i,
+            negative,
+            mantissa: (digits <= 19).then_some(mantissa),
+            exponent,
+        })
+    }
+
+    /// Checks that `input` is exactly one well-formed JSON value as RFC 8259
+    /// defines it: strings with valid escapes (a `\uD800`–`\uDBFF` escape
+    /// followed by a `\uDC00`–`\uDFFF` one, never a lone surrogate), no raw
+    /// control characters and valid UTF-8; numbers as [`number`] reads
+    /// them; `true`, `false`, `null`; whitespace; matching brackets, no
+    /// trailing commas, nothing after the value.
+    ///
+    /// It runs on the cold paths only, after serde-json-core has read the
+    /// input: the fast reader reads only well-formed JSON itself. It does not
+    /// recurse: open containers are bits in a fixed-size stack, at most
+    /// [`MAX_DEPTH`] of them ([`DecodeError::TooDeep`] beyond, which
+    /// [`check_depth`] has already refused).
+    ///
+    /// The error is the closest serde-json-core [`JsonError`], for the first
+    /// fault in the input.
+    pub(super) fn check_syntax(input: &[u8]) -> Result<(), DecodeError> {
+        const _: () = assert!(MAX_DEPTH <= u64::BITS as usize);
+        /// What the next token may be.
+        #[derive(Clone, Copy, PartialEq)]
+        enum Want {
+            /// A value (after `:`, at the start, or after `,` in an array).
+            Value,
+            /// A value or `]` (just after `[`).
+            ValueOrEnd,
+            /// A key (after `,` in an object).
+            Key,
+            /// A key or `}` (just after `{`).
+            KeyOrEnd,
+            /// `,`, or the end of the open container (or of the input).
+            Next,
+        }
+        let fail = |e: JsonError| Err(DecodeError::Json(e));
+        if core::str::from_utf8(input).is_err() {
+            return fail(JsonError::InvalidUnicodeCodePoint);
+        }
+        // Bit `d` of `objects` is set when the container open at depth
+        // `d + 1` is an object.
+        let (mut objects, mut depth) = (0u64, 0usize);
+        let mut want = Want::Value;
+        let mut i = 0;
+        loop {
+            while let Some(b' ' | b'\n' | b'\t' | b'\r') = input.get(i) {
+                i += 1;
+            }
+            let in_object = depth > 0 && objects & (1 << (depth - 1)) != 0;
+            let Some(&b) = input.get(i) else {
+                return match (want, depth) {
+                    (Want::Next, 0) => Ok(()),
+                    (_, 0) => fail(JsonError::EofWhileParsingValue),
+                    _ if in_object => fail(JsonError::EofWhileParsingObject),
+                    _ => fail(JsonError::EofWhileParsingList),
+                };
+            };
+            match want {
+                Want::Next => {
+                    want = match (b, in_object) {
+                        _ if depth == 0 => return fail(JsonError::TrailingCharacters),
+                        (b',', true) => Want::Key,
+                        (b',', false) => Want::Value,
+                        (b'}', true) | (b']', false) => {
+                            depth -= 1;
+                            Want::Next
+                        }
+                        (_, true) => return fail(JsonError::ExpectedObjectCommaOrEnd),
+                        (_, false) => return fail(JsonError::ExpectedListCommaOrEnd),
+                    };
+                    i += 1;
+                    continue;
+                }
+                Want::KeyOrEnd | Want::ValueOrEnd if b == b'}' || b == b']' => {
+                    if (b == b'}') != (want == Want::KeyOrEnd) {
+                        return fail(if in_object {
+                            JsonError::ExpectedObjectCommaOrEnd
+                        } else {
+                            JsonError::ExpectedListCommaOrEnd
+                        });
+                    }
+                    depth -= 1;
+                    want = Want::Next;
+                    i += 1;
+                    continue;
+                }
+                Want::Key | Want::KeyOrEnd => {
+                    match b {
+                        b'"' => i = string_end(input, i)?,
+                        b'}' => return fail(JsonError::TrailingComma),
+                        _ => return fail(JsonError::KeyMustBeAString),
+                    }
+                    while let Some(b' ' | b'\n' | b'\t' | b'\r') = input.get(i) {
+                        i += 1;
+                    }
+                    match input.get(i) {
+                        Some(b':') => i += 1,
+                        Some(_) => return fail(JsonError::ExpectedColon),
+                        None => return fail(JsonError::EofWhileParsingObject),
+                    }
+                    want = Want::Value;
+                    continue;
+                }
+                Want::Value | Want::ValueOrEnd => {}
+            }
+            // A value.
+            want = Want::Next;
+            match b {
+                b'{' | b'[' => {
+                    if depth == MAX_DEPTH {
+                        return Err(DecodeError::TooDeep { max: MAX_DEPTH });
+                    }
+                    if b == b'{' {
+                        objects |= 1 << depth;
+                        want = Want::KeyOrEnd;
+                    } else {
+                        objects &= !(1 << depth);
+                        want = Want::ValueOrEnd;
+                    }
+                    depth += 1;
+                    i += 1;
+                }
+                b'"' => i = string_end(input, i)?,
+                b't' | b'f' | b'n' => {
+                    let word: &[u8] = match b {
+                        b't' => b"true",
+                        b'f' => b"false",
+                        _ => b"null",
+                    };
+                    if !input[i..].starts_with(word) {
+                        return fail(JsonError::ExpectedSomeIdent);
+                    }
+                    i += word.len();
+                }
+                b'-' | b'0'..=b'9' => {
+                    let Some(n) = number(&input[i..]) else {
+                        return fail(JsonError::InvalidNumber);
+                    };
+                    i += n.len;
+                    // `01`, `1.2.3`, `1e5e5`: more number after a number.
+                    if let Some(b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-') = input.get(i) {
+                        return fail(JsonError::InvalidNumber);
+                    }
+                }
+                b']' if !in_object && depth > 0 => return fail(JsonError::TrailingComma),
+                _ => return fail(JsonError::ExpectedSomeValue),
+            }
+        }
+    }
+
+    /// Where the string starting with the quote at `input[start]` ends (just
+    /// past its closing quote), checking its escapes and that it holds no
+    /// raw control character. The input is valid UTF-8.
+    fn string_end(input: &[u8], start: usize) -> Result<usize, DecodeError> {
+        let fail = |e: JsonError| Err(DecodeError::Json(e));
+        let mut i = start + 1;
+        loop {
+            match input.get(i) {
+                None => return fail(JsonError::EofWhileParsingString),
+                Some(b'"') => return Ok(i + 1),
+                Some(0..=0x1f) => return fail(JsonError::InvalidUnicodeCodePoint),
+                Some(b'\\') => match input.get(i + 1) {
+                    Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => i += 2,
+                    Some(b'u') => {
+                        let unit = |at: usize| input.get(at..at + 4).and_then(hex4);
+                        match unit(i + 2) {
+                            Some(0xD800..=0xDBFF) => {
+                                // A high surrogate: a low one must follow.
+                                let low = if input.get(i + 6..i + 8) == Some(&b"\\u"[..]) {
+                                    unit(i + 8)
+                                } else {
+                                    None
+                                };
+                                if !matches!(low, Some(0xDC00..=0xDFFF)) {
+                                    return fail(JsonError::InvalidEscapeSequence);
+                                }
+                                i += 12;
+                            }
+                            Some(0xDC00..=0xDFFF) | None => {
+                                return fail(JsonError::InvalidEscapeSequence);
+                            }
+                            Some(_) => i += 6,
+                        }
+                    }
+                    _ => return fail(JsonError::InvalidEscapeSequence),
+                },
+                Some(_) => i += 1,
+            }
+        }
     }
 
     fn decode_with<M: Message, const SCRATCH: usize>(input: &[u8]) -> Result<M, DecodeError> {
@@ -448,12 +734,15 @@ pub mod json {
 ///
 /// It reads the messages' wire structs from JSON without escapes, borrowing
 /// every string, checking UTF-8 once for the whole input rather than once per
-/// string. It is deliberately strict: it accepts a subset of what
-/// serde-json-core accepts (no escapes, no trailing commas, well-formed
-/// values where a field is skipped) and reads numbers exactly as
-/// serde-json-core does. On anything else it gives up with [`reader::Bail`],
-/// and the caller decodes the input with serde-json-core, which reports the
-/// error. It never reports an error of its own, so errors are unchanged.
+/// string. It is deliberately strict: it accepts only well-formed JSON
+/// (RFC 8259), and of that a subset of what serde-json-core accepts: no
+/// escapes, no control characters in strings, numbers only as the JSON
+/// grammar has them (`json::number`; serde-json-core also reads `01`, `1.`
+/// or `+1.`), no trailing commas, well-formed values where a field is
+/// skipped. It reads numbers to the values serde-json-core reads. On anything
+/// else it gives up with [`reader::Bail`], and the caller decodes the input
+/// with serde-json-core and checks it with `json::check_syntax`, which report
+/// the error. It never reports an error of its own, so errors are unchanged.
 mod reader {
     use core::fmt;
     use core::str::FromStr;
@@ -507,23 +796,33 @@ mod reader {
         value.ok_or(Bail)
     }
 
-    /// Where the first `"` or `\\` in `b` is. Eight bytes at a time: a byte
-    /// equal to the target is a zero byte after the XOR, and the lowest
-    /// flagged byte of `(x - 0x01…) & !x & 0x80…` is the first zero byte.
-    #[inline]
-    pub(super) fn quote_or_backslash(b: &[u8]) -> Option<usize> {
+    /// Where the first `"`, `\\` or control character (below 0x20, which
+    /// JSON strings must escape) in `b` is. Eight bytes at a time, with the
+    /// usual word tricks: the lowest flagged byte of `(x - k…) & !x & 0x80…`
+    /// is the first byte of `x` below `k` (borrows only flag bytes above it).
+    /// A backslash is a zero byte of `w ^ 0x5c…`; `w ^ 0x02…` swaps `"` and
+    /// a space, keeping the bytes below 0x20 below it, so a quote or a
+    /// control character is a byte of it below 0x21. Two tests a word, as for
+    /// quotes and backslashes alone.
+    #[inline(never)]
+    pub(super) fn string_stop(b: &[u8]) -> Option<usize> {
         const LO: u64 = u64::from_ne_bytes([0x01; 8]);
         const HI: u64 = u64::from_ne_bytes([0x80; 8]);
-        const QUOTE: u64 = u64::from_ne_bytes([b'"'; 8]);
+        const BELOW: u64 = u64::from_ne_bytes([0x21; 8]);
+        const SWAP: u64 = u64::from_ne_bytes([0x02; 8]);
         const BACKSLASH: u64 = u64::from_ne_bytes([b'\\'; 8]);
+        // `!q & HI` and `!s & HI` are both `!w & HI`: SWAP and BACKSLASH
+        // have no high bits.
+        let stops = |w: u64| {
+            let (q, s) = (w ^ SWAP, w ^ BACKSLASH);
+            (q.wrapping_sub(BELOW) | s.wrapping_sub(LO)) & (!w & HI)
+        };
         let mut chunks = b.chunks_exact(8);
         let mut at = 0;
         for chunk in &mut chunks {
             let mut word = [0u8; 8];
             word.copy_from_slice(chunk);
-            let w = u64::from_le_bytes(word);
-            let (q, s) = (w ^ QUOTE, w ^ BACKSLASH);
-            let hits = (q.wrapping_sub(LO) & !q & HI) | (s.wrapping_sub(LO) & !s & HI);
+            let hits = stops(u64::from_le_bytes(word));
             if hits != 0 {
                 return Some(at + (hits.trailing_zeros() / 8) as usize);
             }
@@ -532,9 +831,50 @@ mod reader {
         chunks
             .remainder()
             .iter()
-            .position(|&c| c == b'"' || c == b'\\')
+            .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
             .map(|p| at + p)
     }
+
+    /// `f32` and `f64`, read exactly without `FromStr` when that is cheap.
+    pub(super) trait Float: FromStr {
+        /// The value of `n` when its mantissa and the power of ten are both
+        /// exact in `Self` (Clinger's fast path): one IEEE multiplication or
+        /// division of exact operands is correctly rounded, so the result is
+        /// the one `FromStr` (also correctly rounded) gives. `None` otherwise.
+        fn exact(n: &super::json::Number) -> Option<Self>;
+    }
+
+    macro_rules! exact_float {
+        ($t:ty, $mantissa_bits:expr, [$($pow:expr),* $(,)?]) => {
+            impl Float for $t {
+                #[inline]
+                fn exact(n: &super::json::Number) -> Option<Self> {
+                    const POWERS: &[$t] = &[$($pow),*];
+                    let m = n.mantissa.filter(|&m| m <= 1 << $mantissa_bits)?;
+                    let pow = *POWERS.get(usize::try_from(n.exponent.unsigned_abs()).ok()?)?;
+                    // Exact: `m` has at most `$mantissa_bits` significant bits.
+                    #[allow(clippy::cast_precision_loss)]
+                    let m = m as $t;
+                    let x = if n.exponent < 0 { m / pow } else { m * pow };
+                    Some(if n.negative { -x } else { x })
+                }
+            }
+        };
+    }
+
+    exact_float!(
+        f32,
+        24,
+        [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10]
+    );
+    exact_float!(
+        f64,
+        53,
+        [
+            1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+            1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+        ]
+    );
 
     pub(super) struct Reader<'de> {
         text: &'de str,
@@ -579,13 +919,14 @@ mod reader {
             }
         }
 
-        /// A string without escapes, borrowed from the input.
+        /// A string without escapes or control characters, borrowed from
+        /// the input.
         #[inline]
         fn string(&mut self) -> Result<&'de str> {
             self.eat(b'"')?;
             let start = self.i;
             let bytes = self.text.as_bytes();
-            let len = quote_or_backslash(&bytes[start..]).ok_or(Bail)?;
+            let len = string_stop(&bytes[start..]).ok_or(Bail)?;
             let end = start + len;
             if bytes[end] != b'"' {
                 return Err(Bail);
@@ -634,17 +975,21 @@ mod reader {
             i64::try_from(if negative { -n } else { n }).map_err(|_| Bail)
         }
 
-        /// serde-json-core's floats: the longest run of `0-9 + - . e E`,
-        /// read by `FromStr`.
-        fn float<F: FromStr>(&mut self) -> Result<F> {
-            if self.ws() == Some(b'n') {
-                return Err(Bail);
-            }
+        /// A JSON number (RFC 8259, as `json::number` reads it), read to
+        /// the same value as serde-json-core reads it with `FromStr`.
+        /// serde-json-core reads the longest run of `0-9 + - . e E` (`01`,
+        /// `1.`, `-.5`, `1e`…); the runs that are not JSON are left to it,
+        /// and refused there.
+        #[inline]
+        fn float<F: Float>(&mut self) -> Result<F> {
+            self.ws();
             let start = self.i;
-            while let Some(b'0'..=b'9' | b'+' | b'-' | b'.' | b'e' | b'E') = self.peek() {
-                self.i += 1;
+            let n = super::json::number(&self.text.as_bytes()[start..]).ok_or(Bail)?;
+            self.i = start + n.len;
+            match F::exact(&n) {
+                Some(x) => Ok(x),
+                None => self.text[start..self.i].parse().map_err(|_| Bail),
             }
-            self.text[start..self.i].parse().map_err(|_| Bail)
         }
 
         /// Skips one well-formed value (strings without escapes). The depth
@@ -655,7 +1000,11 @@ mod reader {
                 b't' => self.ident(b"true"),
                 b'f' => self.ident(b"false"),
                 b'n' => self.ident(b"null"),
-                b'-' | b'0'..=b'9' => self.float::<f64>().map(drop),
+                b'-' | b'0'..=b'9' => {
+                    let n = super::json::number(&self.text.as_bytes()[self.i..]).ok_or(Bail)?;
+                    self.i += n.len;
+                    Ok(())
+                }
                 b'[' => {
                     self.i += 1;
                     if self.ws() == Some(b']') {
@@ -1080,28 +1429,60 @@ mod tests {
         }
     }
 
-    /// The eight-byte scan finds the first quote or backslash wherever it is.
+    /// The eight-byte scan finds the first quote, backslash or control
+    /// character wherever it is, whatever the bytes around it.
     #[test]
-    fn quote_scan_finds_the_first_stop() {
+    fn string_scan_finds_the_first_stop() {
+        let is_stop = |b: &u8| *b == b'"' || *b == b'\\' || *b < 0x20;
         for len in 0..40 {
             for stop in 0..=len {
-                for c in [b'"', b'\\'] {
-                    let mut text = vec![b'a'; len];
-                    if stop < len {
-                        text[stop] = c;
-                        // A later stop must not win.
-                        if stop + 1 < len {
-                            text[len - 1] = b'"';
+                for c in [b'"', b'\\', 0, b'\t', b'\n', 0x1f] {
+                    for fill in [b'a', b' ', b'!', 0x7f, 0x80, 0xff] {
+                        let mut text = vec![fill; len];
+                        if stop < len {
+                            text[stop] = c;
+                            // A later stop must not win.
+                            if stop + 1 < len {
+                                text[len - 1] = b'"';
+                            }
                         }
+                        let want = text.iter().position(is_stop);
+                        assert_eq!(
+                            super::reader::string_stop(&text),
+                            want,
+                            "{len} {stop} {c} {fill}"
+                        );
                     }
-                    let want = text.iter().position(|&b| b == b'"' || b == b'\\');
-                    assert_eq!(
-                        super::reader::quote_or_backslash(&text),
-                        want,
-                        "{len} {stop}"
-                    );
                 }
             }
+        }
+    }
+
+    proptest::proptest! {
+        /// The fast reader's numbers are exactly what `FromStr` reads, and
+        /// every JSON number's text (and nothing else) is one.
+        #[test]
+        fn fast_reader_numbers_match_from_str(
+            text in "-?(0|[1-9][0-9]{0,20})(\\.[0-9]{1,20})?([eE][+-]?[0-9]{1,2})?",
+            tail in "[0-9.eE+-]?",
+        ) {
+            use super::reader::Float;
+            let n = json::number(text.as_bytes()).expect("a JSON number");
+            proptest::prop_assert_eq!(n.len, text.len());
+            if let Some(x) = f64::exact(&n) {
+                proptest::prop_assert_eq!(x.to_bits(), text.parse::<f64>().unwrap().to_bits());
+            }
+            if let Some(x) = f32::exact(&n) {
+                proptest::prop_assert_eq!(x.to_bits(), text.parse::<f32>().unwrap().to_bits());
+            }
+            // A longer run is a JSON number only if it is one as a whole
+            // (serde_json reads the grammar, and refuses numbers beyond
+            // f64's range).
+            let run = format!("{text}{tail}");
+            let whole = json::number(run.as_bytes()).is_some_and(|n| n.len == run.len());
+            let reference = serde_json::from_str::<serde_json::Number>(&run)
+                .map_or_else(|e| e.to_string().starts_with("number out of range"), |_| true);
+            proptest::prop_assert_eq!(whole, reference, "{}", run);
         }
     }
 
