@@ -141,13 +141,20 @@ impl Harness {
         serde_json::from_str(&text).expect("/api/v1/proxies is JSON")
     }
 
-    async fn state_of(&self, id: &str) -> Option<String> {
+    /// The proxy `id` as `GET /api/v1/proxies` lists it.
+    async fn proxy(&self, id: &str) -> Option<serde_json::Value> {
         let v = self.proxies().await;
         v["proxies"]
             .as_array()
             .expect("proxies is an array")
             .iter()
             .find(|p| p["id"] == id)
+            .cloned()
+    }
+
+    async fn state_of(&self, id: &str) -> Option<String> {
+        self.proxy(id)
+            .await
             .map(|p| p["state"].as_str().expect("state is text").to_owned())
     }
 
@@ -429,13 +436,7 @@ async fn feedback_in_every_form_is_applied() {
     assert_eq!(ack(&r.json().await.unwrap()), (2, 2, 0, 0));
 
     // The successes with a latency are in A's row.
-    let v = h.proxies().await;
-    let a = v["proxies"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["id"] == "px-a")
-        .unwrap();
+    let a = h.proxy("px-a").await.unwrap();
     assert_eq!(a["state"], "active");
     assert!(a["latency_ms"].as_f64().is_some(), "latency recorded: {a}");
     assert_eq!(a["url"], "socks5://192.0.2.10:1080", "no credentials: {a}");
@@ -600,14 +601,7 @@ async fn malformed_and_invalid_bodies() {
         .await;
     let m = expect_error(r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field").await;
     assert!(m.starts_with("[1] exchange_id"), "{m}");
-    let v = h.proxies().await;
-    let a = v["proxies"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["id"] == "px-a")
-        .unwrap()
-        .clone();
+    let a = h.proxy("px-a").await.unwrap();
     assert!(
         a["latency_ms"].is_null(),
         "nothing of the batch applied: {a}"
@@ -1720,14 +1714,7 @@ async fn gzip_trailing_bytes_are_refused() {
     assert!(m.contains("member 2"), "{m}");
 
     // Nothing of the refused bodies was applied.
-    let v = h.proxies().await;
-    let a = v["proxies"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["id"] == "px-a")
-        .unwrap()
-        .clone();
+    let a = h.proxy("px-a").await.unwrap();
     assert!(a["latency_ms"].is_null(), "nothing applied: {a}");
     h.stop().await;
 }
