@@ -148,6 +148,7 @@ fn main() -> ExitCode {
             } else {
                 std::io::stdout().write_all(text.as_bytes())
             };
+            // A failed write to stdout or stderr has nowhere else to go.
             drop(written);
             return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(EXIT_INVALID));
         }

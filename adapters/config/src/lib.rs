@@ -663,6 +663,23 @@ pub fn expand_references(text: &str, url_encode: bool) -> Result<String, String>
     raw::expand(text, url_encode)
 }
 
+/// ` "value"` for an error message when the value is fit to quote (see
+/// [`proxy_delegate_core::quotable`]), else nothing: a value written in the
+/// wrong field may be a secret. The one way the loaders and the service
+/// quote what they refuse.
+///
+/// ```
+/// use proxy_delegate_config::quoted;
+///
+/// assert_eq!(format!("invalid boolean{}", quoted("yess")), r#"invalid boolean "yess""#);
+/// assert_eq!(format!("invalid boolean{}", quoted("http://u:pw@h:1")), "invalid boolean");
+/// ```
+pub fn quoted(s: &str) -> String {
+    proxy_delegate_core::quotable(s.trim())
+        .map(|q| format!(" {q:?}"))
+        .unwrap_or_default()
+}
+
 /// Masks secrets in free text: the password of any `scheme://user:password@`
 /// URL, the text quoted in a parser's `invalid type: string "..."` message
 /// (which may be a misplaced token), and the number quoted in its

@@ -7,8 +7,8 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt;
 
+use crate::quoted;
 use proxy_delegate_core::model::{ClientId, ExchangeId, ProxyUrl, Region};
-use proxy_delegate_core::quotable;
 use proxy_delegate_core::settings::{
     AuthMethod, CacheTtlSeconds, DEFAULT_POOL, Endpoint, HedgeDelayMs, MAX_ENDPOINTS,
     MAX_SRV_NAME_LEN, PoolStrategy, ResolveDeadlineMs, Secret, ServiceTimeoutSeconds,
@@ -201,14 +201,6 @@ impl<'de> Deserialize<'de> for Flag {
             })
         })
     }
-}
-
-/// ` "value"` for a message when the value is fit to quote (see
-/// [`quotable`]), else nothing: a value in the wrong field may be a secret.
-fn quoted(s: &str) -> String {
-    quotable(s.trim())
-        .map(|q| format!(" {q:?}"))
-        .unwrap_or_default()
 }
 
 fn number(s: &str) -> Result<f64, String> {

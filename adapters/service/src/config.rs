@@ -752,9 +752,7 @@ fn proxy_spec(i: usize, p: RawProxy) -> Result<ProxySpec, ConfigError> {
                         format!("{}[{j}]", at("connection_types")),
                         format!(
                             "unknown connection type{} (expected http or websocket)",
-                            proxy_delegate_core::quotable(x)
-                                .map(|q| format!(" {q:?}"))
-                                .unwrap_or_default()
+                            proxy_delegate_config::quoted(x)
                         ),
                     ));
                 }
