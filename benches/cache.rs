@@ -29,7 +29,7 @@ use proxy_delegate_core::model::{
     ProxyUrl, Region, ResponseMetadata, Strategy, TtlSeconds,
 };
 use proxy_delegate_core::resolver::{
-    MIN_TRANSMIT_BUFFER, Reply, Resolution, Resolver, ResolverConfig, Source, TransmitKind,
+    MIN_TRANSMIT_BUFFER, Output, Reply, Resolution, Resolver, ResolverConfig, Source, TransmitKind,
 };
 
 fn exchange(i: usize) -> String {
@@ -119,18 +119,16 @@ fn size<const N: usize>(group: &mut BenchmarkGroup<'_, WallTime>, all_keys: bool
 
     // proxy-delegate: Resolver::resolve, its cache filled through the real
     // path (resolve, transmit, the service's reply).
-    let mut resolver = Box::new(
-        Resolver::<(), N, 2, 64>::new(
-            now,
-            ResolverConfig::new(ClientId::new("bench").expect("valid client id")),
-            &[EndpointConfig::new(
-                "http://127.0.0.1:8080".parse().expect("valid url"),
-                0,
-            )],
-            (),
-        )
-        .expect("valid resolver config"),
-    );
+    let mut resolver = Resolver::<(), N, 2, 64>::new_boxed(
+        now,
+        ResolverConfig::new(ClientId::new("bench").expect("valid client id")),
+        &[EndpointConfig::new(
+            "http://127.0.0.1:8080".parse().expect("valid url"),
+            0,
+        )],
+        (),
+    )
+    .expect("valid resolver config");
     let requests: Vec<ProxyRequest> = keys
         .iter()
         .map(|k| {
@@ -150,17 +148,24 @@ fn size<const N: usize>(group: &mut BenchmarkGroup<'_, WallTime>, all_keys: bool
             resolver.resolve(now, request),
             Resolution::Pending(_)
         ));
-        while let Some(t) = resolver.poll_transmit(now, &mut buf) {
-            let reply = if t.kind == TransmitKind::Resolve {
-                let n = codec::json::encode(&response(i), &mut body).expect("encodes");
-                Reply::Ok(&body[..n])
-            } else {
-                Reply::Ok(b"{}")
-            };
-            resolver.handle_reply(now, t.id, reply).expect("known id");
+        let mut answered = false;
+        loop {
+            match resolver.poll_output(now, &mut buf) {
+                Output::Transmit(t) => {
+                    let reply = if t.kind == TransmitKind::Resolve {
+                        let n = codec::json::encode(&response(i), &mut body).expect("encodes");
+                        Reply::Ok(&body[..n])
+                    } else {
+                        Reply::Ok(b"{}")
+                    };
+                    resolver.handle_reply(now, t.id, reply).expect("known id");
+                }
+                Output::Answer(_) => answered = true,
+                Output::Event(_) => {}
+                Output::Timeout(_) => break,
+            }
         }
-        assert!(resolver.poll_answer().is_some(), "answered");
-        while resolver.poll_event().is_some() {}
+        assert!(answered, "answered");
     }
     for request in &requests {
         match resolver.resolve(lookup_at, request) {
@@ -168,7 +173,7 @@ fn size<const N: usize>(group: &mut BenchmarkGroup<'_, WallTime>, all_keys: bool
             other => panic!("expected a cache hit, got {other:?}"),
         }
     }
-    while resolver.poll_event().is_some() {}
+    while !matches!(resolver.poll_output(lookup_at, &mut buf), Output::Timeout(_)) {}
     let mut at = 0;
     group.bench_function(format!("proxy-delegate Resolver::resolve/{N}"), |b| {
         b.iter(|| {

@@ -664,8 +664,15 @@ impl<V: CacheValue, const N: usize> Cache<V, N> {
 
     /// An empty cache, or the first problem with `config`.
     pub fn new(config: CacheConfig) -> Result<Self, ConfigError> {
-        let () = Self::CHECK_N;
         config.validate()?;
+        Ok(Self::assemble(config))
+    }
+
+    /// An empty cache for a configuration already validated. Infallible, so
+    /// that a caller can build it straight into its final place.
+    #[inline(always)]
+    pub(crate) fn assemble(config: CacheConfig) -> Self {
+        let () = Self::CHECK_N;
         let mut warm = heapless::Vec::new();
         for _ in &config.warm_keys {
             // Same capacity as `warm_keys`: cannot fail.
@@ -674,7 +681,7 @@ impl<V: CacheValue, const N: usize> Cache<V, N> {
                 not_before: Instant::MIN,
             });
         }
-        Ok(Self {
+        Self {
             table: [[Pos::EMPTY; 2]; N],
             keys: [const { None }; N],
             values: [const { None }; N],
@@ -691,7 +698,7 @@ impl<V: CacheValue, const N: usize> Cache<V, N> {
             events: heapless::Deque::new(),
             dropped_events: 0,
             last_hit: NIL,
-        })
+        }
     }
 
     /// The configuration the cache runs with.
@@ -972,6 +979,16 @@ impl<V: CacheValue, const N: usize> Cache<V, N> {
     /// again until its outcome is reported ([`Cache::insert`] or
     /// [`Cache::refresh_failed`]) or `refresh_timeout` passes.
     pub fn poll_refresh(&mut self, now: Instant) -> Option<CacheKey> {
+        self.next_refresh(now)
+    }
+
+    /// Whether [`poll_refresh`](Self::poll_refresh) has a key to hand out
+    /// (a constant-time check).
+    pub fn refresh_pending(&self) -> bool {
+        self.pending.head != NIL || self.warm.iter().any(|w| w.queued)
+    }
+
+    fn next_refresh(&mut self, now: Instant) -> Option<CacheKey> {
         let in_flight_until = after(now, self.config.refresh_timeout);
         let head = self.pending.head;
         if head != NIL {

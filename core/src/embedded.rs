@@ -26,11 +26,45 @@ pub trait EmbeddedRoutes {
         exchange_id: &ExchangeId,
         connection_type: ConnectionType,
     ) -> Option<EmbeddedRoute>;
+
+    /// A connection made through `proxy_url`, which this configuration gave
+    /// for this exchange connection, has ended: give back what the pick took
+    /// (a `least_connections` lease), so later picks see the pool as it is.
+    /// The default has nothing to give back.
+    fn release(
+        &mut self,
+        exchange_id: &ExchangeId,
+        connection_type: ConnectionType,
+        proxy_url: &ProxyUrl,
+    ) {
+        let _ = (exchange_id, connection_type, proxy_url);
+    }
 }
 
 /// No embedded configuration: every lookup gives "connect directly".
 impl EmbeddedRoutes for () {
     fn embedded_route(&mut self, _: &ExchangeId, _: ConnectionType) -> Option<EmbeddedRoute> {
         None
+    }
+}
+
+/// A boxed configuration (a large one lives on the heap) routes as itself.
+#[cfg(feature = "alloc")]
+impl<T: EmbeddedRoutes + ?Sized> EmbeddedRoutes for alloc::boxed::Box<T> {
+    fn embedded_route(
+        &mut self,
+        exchange_id: &ExchangeId,
+        connection_type: ConnectionType,
+    ) -> Option<EmbeddedRoute> {
+        (**self).embedded_route(exchange_id, connection_type)
+    }
+
+    fn release(
+        &mut self,
+        exchange_id: &ExchangeId,
+        connection_type: ConnectionType,
+        proxy_url: &ProxyUrl,
+    ) {
+        (**self).release(exchange_id, connection_type, proxy_url);
     }
 }

@@ -117,6 +117,12 @@ pub enum Reason {
         /// The expected shape, in words.
         expected: &'static str,
     },
+    /// The value is fine alone, but the other settings need something it
+    /// does not give (a token for `bearer_token`, an endpoint when enabled).
+    Requires {
+        /// What is needed, in words.
+        what: &'static str,
+    },
 }
 
 impl fmt::Display for ValidationError {
@@ -156,6 +162,7 @@ impl fmt::Display for Reason {
                 write!(f, "invalid character (expected {expected})")
             }
             Reason::Malformed { expected } => write!(f, "malformed (expected {expected})"),
+            Reason::Requires { what } => write!(f, "requires {what}"),
         }
     }
 }

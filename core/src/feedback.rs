@@ -340,12 +340,20 @@ pub struct FeedbackQueue<const N: usize> {
     /// The buffer size last reported in `Event::EncodeFailed`.
     encode_blocked: Option<usize>,
     outbox: Deque<Event, EVENT_ROOM>,
+    /// Shutting down: every queued event is due now, backoff or not.
+    flushing: bool,
 }
 
 impl<const N: usize> FeedbackQueue<N> {
     /// An empty queue. Fails if the config is invalid. (`N` = 0 does not
     /// compile.)
     pub fn new(config: FeedbackConfig) -> Result<Self, ConfigError> {
+        let backoff = Self::validate(&config)?;
+        Ok(Self::assemble(config, backoff))
+    }
+
+    /// Checks `config`; gives the retry backoff it describes.
+    pub(crate) fn validate(config: &FeedbackConfig) -> Result<Backoff, ConfigError> {
         if config.batch_size == 0 {
             return Err(ConfigError::Invalid {
                 field: "batch_size",
@@ -358,8 +366,14 @@ impl<const N: usize> FeedbackQueue<N> {
                 expected: "longer than zero",
             });
         }
-        let backoff = Backoff::new(config.retry).map_err(ConfigError::Retry)?;
-        Ok(Self {
+        Backoff::new(config.retry).map_err(ConfigError::Retry)
+    }
+
+    /// An empty queue for a validated configuration. Infallible, so that a
+    /// caller can build it straight into its final place.
+    #[inline(always)]
+    pub(crate) fn assemble(config: FeedbackConfig, backoff: Backoff) -> Self {
+        Self {
             config,
             backoff,
             events: Deque::new(),
@@ -375,7 +389,8 @@ impl<const N: usize> FeedbackQueue<N> {
             unannounced_drops: 0,
             encode_blocked: None,
             outbox: Deque::new(),
-        })
+            flushing: false,
+        }
     }
 
     /// The settings.
@@ -430,6 +445,9 @@ impl<const N: usize> FeedbackQueue<N> {
             return Some(f.deadline);
         }
         let oldest = *self.times.front()?;
+        if self.flushing {
+            return Some(oldest);
+        }
         if let Some(at) = self.retry_at {
             return Some(at);
         }
@@ -437,6 +455,13 @@ impl<const N: usize> FeedbackQueue<N> {
             return Some(*t);
         }
         Some(oldest.saturating_add(self.config.max_age))
+    }
+
+    /// From now on every queued event is due at once, whatever the batching
+    /// delay or the backoff (for a shutdown that sends what it can within a
+    /// bound). One batch is still in flight at a time.
+    pub fn flush(&mut self) {
+        self.flushing = true;
     }
 
     /// Handles the passing of time: a batch in flight past its
@@ -461,14 +486,16 @@ impl<const N: usize> FeedbackQueue<N> {
         }
         let oldest = *self.times.front()?;
         let retrying = match self.retry_at {
+            Some(_) if self.flushing => true,
             Some(at) if now < at => return None,
             Some(_) => true,
             None => false,
         };
         let pending = self.events.len();
         let batch_max = self.batch_max();
-        let due =
-            retrying || pending >= batch_max || now >= oldest.saturating_add(self.config.max_age);
+        let due = self.flushing
+            || retrying
+            || pending >= batch_max || now >= oldest.saturating_add(self.config.max_age);
         if !due {
             return None;
         }

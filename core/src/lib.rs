@@ -26,10 +26,15 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+#[cfg(feature = "alloc")]
+extern crate alloc;
+
 pub mod backoff;
 pub mod breaker;
 pub mod cache;
 pub mod codec;
+pub mod contract;
+pub mod delegation;
 pub mod embedded;
 pub mod endpoints;
 mod error;

@@ -22,6 +22,7 @@ use crate::backoff::{self, RetryBudget, RetryBudgetConfig};
 use crate::breaker::Outcome;
 use crate::cache::{self, Cache, CacheConfig, CacheKey, CacheKeyRef, Freshness};
 use crate::codec;
+use crate::contract::{self, Method};
 use crate::embedded::{EmbeddedRoute, EmbeddedRoutes};
 use crate::endpoints::{
     EndpointConfig, EndpointEvent, Endpoints, EndpointsConfig, EndpointsError, Health, Selected,
@@ -32,26 +33,29 @@ use crate::model::{
     ProxyResponse, ProxyUrl,
 };
 
-/// Most service requests in flight at once (one per key: concurrent resolves
-/// of a key join the same request). A resolve that would need one more gets
-/// its fallback at once ([`FallbackReason::Overloaded`]).
+/// Default of the `FLIGHTS` capacity: most service requests in flight at once
+/// (one per key: concurrent resolves of a key join the same request). A
+/// resolve that would need one more gets its fallback at once
+/// ([`FallbackReason::Overloaded`]).
 pub const MAX_FLIGHTS: usize = 16;
-/// Most resolves waiting for an answer, counting answers not yet taken with
-/// [`Resolver::poll_answer`]. One more gets its fallback at once.
+/// Default of the `WAITERS` capacity: most resolves waiting for an answer,
+/// counting answers not yet taken. One more gets its fallback at once.
 pub const MAX_WAITERS: usize = 64;
 /// Most attempts (first try, hedge, retries) of one service request.
 pub const MAX_ATTEMPTS: usize = 3;
-/// Room for events not yet taken with [`Resolver::poll_event`]; when full the
+/// Room for events not yet taken with [`Resolver::poll_output`]; when full the
 /// oldest goes and is counted in [`Stats::dropped_events`].
 pub const EVENT_QUEUE_LEN: usize = 64;
-/// Smallest buffer [`Resolver::poll_transmit`] accepts: a request encodes to
+/// Smallest buffer [`Resolver::poll_output`] accepts: a request encodes to
 /// at most about 3 KiB, a feedback event to about 1.5 KiB.
 pub const MIN_TRANSMIT_BUFFER: usize = 4096;
 
 // ---------------------------------------------------------------- config
 
 /// How a [`Resolver`] behaves. [`ResolverConfig::new`] gives the documented
-/// defaults for everything but the client id.
+/// defaults for everything but the client id: those of the settings'
+/// `external_service` block, through the one bridge,
+/// [`ExternalService::delegation`](crate::settings::ExternalService::delegation).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResolverConfig {
     /// Sent in service requests built for background refreshes.
@@ -60,7 +64,7 @@ pub struct ResolverConfig {
     pub resolve_deadline: Duration,
     /// How long a service request may take before its attempt counts as
     /// failed. A reply after the resolve deadline but within this still
-    /// fills the cache. Default 2 s.
+    /// fills the cache. Default 10 s (`timeout_seconds`).
     pub request_timeout: Duration,
     /// If an endpoint has not answered within this, the same request also goes
     /// to the next healthy endpoint (within the retry budget); zero turns
@@ -72,7 +76,11 @@ pub struct ResolverConfig {
     /// The policy for keys the service has not answered yet. Default
     /// `embedded_fallback`.
     pub default_fallback_policy: FallbackPolicy,
-    /// The response cache. Default [`CacheConfig::default`].
+    /// Whether each endpoint has a circuit breaker; when false the breakers
+    /// are disabled (they admit every call). Default true.
+    pub circuit_breaker_enabled: bool,
+    /// The response cache. Default [`CacheConfig::default`] with `max_ttl`
+    /// 300 s (`cache_ttl_seconds`).
     pub cache: CacheConfig,
     /// The service endpoints' health checks and breakers. Default
     /// [`EndpointsConfig::default`].
@@ -89,12 +97,20 @@ pub struct ResolverConfig {
 impl ResolverConfig {
     /// The defaults, for a client called `client_id`.
     pub fn new(client_id: ClientId) -> Self {
+        let mut config = Self::base(client_id);
+        crate::settings::ExternalService::default().apply(&mut config);
+        config
+    }
+
+    /// The machine's own defaults, before the settings' defaults apply.
+    pub(crate) fn base(client_id: ClientId) -> Self {
         Self {
             client_id,
             resolve_deadline: Duration::from_millis(500),
             request_timeout: Duration::from_secs(2),
             hedge_delay: Duration::from_millis(100),
             fallback_to_embedded: true,
+            circuit_breaker_enabled: true,
             default_fallback_policy: FallbackPolicy::EmbeddedFallback,
             cache: CacheConfig::default(),
             endpoints: EndpointsConfig::default(),
@@ -190,8 +206,8 @@ pub enum FallbackReason {
     Deadline,
     /// Every attempt failed (errors, timeouts, malformed or refused answers).
     ServiceFailed,
-    /// Too many requests or waiting resolves at once ([`MAX_FLIGHTS`],
-    /// [`MAX_WAITERS`]).
+    /// Too many requests or waiting resolves at once (the resolver's
+    /// `FLIGHTS` and `WAITERS` capacities).
     Overloaded,
 }
 
@@ -263,7 +279,7 @@ impl RouteRef<'_> {
     }
 }
 
-/// A route, owned (what [`Resolver::poll_answer`] hands out).
+/// A route, owned (what [`Output::Answer`] hands out).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
     /// The proxy to connect through; `None`: connect directly.
@@ -274,7 +290,7 @@ pub struct Route {
     pub source: Source,
 }
 
-/// A pending resolve's handle; its answer comes out of [`Resolver::poll_answer`].
+/// A pending resolve's handle; its answer comes out of [`Resolver::poll_output`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Ticket(u64);
 
@@ -282,6 +298,11 @@ impl Ticket {
     /// The number (unique within one resolver).
     pub const fn get(self) -> u64 {
         self.0
+    }
+
+    /// The ticket with this number, for a caller that kept it as a number.
+    pub const fn from_raw(n: u64) -> Self {
+        Self(n)
     }
 }
 
@@ -292,7 +313,7 @@ pub enum Resolution<'a> {
     /// waiting (the service cannot be asked).
     Ready(RouteRef<'a>),
     /// Asked the service (or joined a request already in flight): the answer
-    /// comes out of [`Resolver::poll_answer`] with this ticket by the deadline.
+    /// comes out of [`Resolver::poll_output`] with this ticket by the deadline.
     Pending(Ticket),
     /// No route: the service cannot be asked and the policy is `fail`.
     Failed(ResolveError),
@@ -344,8 +365,37 @@ pub enum TransmitKind {
     HealthCheck,
 }
 
+impl TransmitKind {
+    /// The path to send to, below the endpoint's base URL.
+    pub const fn path(self) -> &'static str {
+        match self {
+            TransmitKind::Resolve => contract::REQUEST_PATH,
+            TransmitKind::Feedback(_) => contract::FEEDBACK_PATH,
+            TransmitKind::HealthCheck => contract::HEALTH_PATH,
+        }
+    }
+
+    /// The HTTP method.
+    pub const fn method(self) -> Method {
+        match self {
+            TransmitKind::Resolve | TransmitKind::Feedback(_) => Method::Post,
+            TransmitKind::HealthCheck => Method::Get,
+        }
+    }
+
+    /// Lower-case name for logs and metrics labels.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TransmitKind::Resolve => "resolve",
+            TransmitKind::Feedback(_) => "feedback",
+            TransmitKind::HealthCheck => "health",
+        }
+    }
+}
+
 /// A request for the adapter to send; the body is `out[..len]` of the buffer
-/// given to [`Resolver::poll_transmit`].
+/// given to [`Resolver::poll_output`]. It carries its route: the endpoint,
+/// and [`TransmitKind::path`] and [`TransmitKind::method`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Transmit {
     /// Give it back with the reply.
@@ -403,7 +453,7 @@ impl fmt::Display for InputError {
 impl core::error::Error for InputError {}
 
 /// Something an operator would log or count; pulled with
-/// [`Resolver::poll_event`].
+/// [`Resolver::poll_output`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Event {
@@ -462,6 +512,21 @@ pub enum Event {
     Feedback(feedback::Event),
 }
 
+/// What [`Resolver::poll_output`] gives; drain until [`Output::Timeout`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// Send this to its endpoint, then give the outcome to
+    /// [`Resolver::handle_reply`].
+    Transmit(Transmit),
+    /// Hand this route to the resolve that is waiting for it.
+    Answer(Answer),
+    /// Log or count this.
+    Event(Event),
+    /// Nothing else to do: call [`Resolver::handle_timeout`] at this instant
+    /// (`None`: no timer), or sooner on new input.
+    Timeout(Option<Instant>),
+}
+
 /// Counters for metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -475,7 +540,7 @@ pub struct Stats {
     pub hedges: u64,
     /// Retried attempts sent after a failure.
     pub retries: u64,
-    /// Events lost because [`Resolver::poll_event`] was not drained.
+    /// Events lost because [`Resolver::poll_output`] was not drained.
     pub dropped_events: u64,
 }
 
@@ -557,32 +622,45 @@ fn proxy_at_fault(feedback: &ProxyFeedback) -> bool {
         )
 }
 
+/// The small, validated parts of a resolver under construction.
+struct Parts<const ENDPOINTS: usize> {
+    endpoints: Endpoints<ENDPOINTS>,
+    budget: RetryBudget,
+    feedback_backoff: crate::backoff::Backoff,
+}
+
 // ---------------------------------------------------------------- resolver
 
 /// Decides which proxy every exchange connection uses.
 ///
 /// Type parameters: `E` the embedded configuration; `CACHE` the cache's
 /// capacity (a power of two); `ENDPOINTS` the most service endpoints;
-/// `FEEDBACK` the feedback queue's capacity. The struct holds everything
-/// inline: with a large cache, put it in a `Box` or a `static`.
+/// `FEEDBACK` the feedback queue's capacity; `FLIGHTS` the most service
+/// requests in flight (default [`MAX_FLIGHTS`]); `WAITERS` the most resolves
+/// waiting for an answer (default [`MAX_WAITERS`]). The struct holds
+/// everything inline: build a large one with
+/// [`new_boxed`](Self::new_boxed) (feature `alloc`), or in a `static`.
 ///
 /// # Call order
 ///
+/// One loop drives it, as str0m's `Rtc` is driven:
+///
 /// 1. [`Resolver::new(now, config, endpoints, embedded)`](Self::new).
-/// 2. For each connection: [`resolve(now, &request)`](Self::resolve). A
-///    [`Resolution::Ready`] route is used at once; a [`Resolution::Pending`]
-///    one comes out of [`poll_answer`](Self::poll_answer) by its deadline.
-///    When the connection attempt ends, [`report(now, feedback)`](Self::report).
-/// 3. After every input (resolve, report, reply, timeout), drain, in any order
-///    and until each gives `None`:
-///    - [`poll_transmit(now, &mut buf)`](Self::poll_transmit): send each
-///      [`Transmit`] to its endpoint with its [`CorrelationId`] in a header,
-///      then give the outcome to [`handle_reply(now, id, reply)`](Self::handle_reply);
-///    - [`poll_answer()`](Self::poll_answer): hand routes to waiting resolves;
-///    - [`poll_event()`](Self::poll_event): log and count.
-/// 4. Arm one timer at [`poll_timeout()`](Self::poll_timeout); when it fires,
-///    [`handle_timeout(now)`](Self::handle_timeout), then step 3.
-/// 5. At shutdown, [`drain_feedback()`](Self::drain_feedback) hands over every
+/// 2. Inputs, any time: [`resolve(now, &request)`](Self::resolve) for each
+///    connection (a [`Resolution::Ready`] route is used at once; a
+///    [`Resolution::Pending`] one comes out as an [`Output::Answer`] by its
+///    deadline, or is withdrawn with [`cancel(ticket)`](Self::cancel));
+///    [`report(now, feedback)`](Self::report) when a connection attempt
+///    ends; [`handle_reply(now, id, reply)`](Self::handle_reply) for each
+///    transmit's outcome; [`handle_timeout(now)`](Self::handle_timeout) when
+///    the timer fires.
+/// 3. After every input, drain [`poll_output(now, &mut buf)`](Self::poll_output)
+///    until it gives [`Output::Timeout`]: send each [`Output::Transmit`] to
+///    its endpoint (its [`TransmitKind`] names the method and path) with its
+///    [`CorrelationId`] in the [`CORRELATION_HEADER`](contract::CORRELATION_HEADER),
+///    hand each [`Output::Answer`] to its resolve, log each [`Output::Event`],
+///    and arm one timer at the timeout.
+/// 4. At shutdown, [`drain_feedback()`](Self::drain_feedback) hands over every
 ///    feedback event still queued.
 ///
 /// ```
@@ -590,29 +668,43 @@ fn proxy_at_fault(feedback: &ProxyFeedback) -> bool {
 /// use proxy_delegate_core::endpoints::EndpointConfig;
 /// use proxy_delegate_core::model::{ClientId, ConnectionType, ExchangeId, ProxyRequest};
 /// use proxy_delegate_core::resolver::{
-///     Reply, Resolution, Resolver, ResolverConfig, Source, MIN_TRANSMIT_BUFFER,
+///     Output, Reply, Resolution, Resolver, ResolverConfig, Source, TransmitKind,
+///     MIN_TRANSMIT_BUFFER,
 /// };
 ///
 /// let mut now = Instant::from_secs(1);
 /// let config = ResolverConfig::new(ClientId::new("doc-client")?);
 /// let endpoints = [EndpointConfig::new("http://127.0.0.1:8080".parse()?, 0)];
-/// let mut resolver = Box::new(Resolver::<(), 16, 2, 64>::new(now, config, &endpoints, ())?);
+/// let mut resolver = Resolver::<(), 16, 2, 64>::new_boxed(now, config, &endpoints, ())?;
 /// let request = ProxyRequest::new(
 ///     ExchangeId::new("binance")?, ConnectionType::Websocket, ClientId::new("doc-client")?);
 ///
 /// // Nothing cached: the resolver asks the service.
 /// let Resolution::Pending(ticket) = resolver.resolve(now, &request) else { panic!() };
 /// let mut buf = [0u8; MIN_TRANSMIT_BUFFER];
-/// let transmit = loop {
-///     let t = resolver.poll_transmit(now, &mut buf).expect("a transmit");
-///     if t.len > 0 { break t; } // skip the first health checks
-///     resolver.handle_reply(now, t.id, Reply::Ok(b"{}"))?;
-/// };
+/// let mut request_sent = None;
+/// loop {
+///     match resolver.poll_output(now, &mut buf) {
+///         Output::Transmit(t) if t.kind == TransmitKind::Resolve => request_sent = Some(t),
+///         // The first health checks: the endpoint is healthy.
+///         Output::Transmit(t) => resolver.handle_reply(now, t.id, Reply::Ok(b"{}"))?,
+///         Output::Answer(_) | Output::Event(_) => {}
+///         Output::Timeout(_) => break,
+///     }
+/// }
+/// let transmit = request_sent.expect("a request");
+/// assert_eq!(transmit.kind.path(), "/api/v1/proxy/request");
 /// // ... the adapter POSTs buf[..transmit.len] and gets the service's answer:
 /// now += Duration::from_millis(20);
 /// let body = br#"{"proxy_url":"socks5://proxy-a:1080","strategy":"round_robin","ttl_seconds":300}"#;
 /// resolver.handle_reply(now, transmit.id, Reply::Ok(body))?;
-/// let answer = resolver.poll_answer().expect("answered");
+/// let answer = loop {
+///     match resolver.poll_output(now, &mut buf) {
+///         Output::Answer(a) => break a,
+///         Output::Timeout(_) => panic!("no answer"),
+///         _ => {}
+///     }
+/// };
 /// assert_eq!(answer.ticket, ticket);
 /// assert_eq!(answer.result?.source, Source::Service);
 ///
@@ -624,7 +716,14 @@ fn proxy_at_fault(feedback: &ProxyFeedback) -> bool {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug)]
-pub struct Resolver<E, const CACHE: usize, const ENDPOINTS: usize, const FEEDBACK: usize> {
+pub struct Resolver<
+    E,
+    const CACHE: usize,
+    const ENDPOINTS: usize,
+    const FEEDBACK: usize,
+    const FLIGHTS: usize = MAX_FLIGHTS,
+    const WAITERS: usize = MAX_WAITERS,
+> {
     config: ResolverConfig,
     cache: Cache<ProxyResponse, CACHE>,
     /// The last fallback policy the service gave, per key (by hash).
@@ -638,17 +737,23 @@ pub struct Resolver<E, const CACHE: usize, const ENDPOINTS: usize, const FEEDBAC
     embedded: E,
     /// The last embedded route handed out, so it can be lent.
     embedded_route: Option<EmbeddedRoute>,
-    flights: heapless::Vec<Flight, MAX_FLIGHTS>,
-    waiters: heapless::Vec<Waiter, MAX_WAITERS>,
-    answers: heapless::Deque<Answer, MAX_WAITERS>,
+    flights: heapless::Vec<Flight, FLIGHTS>,
+    waiters: heapless::Vec<Waiter, WAITERS>,
+    answers: heapless::Deque<Answer, WAITERS>,
     events: heapless::Deque<Event, EVENT_QUEUE_LEN>,
     stats: Stats,
     next_id: u64,
     next_serial: u64,
 }
 
-impl<E: EmbeddedRoutes, const CACHE: usize, const ENDPOINTS: usize, const FEEDBACK: usize>
-    Resolver<E, CACHE, ENDPOINTS, FEEDBACK>
+impl<
+    E: EmbeddedRoutes,
+    const CACHE: usize,
+    const ENDPOINTS: usize,
+    const FEEDBACK: usize,
+    const FLIGHTS: usize,
+    const WAITERS: usize,
+> Resolver<E, CACHE, ENDPOINTS, FEEDBACK, FLIGHTS, WAITERS>
 {
     /// Builds a resolver for the given service endpoints (at least one, at
     /// most `ENDPOINTS`) and embedded configuration.
@@ -658,6 +763,37 @@ impl<E: EmbeddedRoutes, const CACHE: usize, const ENDPOINTS: usize, const FEEDBA
         endpoints: &[EndpointConfig],
         embedded: E,
     ) -> Result<Self, ConfigError> {
+        let parts = Self::validate(now, &config, endpoints)?;
+        Ok(Self::assemble(config, parts, embedded))
+    }
+
+    /// Like [`new`](Self::new), boxed: a resolver with a large cache or
+    /// feedback queue is hundreds of KiB to several MiB. The value is built
+    /// with no `Result` around it and written into a fresh allocation, so
+    /// optimised builds hold at most one copy on the stack (`Box::new(new()?)`
+    /// holds two or three); a debug build of the calling crate holds more.
+    /// Keep a resolver built on a small stack (a tokio worker's 2 MiB) well
+    /// under a megabyte, or build it in a `static`.
+    #[cfg(feature = "alloc")]
+    pub fn new_boxed(
+        now: Instant,
+        config: ResolverConfig,
+        endpoints: &[EndpointConfig],
+        embedded: E,
+    ) -> Result<alloc::boxed::Box<Self>, ConfigError> {
+        let parts = Self::validate(now, &config, endpoints)?;
+        Ok(alloc::boxed::Box::write(
+            alloc::boxed::Box::new_uninit(),
+            Self::assemble(config, parts, embedded),
+        ))
+    }
+
+    /// Checks everything that can be wrong, and builds the small parts.
+    fn validate(
+        now: Instant,
+        config: &ResolverConfig,
+        endpoints: &[EndpointConfig],
+    ) -> Result<Parts<ENDPOINTS>, ConfigError> {
         let positive = |d: Duration, field: &'static str| {
             if d.as_ticks() == 0 {
                 Err(ConfigError::Resolver {
@@ -670,21 +806,40 @@ impl<E: EmbeddedRoutes, const CACHE: usize, const ENDPOINTS: usize, const FEEDBA
         };
         positive(config.resolve_deadline, "resolve_deadline")?;
         positive(config.request_timeout, "request_timeout")?;
-        let cache = Cache::new(config.cache.clone()).map_err(ConfigError::Cache)?;
-        let endpoints =
+        config.cache.validate().map_err(ConfigError::Cache)?;
+        let mut endpoints =
             Endpoints::new(now, config.endpoints, endpoints).map_err(ConfigError::Endpoints)?;
+        if !config.circuit_breaker_enabled {
+            for i in 0..endpoints.len() {
+                if let Some(b) = endpoints.breaker_mut(i) {
+                    b.disable();
+                }
+            }
+        }
         let budget = RetryBudget::new(config.retry_budget).map_err(ConfigError::RetryBudget)?;
-        let feedback = FeedbackQueue::new(config.feedback).map_err(ConfigError::Feedback)?;
+        let feedback_backoff =
+            FeedbackQueue::<FEEDBACK>::validate(&config.feedback).map_err(ConfigError::Feedback)?;
+        Ok(Parts {
+            endpoints,
+            budget,
+            feedback_backoff,
+        })
+    }
+
+    /// Builds the resolver from validated parts. Infallible and inlined, so
+    /// that [`new_boxed`](Self::new_boxed) writes it in place.
+    #[inline(always)]
+    fn assemble(config: ResolverConfig, parts: Parts<ENDPOINTS>, embedded: E) -> Self {
         // Correlation ids start at a seeded random point so that two clients'
         // ids do not collide in the service's logs.
         let next_id = fastrand::Rng::with_seed(config.seed ^ 0x9e37_79b9_7f4a_7c15).u64(..);
-        Ok(Self {
+        Self {
+            cache: Cache::assemble(config.cache.clone()),
+            feedback: FeedbackQueue::assemble(config.feedback, parts.feedback_backoff),
             config,
-            cache,
             policies: heapless::index_map::FnvIndexMap::new(),
-            endpoints,
-            budget,
-            feedback,
+            endpoints: parts.endpoints,
+            budget: parts.budget,
             feedback_in_flight: None,
             checks: heapless::Vec::new(),
             embedded,
@@ -696,7 +851,7 @@ impl<E: EmbeddedRoutes, const CACHE: usize, const ENDPOINTS: usize, const FEEDBA
             stats: Stats::default(),
             next_id,
             next_serial: 0,
-        })
+        }
     }
 
     /// The configuration.
@@ -720,9 +875,40 @@ impl<E: EmbeddedRoutes, const CACHE: usize, const ENDPOINTS: usize, const FEEDBA
     }
 
     /// Endpoint `index`'s breaker, for operator switches (force open,
-    /// disable); its transitions still come out of [`poll_event`](Self::poll_event).
+    /// disable); its transitions still come out of [`poll_output`](Self::poll_output).
     pub fn breaker_mut(&mut self, index: usize) -> Option<&mut crate::breaker::Breaker> {
         self.endpoints.breaker_mut(index)
+    }
+
+    /// Replaces the service endpoints (for example after a DNS SRV lookup
+    /// found new ones). The new set starts healthy with closed breakers;
+    /// requests already sent still take their replies, and health checks in
+    /// flight are forgotten. Nothing changes on error.
+    pub fn replace_endpoints(
+        &mut self,
+        now: Instant,
+        endpoints: &[EndpointConfig],
+    ) -> Result<(), ConfigError> {
+        let mut fresh = Endpoints::new(now, self.config.endpoints, endpoints)
+            .map_err(ConfigError::Endpoints)?;
+        if !self.config.circuit_breaker_enabled {
+            for i in 0..fresh.len() {
+                if let Some(b) = fresh.breaker_mut(i) {
+                    b.disable();
+                }
+            }
+        }
+        self.endpoints = fresh;
+        self.checks.clear();
+        Ok(())
+    }
+
+    /// Whether a background refresh is waiting to be sent: a cache hit that
+    /// made one due is the only resolve answered at once that leaves work
+    /// for [`poll_output`](Self::poll_output), so a driver can skip waking
+    /// itself on every other hit.
+    pub fn refresh_pending(&self) -> bool {
+        self.cache.refresh_pending()
     }
 
     /// The counters.
@@ -746,9 +932,21 @@ impl<E: EmbeddedRoutes, const CACHE: usize, const ENDPOINTS: usize, const FEEDBA
         self.flights.len()
     }
 
-    /// The embedded configuration (for example to release a pool lease).
+    /// The embedded configuration.
     pub fn embedded_mut(&mut self) -> &mut E {
         &mut self.embedded
+    }
+
+    /// A connection made through a [`Source::Embedded`] route has ended:
+    /// the embedded configuration gets its pick back (a `least_connections`
+    /// lease), see [`EmbeddedRoutes::release`].
+    pub fn release_embedded(
+        &mut self,
+        exchange_id: &crate::model::ExchangeId,
+        connection_type: crate::model::ConnectionType,
+        proxy_url: &ProxyUrl,
+    ) {
+        self.embedded.release(exchange_id, connection_type, proxy_url);
     }
 
     // ------------------------------------------------------------ inputs
@@ -781,7 +979,7 @@ impl<E: EmbeddedRoutes, const CACHE: usize, const ENDPOINTS: usize, const FEEDBA
             return self.cached();
         }
         let key = CacheKey::from_request(request);
-        if self.waiters.len() + self.answers.len() >= MAX_WAITERS {
+        if self.waiters.len() + self.answers.len() >= WAITERS {
             return self.fallback_ready(now, key, FallbackReason::Overloaded);
         }
         let serial = match self.flights.iter().find(|f| f.key == key) {
@@ -957,9 +1155,57 @@ impl<E: EmbeddedRoutes, const CACHE: usize, const ENDPOINTS: usize, const FEEDBA
 
     // ------------------------------------------------------------ outputs
 
-    /// The next request to send, with its body written to `out` (at least
-    /// [`MIN_TRANSMIT_BUFFER`] bytes). Drain until `None` after every input.
-    pub fn poll_transmit(&mut self, now: Instant, out: &mut [u8]) -> Option<Transmit> {
+    /// The next thing to do, after any input: drain until it gives
+    /// [`Output::Timeout`].
+    ///
+    /// It gives, in this order: every [`Output::Transmit`] (with its body
+    /// written to `out`, at least [`MIN_TRANSMIT_BUFFER`] bytes); then every
+    /// [`Output::Answer`] for a pending resolve; then every [`Output::Event`];
+    /// then [`Output::Timeout`] with when [`handle_timeout`](Self::handle_timeout)
+    /// is next due. The order matters: making a transmit can answer resolves
+    /// (a request that cannot be encoded falls back), emit events and move
+    /// the next timeout, so the timeout is only final once nothing else is
+    /// left.
+    pub fn poll_output(&mut self, now: Instant, out: &mut [u8]) -> Output {
+        if let Some(t) = self.poll_transmit(now, out) {
+            return Output::Transmit(t);
+        }
+        if let Some(a) = self.answers.pop_front() {
+            return Output::Answer(a);
+        }
+        if let Some(e) = self.poll_event() {
+            return Output::Event(e);
+        }
+        Output::Timeout(self.poll_timeout())
+    }
+
+    /// Withdraws a pending resolve (its caller went away): its slot is free at
+    /// once, and an answer not yet taken is discarded. The service request it
+    /// joined goes on, and its reply still fills the cache. Returns whether
+    /// the ticket was pending or answered and not yet taken.
+    pub fn cancel(&mut self, ticket: Ticket) -> bool {
+        if self.take_waiter(|w| w.ticket == ticket).is_some() {
+            return true;
+        }
+        match self.answers.iter().position(|a| a.ticket == ticket) {
+            Some(i) => {
+                // Keep the other answers in order.
+                let mut kept = heapless::Deque::<Answer, WAITERS>::new();
+                let mut j = 0;
+                while let Some(a) = self.answers.pop_front() {
+                    if j != i {
+                        let _ = kept.push_back(a);
+                    }
+                    j += 1;
+                }
+                self.answers = kept;
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn poll_transmit(&mut self, now: Instant, out: &mut [u8]) -> Option<Transmit> {
         // Background refreshes the cache asked for become requests.
         while let Some(key) = self.cache.poll_refresh(now) {
             if self.flights.iter().any(|f| f.key == key) {
@@ -1048,13 +1294,8 @@ impl<E: EmbeddedRoutes, const CACHE: usize, const ENDPOINTS: usize, const FEEDBA
         None
     }
 
-    /// The answer to a pending resolve, oldest first.
-    pub fn poll_answer(&mut self) -> Option<Answer> {
-        self.answers.pop_front()
-    }
-
     /// The next event, oldest first; then those of the machines inside.
-    pub fn poll_event(&mut self) -> Option<Event> {
+    fn poll_event(&mut self) -> Option<Event> {
         if let Some(e) = self.events.pop_front() {
             return Some(e);
         }
@@ -1067,7 +1308,9 @@ impl<E: EmbeddedRoutes, const CACHE: usize, const ENDPOINTS: usize, const FEEDBA
         self.feedback.poll_event().map(Event::Feedback)
     }
 
-    /// When [`handle_timeout`](Self::handle_timeout) is next due.
+    /// When [`handle_timeout`](Self::handle_timeout) is next due, as things
+    /// stand (what [`poll_output`](Self::poll_output) ends with once nothing
+    /// else is left). A read-only query.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let waiters = self.waiters.iter().map(|w| w.deadline);
         let flights = self
@@ -1088,6 +1331,13 @@ impl<E: EmbeddedRoutes, const CACHE: usize, const ENDPOINTS: usize, const FEEDBA
             .chain(self.cache.poll_timeout())
             .chain(feedback)
             .min()
+    }
+
+    /// At shutdown, first: send every queued feedback event now, whatever
+    /// the batching delay or the backoff (then drain
+    /// [`poll_output`](Self::poll_output) as usual).
+    pub fn flush_feedback(&mut self) {
+        self.feedback.flush();
     }
 
     /// At shutdown: every feedback event still queued, oldest first, for the
@@ -1299,7 +1549,7 @@ impl<E: EmbeddedRoutes, const CACHE: usize, const ENDPOINTS: usize, const FEEDBA
     }
 
     fn push_answer(&mut self, answer: Answer) {
-        // Room is reserved: waiters + answers never exceed MAX_WAITERS.
+        // Room is reserved: waiters + answers never exceed WAITERS.
         let _ = self.answers.push_back(answer);
     }
 

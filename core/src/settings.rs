@@ -61,6 +61,7 @@
 use core::fmt;
 
 use crate::embedded::{EmbeddedRoute, EmbeddedRoutes};
+use crate::endpoints::ServiceUrl;
 use crate::error::excerpt;
 use crate::model::{ClientId, ConnectionType, ExchangeId, ProxyUrl, Region};
 use crate::{Reason, ValidationError};
@@ -71,8 +72,6 @@ pub const DEFAULT_EXCHANGES: usize = 16;
 pub const DEFAULT_POOL: usize = 16;
 /// Most service endpoints in `external_service.endpoints`.
 pub const MAX_ENDPOINTS: usize = 8;
-/// Longest service endpoint URL, in bytes.
-pub const MAX_ENDPOINT_LEN: usize = 256;
 /// Longest secret (token, API key), in bytes.
 pub const MAX_SECRET_LEN: usize = 512;
 /// Longest file path (certificate, key, CA bundle), in bytes.
@@ -638,88 +637,6 @@ impl fmt::Display for Secret {
     }
 }
 
-/// A proxy-service endpoint: an `http://` or `https://` base URL with a host,
-/// at most [`MAX_ENDPOINT_LEN`] bytes, e.g. `https://proxy-service:8080`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Endpoint(heapless::String<MAX_ENDPOINT_LEN>);
-
-impl Endpoint {
-    /// Validates `s`.
-    pub fn new(s: &str) -> Result<Self, ValidationError> {
-        const FIELD: &str = "endpoints";
-        if s.is_empty() {
-            return Err(ValidationError::new(FIELD, Reason::Empty));
-        }
-        let (text, cut) = crate::model::text::truncate_into(s);
-        if cut {
-            return Err(ValidationError::new(
-                FIELD,
-                Reason::TooLong {
-                    len: s.len(),
-                    max: MAX_ENDPOINT_LEN,
-                },
-            ));
-        }
-        let rest = if s.len() >= 8 && s[..8].eq_ignore_ascii_case("https://") {
-            &s[8..]
-        } else if s.len() >= 7 && s[..7].eq_ignore_ascii_case("http://") {
-            &s[7..]
-        } else {
-            return Err(ValidationError::new(
-                FIELD,
-                Reason::Malformed {
-                    expected: "http://host[:port] or https://host[:port]",
-                },
-            ));
-        };
-        if rest.contains('@') {
-            return Err(ValidationError::new(
-                FIELD,
-                Reason::Malformed {
-                    expected: "no credentials in an endpoint URL (use auth_credentials)",
-                },
-            ));
-        }
-        // A query or a fragment is where a key would hide, and endpoints are
-        // printed and logged as they are.
-        if rest.contains(['?', '#']) {
-            return Err(ValidationError::new(
-                FIELD,
-                Reason::Malformed {
-                    expected: "no query or fragment in an endpoint URL (keys go in auth_credentials)",
-                },
-            ));
-        }
-        let host = rest.split(['/', ':', '?', '#']).next().unwrap_or("");
-        if host.is_empty() && !rest.starts_with('[') {
-            return Err(ValidationError::new(
-                FIELD,
-                Reason::MissingPart { part: "host" },
-            ));
-        }
-        if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(ValidationError::new(
-                FIELD,
-                Reason::InvalidCharacter {
-                    expected: "no spaces or control characters",
-                },
-            ));
-        }
-        Ok(Self(text))
-    }
-
-    /// The URL.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for Endpoint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
 /// A file path (certificate, key, CA bundle), at most [`MAX_FILE_PATH_LEN`] bytes.
 pub type FilePath = heapless::String<MAX_FILE_PATH_LEN>;
 
@@ -745,7 +662,7 @@ pub struct ExternalService {
     /// Delegate to the service (default false).
     pub enabled: bool,
     /// Service base URLs, tried in order (default none).
-    pub endpoints: heapless::Vec<Endpoint, MAX_ENDPOINTS>,
+    pub endpoints: heapless::Vec<ServiceUrl, MAX_ENDPOINTS>,
     /// How to authenticate (default none).
     pub auth_method: Option<AuthMethod>,
     /// The credentials for `auth_method`.
@@ -1153,5 +1070,14 @@ impl<const E: usize, const P: usize> EmbeddedRoutes for ProxySettings<E, P> {
                 proxy_url: pick.proxy_url.clone(),
                 timeout_seconds: pick.timeout_seconds,
             })
+    }
+
+    fn release(
+        &mut self,
+        exchange_id: &ExchangeId,
+        connection_type: ConnectionType,
+        proxy_url: &ProxyUrl,
+    ) {
+        self.release_url(exchange_id, connection_type, proxy_url);
     }
 }

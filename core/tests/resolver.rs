@@ -14,7 +14,7 @@ use proxy_delegate_core::model::{
     ProxyFeedback, ProxyId, ProxyRequest, ProxyUrl, Timestamp,
 };
 use proxy_delegate_core::resolver::{
-    Answer, CorrelationId, Event, FallbackReason, InputError, MIN_TRANSMIT_BUFFER, Reply,
+    Answer, CorrelationId, Event, FallbackReason, InputError, MIN_TRANSMIT_BUFFER, Output, Reply,
     Resolution, ResolveError, Resolver, ResolverConfig, Route, Source, Ticket, TransmitKind,
 };
 
@@ -39,15 +39,10 @@ impl EmbeddedRoutes for Table {
 
 type R = Resolver<Table, 16, 4, 64>;
 
-/// Runs a test body on a thread with a large stack: the resolver is a large
-/// inline struct and debug builds copy it through the stack while boxing.
-fn run(body: impl FnOnce() + Send + 'static) {
-    std::thread::Builder::new()
-        .stack_size(64 << 20)
-        .spawn(body)
-        .expect("spawn")
-        .join()
-        .unwrap_or_else(|e| std::panic::resume_unwind(e));
+/// Runs a test body (the resolver is built on the heap by `new_boxed`, so
+/// the test thread's own stack is enough).
+fn run(body: impl FnOnce()) {
+    body();
 }
 
 /// A transmit as the adapter would keep it.
@@ -85,6 +80,8 @@ fn config() -> ResolverConfig {
     let mut c = ResolverConfig::new(ClientId::new("test-client").expect("valid"));
     // Health checks at fixed times: the first ones are due at once.
     c.endpoints.check_jitter_percent = 0;
+    // The timings below are written for a 2 s request timeout.
+    c.request_timeout = Duration::from_secs(2);
     c.seed = 7;
     c
 }
@@ -113,10 +110,8 @@ impl H {
     }
 
     fn build(config: ResolverConfig, endpoints: usize, auto_checks: bool) -> H {
-        let r = Box::new(
-            R::new(T0, config, &endpoint_list(endpoints), Table { lookups: 0 })
-                .expect("valid config"),
-        );
+        let r = R::new_boxed(T0, config, &endpoint_list(endpoints), Table { lookups: 0 })
+            .expect("valid config");
         let mut h = H {
             r,
             now: T0,
@@ -132,9 +127,18 @@ impl H {
     /// Drains every output after an input.
     fn pump(&mut self) {
         let mut buf = vec![0u8; MIN_TRANSMIT_BUFFER];
-        for _ in 0..1000 {
-            let Some(t) = self.r.poll_transmit(self.now, &mut buf) else {
-                break;
+        for _ in 0..10_000 {
+            let t = match self.r.poll_output(self.now, &mut buf) {
+                Output::Transmit(t) => t,
+                Output::Answer(a) => {
+                    self.answers.push((self.now, a));
+                    continue;
+                }
+                Output::Event(e) => {
+                    self.events.push(e);
+                    continue;
+                }
+                Output::Timeout(_) => return,
             };
             if t.kind == TransmitKind::HealthCheck {
                 assert_eq!(t.len, 0, "a health check has no body");
@@ -153,12 +157,7 @@ impl H {
                 deadline: t.deadline,
             });
         }
-        while let Some(a) = self.r.poll_answer() {
-            self.answers.push((self.now, a));
-        }
-        while let Some(e) = self.r.poll_event() {
-            self.events.push(e);
-        }
+        panic!("poll_output never came to Timeout");
     }
 
     fn resolve(&mut self, request: &ProxyRequest) -> Res {
@@ -1713,4 +1712,128 @@ fn a_failed_refresh_keeps_the_entry_and_is_tried_again_later() {
             "tried again after refresh_retry"
         );
     });
+}
+
+// ---------------------------------------------------------------- driving API
+
+#[test]
+fn capacities_are_the_users_choice() {
+    // Two flights, four waiters: the third key and the fifth resolve fall back.
+    type Small = Resolver<Table, 16, 4, 64, 2, 4>;
+    let mut r = Small::new_boxed(T0, config(), &endpoint_list(1), Table { lookups: 0 })
+        .expect("valid config");
+    let mut pending = 0;
+    for ex in ["a", "b"] {
+        assert!(matches!(r.resolve(T0, &request(ex)), Resolution::Pending(_)));
+        pending += 1;
+    }
+    match r.resolve(T0, &request("c")) {
+        Resolution::Ready(route) => assert_eq!(route.source, Source::Direct),
+        other => panic!("a third flight must fall back, got {other:?}"),
+    }
+    while pending < 4 {
+        assert!(matches!(r.resolve(T0, &request("a")), Resolution::Pending(_)));
+        pending += 1;
+    }
+    assert!(matches!(r.resolve(T0, &request("a")), Resolution::Ready(_)));
+    assert_eq!(r.stats().fallbacks[FallbackReason::Overloaded as usize], 2);
+}
+
+#[test]
+fn a_cancelled_resolve_frees_its_slot_and_is_never_answered() {
+    type Tiny = Resolver<Table, 16, 4, 64, 4, 2>;
+    let mut r = Tiny::new_boxed(T0, config(), &endpoint_list(1), Table { lookups: 0 })
+        .expect("valid config");
+    let Resolution::Pending(first) = r.resolve(T0, &request("binance")) else {
+        panic!("a miss waits");
+    };
+    let Resolution::Pending(second) = r.resolve(T0, &request("binance")) else {
+        panic!("a miss waits");
+    };
+    // Full: a third resolve falls back at once.
+    assert!(matches!(r.resolve(T0, &request("binance")), Resolution::Ready(_)));
+    assert!(r.cancel(first));
+    assert!(!r.cancel(first), "a ticket cancels once");
+    // Its slot is free at once.
+    let Resolution::Pending(third) = r.resolve(T0, &request("binance")) else {
+        panic!("the freed slot takes a new resolve");
+    };
+    // The deadline passes: only the two live tickets are answered.
+    let later = T0 + Duration::from_secs(1);
+    r.handle_timeout(later);
+    let mut buf = vec![0u8; MIN_TRANSMIT_BUFFER];
+    let mut answered = Vec::new();
+    loop {
+        match r.poll_output(later, &mut buf) {
+            Output::Answer(a) => answered.push(a.ticket),
+            Output::Timeout(_) => break,
+            _ => {}
+        }
+    }
+    answered.sort();
+    assert_eq!(answered, [second, third]);
+    // An answer not yet taken can be cancelled too.
+    let Resolution::Pending(t) = r.resolve(later, &request("kraken")) else {
+        panic!("a miss waits");
+    };
+    r.handle_timeout(later + Duration::from_secs(1));
+    assert!(r.cancel(t), "an answer not yet taken is withdrawn");
+    loop {
+        match r.poll_output(later + Duration::from_secs(1), &mut buf) {
+            Output::Answer(a) => panic!("a cancelled ticket was answered: {a:?}"),
+            Output::Timeout(_) => break,
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn poll_output_gives_transmits_then_answers_then_events_then_the_timeout() {
+    let mut r = R::new_boxed(T0, config(), &endpoint_list(1), Table { lookups: 0 })
+        .expect("valid config");
+    // Buffer too small for a request: the flight fails while transmitting,
+    // which answers the waiting resolve and emits events in the same drain.
+    let Resolution::Pending(ticket) = r.resolve(T0, &request("coinbase")) else {
+        panic!("a miss waits");
+    };
+    let mut small = [0u8; 8];
+    let mut order = Vec::new();
+    loop {
+        match r.poll_output(T0, &mut small) {
+            Output::Transmit(t) => {
+                order.push('t');
+                let _ = r.handle_reply(T0, t.id, Reply::Ok(b"{}"));
+            }
+            Output::Answer(a) => {
+                assert_eq!(a.ticket, ticket);
+                order.push('a');
+            }
+            Output::Event(_) => order.push('e'),
+            Output::Timeout(t) => {
+                assert_eq!(t, r.poll_timeout(), "the final timeout is the query's");
+                break;
+            }
+        }
+    }
+    let first_answer = order.iter().position(|c| *c == 'a').expect("answered");
+    let first_event = order.iter().position(|c| *c == 'e').expect("events");
+    assert!(order[..first_answer].iter().all(|c| *c == 't'), "{order:?}");
+    assert!(order[first_event..].iter().all(|c| *c == 'e'), "{order:?}");
+}
+
+#[test]
+fn breakers_can_be_turned_off_and_endpoints_replaced() {
+    let mut c = config();
+    c.circuit_breaker_enabled = false;
+    let mut r = R::new_boxed(T0, c, &endpoint_list(2), Table { lookups: 0 }).expect("valid");
+    assert_eq!(
+        r.endpoints().breaker_state(0),
+        Some(BreakerState::Disabled),
+        "circuit_breaker_enabled: false disables every breaker"
+    );
+    r.replace_endpoints(T0, &endpoint_list(3)).expect("valid");
+    assert_eq!(r.endpoints().len(), 3);
+    assert_eq!(r.endpoints().breaker_state(2), Some(BreakerState::Disabled));
+    assert!(r.replace_endpoints(T0, &[]).is_err(), "an empty set is refused");
+    assert_eq!(r.endpoints().len(), 3, "nothing changes on error");
 }

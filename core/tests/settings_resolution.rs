@@ -2,6 +2,7 @@
 
 use proxy_delegate_core::Reason;
 use proxy_delegate_core::embedded::EmbeddedRoutes;
+use proxy_delegate_core::endpoints::ServiceUrl;
 use proxy_delegate_core::model::{ConnectionType, ExchangeId, ProxyUrl};
 use proxy_delegate_core::settings::*;
 
@@ -325,15 +326,15 @@ fn secrets_never_print() {
 
 #[test]
 fn endpoints_are_validated() {
-    assert!(Endpoint::new("https://svc:8443").is_ok());
-    assert!(Endpoint::new("http://10.0.0.1:8080/base").is_ok());
-    assert!(Endpoint::new("ftp://svc").is_err());
-    assert!(Endpoint::new("https://").is_err());
-    assert!(Endpoint::new("https://u:p@svc").is_err());
-    assert!(Endpoint::new("https://sv c").is_err());
+    assert!(ServiceUrl::parse("https://svc:8443").is_ok());
+    assert!(ServiceUrl::parse("http://10.0.0.1:8080/base").is_ok());
+    assert!(ServiceUrl::parse("ftp://svc").is_err());
+    assert!(ServiceUrl::parse("https://").is_err());
+    assert!(ServiceUrl::parse("https://u:p@svc").is_err());
+    assert!(ServiceUrl::parse("https://sv c").is_err());
     // A key in a query or a fragment would be printed with the endpoint.
     for keyed in ["https://svc:8443/?api_key=k3y", "https://svc/#k3y"] {
-        let e = Endpoint::new(keyed).unwrap_err().to_string();
+        let e = ServiceUrl::parse(keyed).unwrap_err().to_string();
         assert!(e.contains("no query or fragment"), "{e}");
         assert!(!e.contains("k3y"), "{e}");
     }

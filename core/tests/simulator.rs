@@ -30,8 +30,8 @@ use proxy_delegate_core::model::{
     ProxyRequest, ProxyUrl, Timestamp,
 };
 use proxy_delegate_core::resolver::{
-    CorrelationId, MIN_TRANSMIT_BUFFER, Reply, Resolution, Resolver, ResolverConfig, Route, Source,
-    TransmitKind,
+    Answer, CorrelationId, MIN_TRANSMIT_BUFFER, Output, Reply, Resolution, Resolver, ResolverConfig,
+    Route, Source, TransmitKind,
 };
 
 const EXCHANGES: [&str; 4] = ["binance", "kraken", "coinbase", "bybit"];
@@ -241,10 +241,8 @@ impl Sim {
                 cfg.endpoints.seed = cfg.seed;
                 cfg.endpoints.breaker.seed = cfg.seed;
                 ClientState {
-                    resolver: Box::new(
-                        Client::new(Instant::from_millis(0), cfg, &list, Table)
-                            .expect("valid config"),
-                    ),
+                    resolver: Client::new_boxed(Instant::from_millis(0), cfg, &list, Table)
+                        .expect("valid config"),
                     pending: HashMap::new(),
                     fills: HashMap::new(),
                     reported: 0,
@@ -386,7 +384,16 @@ impl Sim {
     /// Drains a client's outputs and checks every answer.
     fn drive(&mut self, c: usize) {
         let mut buf = vec![0u8; MIN_TRANSMIT_BUFFER];
-        while let Some(t) = self.clients[c].resolver.poll_transmit(self.now, &mut buf) {
+        loop {
+            let t = match self.clients[c].resolver.poll_output(self.now, &mut buf) {
+                Output::Transmit(t) => t,
+                Output::Answer(answer) => {
+                    self.check_answer(c, answer);
+                    continue;
+                }
+                Output::Event(_) => continue,
+                Output::Timeout(_) => break,
+            };
             let body = buf[..t.len].to_vec();
             self.log.borrow_mut().push(format!(
                 "t={} client {c} -> endpoint {} {:?} {}",
@@ -397,7 +404,12 @@ impl Sim {
             ));
             self.serve(c, t.endpoint, t.kind, &body, t.id, t.deadline);
         }
-        while let Some(answer) = self.clients[c].resolver.poll_answer() {
+        self.check_machines(c);
+    }
+
+    /// Checks one answer against its resolve.
+    fn check_answer(&mut self, c: usize, answer: Answer) {
+        {
             let Some((deadline, key)) = self.clients[c].pending.remove(&answer.ticket.get()) else {
                 self.fail(format!("answer for unknown ticket {:?}", answer.ticket));
             };
@@ -411,8 +423,6 @@ impl Sim {
             }
             self.check_route(c, &key, answer.result.as_ref().ok(), answer.result.is_err());
         }
-        while self.clients[c].resolver.poll_event().is_some() {}
-        self.check_machines(c);
     }
 
     fn check_machines(&self, c: usize) {
@@ -719,14 +729,8 @@ impl Sim {
 }
 
 fn run_seed(seed: u64) {
-    // The resolvers are large inline structs (see `Resolver`'s docs) and debug
-    // builds copy them through the stack while boxing: give the run room.
-    std::thread::Builder::new()
-        .stack_size(256 << 20)
-        .spawn(move || Sim::new(seed).run())
-        .expect("spawn")
-        .join()
-        .unwrap_or_else(|e| std::panic::resume_unwind(e));
+    // The resolvers are built on the heap (`new_boxed`): no large stack needed.
+    Sim::new(seed).run();
 }
 
 #[test]

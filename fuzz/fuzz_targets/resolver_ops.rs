@@ -16,7 +16,7 @@ use proxy_delegate_core::model::{
     ClientId, ConnectionType, ExchangeId, FeedbackEvent, ProxyFeedback, ProxyRequest, Timestamp,
 };
 use proxy_delegate_core::resolver::{
-    CorrelationId, MIN_TRANSMIT_BUFFER, Reply, Resolution, Resolver, ResolverConfig,
+    CorrelationId, MIN_TRANSMIT_BUFFER, Output, Reply, Resolution, Resolver, ResolverConfig, Ticket,
 };
 
 type R = Resolver<(), 16, 3, 32>;
@@ -43,15 +43,18 @@ impl Driver<'_> {
     }
 
     fn drain(&mut self) {
-        while let Some(t) = self.r.poll_transmit(self.now, &mut self.buf) {
-            self.sent.push(t.id);
+        loop {
+            match self.r.poll_output(self.now, &mut self.buf) {
+                Output::Transmit(t) => self.sent.push(t.id),
+                Output::Answer(a) => {
+                    let t = a.ticket.get();
+                    assert!(self.waiting.remove(&t), "answer for a ticket not waiting: {t}");
+                    assert!(self.answered.insert(t), "ticket answered twice: {t}");
+                }
+                Output::Event(_) => {}
+                Output::Timeout(_) => break,
+            }
         }
-        while let Some(a) = self.r.poll_answer() {
-            let t = a.ticket.get();
-            assert!(self.waiting.remove(&t), "answer for a ticket not waiting: {t}");
-            assert!(self.answered.insert(t), "ticket answered twice: {t}");
-        }
-        while self.r.poll_event().is_some() {}
         let stats = self.r.feedback_stats();
         assert!(stats.is_conserved(), "feedback not conserved: {stats:?}");
         assert_eq!(stats.reported, self.reported);
@@ -66,7 +69,7 @@ impl Driver<'_> {
     }
 
     fn step(&mut self) {
-        match self.byte() % 12 {
+        match self.byte() % 13 {
             0 => {
                 let ms = u64::from(self.byte()) * 10;
                 self.now += Duration::from_millis(ms);
@@ -166,6 +169,15 @@ impl Driver<'_> {
                     }
                 }
             }
+            11 => {
+                // A caller goes away: its ticket is withdrawn and never answered.
+                let pick = usize::from(self.byte());
+                if let Some(&t) = self.waiting.iter().nth(pick % self.waiting.len().max(1)) {
+                    assert!(self.r.cancel(Ticket::from_raw(t)), "a waiting ticket cancels");
+                    self.waiting.remove(&t);
+                    assert!(!self.r.cancel(Ticket::from_raw(t)), "a ticket cancels once");
+                }
+            }
             _ => {
                 let id = CorrelationId::from_raw(u64::from(self.byte()));
                 let _ = self.r.handle_reply(self.now, id, Reply::Failed);
@@ -186,7 +198,7 @@ fuzz_target!(|data: &[u8]| {
             )
         })
         .collect();
-    let r = Box::new(R::new(now, config, &endpoints, ()).expect("valid config"));
+    let r = R::new_boxed(now, config, &endpoints, ()).expect("valid config");
     let mut d = Driver {
         data,
         r,

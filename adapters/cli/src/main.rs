@@ -218,7 +218,15 @@ fn resolve(args: &ResolveArgs, out: &mut impl Write) -> Result<(), Failure> {
         let pick = loaded
             .settings
             .resolve(&exchange, connection_type)
-            .map(|p| (p.proxy_url.clone(), p.timeout_seconds));
+            .map(|p| (p.proxy_url.clone(), p.timeout_seconds, p.lease));
+        // No connection is made: a least_connections pick gives its lease
+        // back at once, so every pick sees the pool as cryptofeed would.
+        let pick = pick.map(|(url, timeout, lease)| {
+            if let Some(lease) = lease {
+                loaded.settings.release(lease);
+            }
+            (url, timeout)
+        });
         // Printed as configured (password as ***), not normalised.
         let (proxy_url, source, timeout_seconds) = match pick {
             Some((url, timeout)) => (Some(loaded.written_url(&url)), "embedded", Some(timeout)),

@@ -8,9 +8,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::quoted;
+use proxy_delegate_core::endpoints::ServiceUrl;
 use proxy_delegate_core::model::{ClientId, ExchangeId, ProxyUrl, Region};
 use proxy_delegate_core::settings::{
-    AuthMethod, CacheTtlSeconds, DEFAULT_POOL, Endpoint, HedgeDelayMs, MAX_ENDPOINTS,
+    AuthMethod, CacheTtlSeconds, DEFAULT_POOL, HedgeDelayMs, MAX_ENDPOINTS,
     MAX_SRV_NAME_LEN, PoolStrategy, ResolveDeadlineMs, Secret, ServiceTimeoutSeconds,
     StaleGraceSeconds, TimeoutSeconds, Weight,
 };
@@ -353,8 +354,8 @@ leaf!(WeightValue(Weight), |s| Weight::new(number(s)?)
 leaf!(Strategy(PoolStrategy), |s| PoolStrategy::parse(s)
     .map_err(reason));
 leaf!(Auth(AuthMethod), |s| AuthMethod::parse(s).map_err(reason));
-leaf!(EndpointValue(Endpoint), |s| {
-    expand(s, false).and_then(|s| Endpoint::new(&s).map_err(reason))
+leaf!(EndpointValue(ServiceUrl), |s| {
+    expand(s, false).and_then(|s| ServiceUrl::parse(&s).map_err(reason))
 });
 leaf!(RegionValue(Region), |s| Region::new(s).map_err(reason));
 leaf!(ClientIdValue(ClientId), |s| ClientId::new(s)

@@ -305,7 +305,7 @@ fn environment_alone_like_pydantic_settings() {
     );
     let x = &l.settings.external_service;
     assert!(x.enabled);
-    let eps: Vec<_> = x.endpoints.iter().map(|e| e.as_str()).collect();
+    let eps: Vec<_> = x.endpoints.iter().map(|e| e.to_string()).collect();
     assert_eq!(eps, ["https://a:8080", "https://b:8080"]);
     assert_eq!(x.auth_method, Some(AuthMethod::BearerToken));
     assert_eq!(

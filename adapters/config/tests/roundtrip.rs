@@ -3,6 +3,7 @@
 
 use proptest::prelude::*;
 use proxy_delegate_config::{Exposure, Loader, Settings, to_yaml};
+use proxy_delegate_core::endpoints::ServiceUrl;
 use proxy_delegate_core::model::{ClientId, ExchangeId, ProxyUrl, Region};
 use proxy_delegate_core::settings::*;
 
@@ -97,7 +98,7 @@ fn arb_external() -> impl Strategy<Value = ExternalService> {
                     ..ExternalService::default()
                 };
                 for e in eps {
-                    x.endpoints.push(Endpoint::new(&e).unwrap()).unwrap();
+                    x.endpoints.push(ServiceUrl::parse(&e).unwrap()).unwrap();
                 }
                 x.auth_method = auth;
                 // Tokens may contain `${` (written back escaped as `$${`); YAML trims

@@ -17,6 +17,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use proxy_delegate_core::contract;
 use proxy_delegate_core::model::{ProxyFeedback, ProxyRequest};
 use proxy_delegate_core::pool::{Event, FeedbackError, Pool, StrategyKind};
 use serde::Serialize;
@@ -160,12 +161,12 @@ struct Route {
 
 fn route_of(path: &str, auth: &AuthConfig) -> Route {
     let (label, scope, limited) = match path {
-        "/api/v1/proxy/request" => ("/api/v1/proxy/request", Some(Scope::Request), true),
-        "/api/v1/proxy/feedback" => ("/api/v1/proxy/feedback", Some(Scope::Feedback), true),
-        "/api/v1/proxies" => ("/api/v1/proxies", Some(Scope::Read), true),
+        contract::REQUEST_PATH => (contract::REQUEST_PATH, Some(Scope::Request), true),
+        contract::FEEDBACK_PATH => (contract::FEEDBACK_PATH, Some(Scope::Feedback), true),
+        contract::PROXIES_PATH => (contract::PROXIES_PATH, Some(Scope::Read), true),
         "/" => ("/", Some(Scope::Read), true),
         "/metrics" => ("/metrics", auth.metrics.then_some(Scope::Read), false),
-        "/health" => ("/health", auth.health.then_some(Scope::Read), false),
+        contract::HEALTH_PATH => (contract::HEALTH_PATH, auth.health.then_some(Scope::Read), false),
         "/openapi.json" => ("/openapi.json", None, false),
         _ => ("other", None, false),
     };
@@ -179,6 +180,18 @@ fn route_of(path: &str, auth: &AuthConfig) -> Route {
 /// Authenticates, authorises and rate-limits every request, and counts it.
 async fn gate(State(state): State<Arc<AppState>>, mut request: Request, next: Next) -> Response {
     let route = route_of(request.uri().path(), &state.auth);
+    // The client's correlation id, logged and echoed; only its own shape
+    // (16 hex digits) is taken, so no other text reaches the logs.
+    let correlation = request
+        .headers()
+        .get(contract::CORRELATION_HEADER)
+        .filter(|v| v.len() == 16 && v.as_bytes().iter().all(u8::is_ascii_hexdigit))
+        .cloned();
+    let correlation_text = correlation
+        .as_ref()
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_owned();
     let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -194,6 +207,7 @@ async fn gate(State(state): State<Arc<AppState>>, mut request: Request, next: Ne
             // Which rule refused whom; the message never holds a secret.
             tracing::info!(
                 client = %name,
+                correlation_id = %correlation_text,
                 peer = ?peer,
                 route = route.label,
                 status = e.status.as_u16(),
@@ -206,10 +220,17 @@ async fn gate(State(state): State<Arc<AppState>>, mut request: Request, next: Ne
     };
     tracing::debug!(
         client = %client,
+        correlation_id = %correlation_text,
         route = route.label,
         status = response.status().as_u16(),
         "request"
     );
+    let mut response = response;
+    if let Some(id) = correlation {
+        response
+            .headers_mut()
+            .insert(contract::CORRELATION_HEADER, id);
+    }
     state
         .metrics
         .http_requests
@@ -303,10 +324,10 @@ fn admit(
 /// The router with every route, the gate, the JSON 404 and 405 answers.
 pub(crate) fn router(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/api/v1/proxy/request", post(proxy_request))
-        .route("/api/v1/proxy/feedback", post(proxy_feedback))
-        .route("/api/v1/proxies", get(proxies))
-        .route("/health", get(health))
+        .route(contract::REQUEST_PATH, post(proxy_request))
+        .route(contract::FEEDBACK_PATH, post(proxy_feedback))
+        .route(contract::PROXIES_PATH, get(proxies))
+        .route(contract::HEALTH_PATH, get(health))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
         .route("/", get(status_page))

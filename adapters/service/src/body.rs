@@ -12,12 +12,9 @@ use serde::de::DeserializeOwned;
 use crate::error::ApiError;
 
 /// Largest request body accepted, before and after gzip decompression.
-pub const MAX_BODY: usize = 64 * 1024;
-
-/// The JSON media type.
-pub const JSON: &str = "application/json";
-/// The postcard media type.
-pub const POSTCARD: &str = "application/x-postcard";
+pub use proxy_delegate_core::contract::MAX_BODY;
+/// The wire formats' media types.
+pub use proxy_delegate_core::contract::{JSON, POSTCARD};
 
 /// A wire format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
