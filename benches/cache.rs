@@ -173,7 +173,10 @@ fn size<const N: usize>(group: &mut BenchmarkGroup<'_, WallTime>, all_keys: bool
             other => panic!("expected a cache hit, got {other:?}"),
         }
     }
-    while !matches!(resolver.poll_output(lookup_at, &mut buf), Output::Timeout(_)) {}
+    while !matches!(
+        resolver.poll_output(lookup_at, &mut buf),
+        Output::Timeout(_)
+    ) {}
     let mut at = 0;
     group.bench_function(format!("proxy-delegate Resolver::resolve/{N}"), |b| {
         b.iter(|| {

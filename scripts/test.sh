@@ -4,7 +4,8 @@
 #   1. the core's build for a bare-metal target (thumbv7em-none-eabihf, no std),
 #   2. a short smoke run of every fuzz target,
 #   3. cargo test for the whole workspace (the service's tests include a
-#      real headless chromium rendering its status page),
+#      real headless chromium rendering its status page; the client's DNS SRV
+#      tests a real dnsmasq on 127.0.0.1),
 #   4. an OpenAPI fuzzer (schemathesis) against the real service binary,
 # and ends with one "N passed, N failed" line.
 #
@@ -34,6 +35,14 @@ apt_install() {
 if ! command -v chromium >/dev/null 2>&1; then
   log "installing chromium (the status-page browser test)"
   apt_install chromium fonts-liberation fonts-dejavu-core
+fi
+
+# SRV discovery is tested against a real DNS server on 127.0.0.1: Debian's
+# dnsmasq. dnsmasq-base is the binary alone: unlike the dnsmasq package, it
+# installs no system service that would start a DNS server on port 53.
+if ! command -v dnsmasq >/dev/null 2>&1 && [ ! -x /usr/sbin/dnsmasq ]; then
+  log "installing dnsmasq (the DNS SRV discovery tests)"
+  apt_install dnsmasq-base
 fi
 
 if ! rustup target list --installed | grep -qx "$EMBEDDED_TARGET"; then
@@ -82,11 +91,12 @@ if [ "$FUZZ_SECONDS" != 0 ]; then
 fi
 
 # ---------------------------------------------------------------- 3. tests
-log "cargo test --workspace"
+# proxy-delegate-tokio's dns-srv feature is off by default: test it too.
+log "cargo test --workspace --features proxy-delegate-tokio/dns-srv"
 results=$(mktemp)
 trap 'rm -f "$results"' EXIT
 set +e
-cargo test --workspace 2>&1 | tee "$results"
+cargo test --workspace --features proxy-delegate-tokio/dns-srv 2>&1 | tee "$results"
 status=${PIPESTATUS[0]}
 set -e
 summary=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }

@@ -67,6 +67,9 @@ pub struct Delegation {
     pub srv_name: Option<heapless::String<MAX_SRV_NAME_LEN>>,
     /// The region for requests that name none.
     pub region: Option<Region>,
+    /// How the adapter's transport authenticates (its credentials were
+    /// checked to be present).
+    pub auth_method: Option<AuthMethod>,
 }
 
 fn refuse(field: &'static str, what: &'static str) -> ValidationError {
@@ -129,6 +132,7 @@ impl ExternalService {
             endpoints,
             srv_name: self.srv_name.clone(),
             region: self.region.clone(),
+            auth_method: self.auth_method,
         })
     }
 

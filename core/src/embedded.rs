@@ -31,7 +31,7 @@ pub trait EmbeddedRoutes {
     /// for this exchange connection, has ended: give back what the pick took
     /// (a `least_connections` lease), so later picks see the pool as it is.
     /// The default has nothing to give back.
-    fn release(
+    fn release_route(
         &mut self,
         exchange_id: &ExchangeId,
         connection_type: ConnectionType,
@@ -59,12 +59,12 @@ impl<T: EmbeddedRoutes + ?Sized> EmbeddedRoutes for alloc::boxed::Box<T> {
         (**self).embedded_route(exchange_id, connection_type)
     }
 
-    fn release(
+    fn release_route(
         &mut self,
         exchange_id: &ExchangeId,
         connection_type: ConnectionType,
         proxy_url: &ProxyUrl,
     ) {
-        (**self).release(exchange_id, connection_type, proxy_url);
+        (**self).release_route(exchange_id, connection_type, proxy_url);
     }
 }

@@ -495,7 +495,8 @@ impl<const N: usize> FeedbackQueue<N> {
         let batch_max = self.batch_max();
         let due = self.flushing
             || retrying
-            || pending >= batch_max || now >= oldest.saturating_add(self.config.max_age);
+            || pending >= batch_max
+            || now >= oldest.saturating_add(self.config.max_age);
         if !due {
             return None;
         }

@@ -513,6 +513,9 @@ pub enum Event {
 }
 
 /// What [`Resolver::poll_output`] gives; drain until [`Output::Timeout`].
+// Each value is moved once, straight to its handler; boxing the large
+// variants would need an allocator, which the core never uses.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Output {
     /// Send this to its endpoint, then give the outcome to
@@ -939,14 +942,15 @@ impl<
 
     /// A connection made through a [`Source::Embedded`] route has ended:
     /// the embedded configuration gets its pick back (a `least_connections`
-    /// lease), see [`EmbeddedRoutes::release`].
+    /// lease), see [`EmbeddedRoutes::release_route`].
     pub fn release_embedded(
         &mut self,
         exchange_id: &crate::model::ExchangeId,
         connection_type: crate::model::ConnectionType,
         proxy_url: &ProxyUrl,
     ) {
-        self.embedded.release(exchange_id, connection_type, proxy_url);
+        self.embedded
+            .release_route(exchange_id, connection_type, proxy_url);
     }
 
     // ------------------------------------------------------------ inputs

@@ -1072,7 +1072,7 @@ impl<const E: usize, const P: usize> EmbeddedRoutes for ProxySettings<E, P> {
             })
     }
 
-    fn release(
+    fn release_route(
         &mut self,
         exchange_id: &ExchangeId,
         connection_type: ConnectionType,

@@ -1724,7 +1724,10 @@ fn capacities_are_the_users_choice() {
         .expect("valid config");
     let mut pending = 0;
     for ex in ["a", "b"] {
-        assert!(matches!(r.resolve(T0, &request(ex)), Resolution::Pending(_)));
+        assert!(matches!(
+            r.resolve(T0, &request(ex)),
+            Resolution::Pending(_)
+        ));
         pending += 1;
     }
     match r.resolve(T0, &request("c")) {
@@ -1732,7 +1735,10 @@ fn capacities_are_the_users_choice() {
         other => panic!("a third flight must fall back, got {other:?}"),
     }
     while pending < 4 {
-        assert!(matches!(r.resolve(T0, &request("a")), Resolution::Pending(_)));
+        assert!(matches!(
+            r.resolve(T0, &request("a")),
+            Resolution::Pending(_)
+        ));
         pending += 1;
     }
     assert!(matches!(r.resolve(T0, &request("a")), Resolution::Ready(_)));
@@ -1751,7 +1757,10 @@ fn a_cancelled_resolve_frees_its_slot_and_is_never_answered() {
         panic!("a miss waits");
     };
     // Full: a third resolve falls back at once.
-    assert!(matches!(r.resolve(T0, &request("binance")), Resolution::Ready(_)));
+    assert!(matches!(
+        r.resolve(T0, &request("binance")),
+        Resolution::Ready(_)
+    ));
     assert!(r.cancel(first));
     assert!(!r.cancel(first), "a ticket cancels once");
     // Its slot is free at once.
@@ -1789,8 +1798,8 @@ fn a_cancelled_resolve_frees_its_slot_and_is_never_answered() {
 
 #[test]
 fn poll_output_gives_transmits_then_answers_then_events_then_the_timeout() {
-    let mut r = R::new_boxed(T0, config(), &endpoint_list(1), Table { lookups: 0 })
-        .expect("valid config");
+    let mut r =
+        R::new_boxed(T0, config(), &endpoint_list(1), Table { lookups: 0 }).expect("valid config");
     // Buffer too small for a request: the flight fails while transmitting,
     // which answers the waiting resolve and emits events in the same drain.
     let Resolution::Pending(ticket) = r.resolve(T0, &request("coinbase")) else {
@@ -1834,6 +1843,9 @@ fn breakers_can_be_turned_off_and_endpoints_replaced() {
     r.replace_endpoints(T0, &endpoint_list(3)).expect("valid");
     assert_eq!(r.endpoints().len(), 3);
     assert_eq!(r.endpoints().breaker_state(2), Some(BreakerState::Disabled));
-    assert!(r.replace_endpoints(T0, &[]).is_err(), "an empty set is refused");
+    assert!(
+        r.replace_endpoints(T0, &[]).is_err(),
+        "an empty set is refused"
+    );
     assert_eq!(r.endpoints().len(), 3, "nothing changes on error");
 }

@@ -30,8 +30,8 @@ use proxy_delegate_core::model::{
     ProxyRequest, ProxyUrl, Timestamp,
 };
 use proxy_delegate_core::resolver::{
-    Answer, CorrelationId, MIN_TRANSMIT_BUFFER, Output, Reply, Resolution, Resolver, ResolverConfig,
-    Route, Source, TransmitKind,
+    Answer, CorrelationId, MIN_TRANSMIT_BUFFER, Output, Reply, Resolution, Resolver,
+    ResolverConfig, Route, Source, TransmitKind,
 };
 
 const EXCHANGES: [&str; 4] = ["binance", "kraken", "coinbase", "bybit"];

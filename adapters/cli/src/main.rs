@@ -44,10 +44,10 @@ enum Command {
     /// Resolve the proxy for one exchange connection.
     ///
     /// Settings come from the `proxy:` block of --config and the
-    /// CRYPTOFEED_PROXY_* environment variables (which apply on top). There is
-    /// no service client in this build yet: when `external_service.enabled` is
-    /// true and --embedded-only is not given, a notice goes to stderr and the
-    /// answer comes from the embedded configuration.
+    /// CRYPTOFEED_PROXY_* environment variables (which apply on top). When
+    /// `external_service.enabled` is true and --embedded-only is not given,
+    /// the proxy service is asked, and the source says where the route came
+    /// from: service, cache, stale, embedded or direct.
     Resolve(ResolveArgs),
     /// Print the effective settings (secrets redacted) and where each value
     /// came from: file, environment or default.
@@ -209,10 +209,7 @@ fn resolve(args: &ResolveArgs, out: &mut impl Write) -> Result<(), Failure> {
     let connection_type = ConnectionType::from(args.connection_type);
     let mut loaded = load(args.config.as_ref())?;
     if loaded.settings.external_service.enabled && !args.embedded_only {
-        eprintln!(
-            "notice: external_service is enabled, but this build has no proxy-service client yet; \
-             answering from the embedded configuration (pass --embedded-only to silence this)"
-        );
+        return resolve_with_service(args, &loaded, exchange, connection_type, out);
     }
     for _ in 0..args.repeat {
         let pick = loaded
@@ -239,25 +236,122 @@ fn resolve(args: &ResolveArgs, out: &mut impl Write) -> Result<(), Failure> {
             source,
             timeout_seconds,
         };
-        if args.json {
-            let line = serde_json::to_string(&r).map_err(std::io::Error::other)?;
-            writeln!(out, "{line}")?;
-        } else {
-            match (&r.proxy_url, r.timeout_seconds) {
-                (Some(url), Some(t)) => writeln!(
-                    out,
-                    "{} {}: {url} (source {}, timeout {t}s)",
-                    r.exchange, r.connection_type, r.source
-                )?,
-                _ => writeln!(
-                    out,
-                    "{} {}: direct (source {})",
-                    r.exchange, r.connection_type, r.source
-                )?,
-            }
-        }
+        print_resolution(&r, args.json, out)?;
     }
     Ok(())
+}
+
+/// `resolve` through the proxy service: the client's routes, with their
+/// real source.
+fn resolve_with_service(
+    args: &ResolveArgs,
+    loaded: &Loaded,
+    exchange: ExchangeId,
+    connection_type: ConnectionType,
+    out: &mut impl Write,
+) -> Result<(), Failure> {
+    use proxy_delegate_tokio::ProxyServiceClient;
+    init_logging("warn");
+    let region = match &args.region {
+        Some(r) => Some(
+            proxy_delegate_core::model::Region::new(r)
+                .map_err(|e| Failure::Invalid(format!("--region: {}", e.reason)))?,
+        ),
+        None => None,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let client = ProxyServiceClient::from_settings(&loaded.settings, &loaded.client_id())
+            .await
+            .map_err(|e| match e {
+                proxy_delegate_tokio::ClientError::Discovery(_) => {
+                    Failure::Io(std::io::Error::other(e.to_string()))
+                }
+                _ => Failure::Invalid(e.to_string()),
+            })?;
+        let mut request = client.request(exchange, connection_type);
+        if region.is_some() {
+            request.region = region;
+        }
+        let mut result = Ok(());
+        for _ in 0..args.repeat {
+            let route = match client.get_proxy(&request).await {
+                Ok(route) => route,
+                Err(e) => {
+                    result = Err(Failure::Io(std::io::Error::other(e.to_string())));
+                    break;
+                }
+            };
+            let (proxy_url, timeout_seconds) = match (&route.proxy_url, route.source) {
+                // An embedded route is printed as configured, like --embedded-only.
+                (Some(url), proxy_delegate_core::resolver::Source::Embedded) => {
+                    (Some(loaded.written_url(url)), None)
+                }
+                (Some(url), _) => (Some(url.to_string()), None),
+                (None, _) => (None, None),
+            };
+            let r = Resolution {
+                exchange: &args.exchange,
+                connection_type: connection_type.as_str(),
+                proxy_url,
+                source: route.source.as_str(),
+                timeout_seconds,
+            };
+            if let Err(e) = print_resolution(&r, args.json, out) {
+                result = Err(e);
+                break;
+            }
+        }
+        let report = client.shutdown(std::time::Duration::from_secs(1)).await;
+        if report.undelivered > 0 {
+            eprintln!(
+                "warning: {} feedback event(s) not delivered to the proxy service",
+                report.undelivered
+            );
+        }
+        result
+    })
+}
+
+fn print_resolution(r: &Resolution<'_>, json: bool, out: &mut impl Write) -> Result<(), Failure> {
+    if json {
+        let line = serde_json::to_string(r).map_err(std::io::Error::other)?;
+        writeln!(out, "{line}")?;
+        return Ok(());
+    }
+    match (&r.proxy_url, r.timeout_seconds) {
+        (Some(url), Some(t)) => writeln!(
+            out,
+            "{} {}: {url} (source {}, timeout {t}s)",
+            r.exchange, r.connection_type, r.source
+        )?,
+        (Some(url), None) => writeln!(
+            out,
+            "{} {}: {url} (source {})",
+            r.exchange, r.connection_type, r.source
+        )?,
+        _ => writeln!(
+            out,
+            "{} {}: direct (source {})",
+            r.exchange, r.connection_type, r.source
+        )?,
+    }
+    Ok(())
+}
+
+/// Logs to stderr, filtered by RUST_LOG (default `default`).
+fn init_logging(default: &str) {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
 }
 
 fn check_config(args: &CheckArgs, out: &mut impl Write) -> Result<(), Failure> {
@@ -282,14 +376,7 @@ fn check_config(args: &CheckArgs, out: &mut impl Write) -> Result<(), Failure> {
 
 fn serve(args: &ServeArgs) -> Result<(), Failure> {
     use proxy_delegate_service::{Service, ServiceConfig};
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    init_logging("info");
     let mut config = match &args.config {
         Some(path) => ServiceConfig::load(path).map_err(|e| Failure::Invalid(e.to_string()))?,
         None => ServiceConfig::embedded_default(),

@@ -457,51 +457,108 @@ fn check_config_shows_provenance_and_redacts() {
     );
 }
 
+/// The real service binary on a free loopback port, killed on drop.
+struct Serve(std::process::Child, String);
+
+impl Serve {
+    fn start() -> Serve {
+        use std::io::BufRead;
+        let mut child = Command::new(BIN)
+            .env_clear()
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let mut lines = std::io::BufReader::new(stderr).lines();
+        let url = loop {
+            let line = lines.next().expect("serve printed its address").unwrap();
+            if let Some(url) = line.split("listening on ").nth(1) {
+                break url.trim().to_owned();
+            }
+        };
+        // Keep draining stderr so the service never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Serve(child, url)
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
-fn service_enabled_without_embedded_only_says_so() {
+fn resolve_asks_the_service_and_falls_back_when_it_is_down() {
     let d = Dir::new();
-    let cfg = d.file(
-        "config.yaml",
-        "proxy:\n  enabled: true\n  default:\n    http: http://proxy-a:8080\n  external_service:\n    enabled: true\n    endpoints: [\"https://127.0.0.1:9\"]\n",
-    );
-    let o = run(
-        &[
+    let config = |endpoint: &str| {
+        format!(
+            "proxy:\n  enabled: true\n  default:\n    http: http://alice:hunter2@proxy-a:8080\n  external_service:\n    enabled: true\n    endpoints: [\"{endpoint}\"]\n"
+        )
+    };
+    let args = |cfg: &Path| -> Vec<String> {
+        [
             "resolve",
             "--exchange",
-            "x",
+            "binance",
             "--type",
             "http",
-            "--config",
-            cfg.to_str().unwrap(),
             "--json",
-        ],
-        &[],
-    );
-    assert!(o.status.success());
+            "--repeat",
+            "2",
+            "--config",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .chain([cfg.to_str().unwrap().to_owned()])
+        .collect()
+    };
+    let sources = |o: &Output| -> Vec<String> {
+        stdout(o)
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<Value>(l).unwrap()["source"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
+    };
+    // Nothing listens on the discard port: the embedded configuration answers.
+    let down = d.file("down.yaml", &config("http://127.0.0.1:9"));
+    let a = args(&down);
+    let o = run(&a.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(sources(&o), ["embedded", "embedded"]);
     assert!(
-        stderr(&o).contains("no proxy-service client"),
+        stdout(&o).contains("http://alice:***@proxy-a:8080"),
         "{}",
-        stderr(&o)
+        stdout(&o)
     );
-    let v: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
-    assert_eq!(v["source"], "embedded");
-    let o = run(
-        &[
-            "resolve",
-            "--exchange",
-            "x",
-            "--type",
-            "http",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--json",
-            "--embedded-only",
-            "--region",
-            "eu-west-1",
-        ],
-        &[],
+    assert!(!stdout(&o).contains("hunter2") && !stderr(&o).contains("hunter2"));
+    // The real service answers, then the cache.
+    let serve = Serve::start();
+    let up = d.file("up.yaml", &config(&serve.1));
+    let a = args(&up);
+    let o = run(&a.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(sources(&o), ["service", "cache"]);
+    let v: Value = serde_json::from_str(stdout(&o).lines().next().unwrap()).unwrap();
+    assert!(
+        v["proxy_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("socks5://192.0.2."),
+        "{v}"
     );
+    // --embedded-only never asks.
+    let mut a = args(&up);
+    a.push("--embedded-only".into());
+    let o = run(&a.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
     assert!(o.status.success());
+    assert_eq!(sources(&o), ["embedded", "embedded"]);
     assert!(stderr(&o).is_empty(), "{}", stderr(&o));
 }
 

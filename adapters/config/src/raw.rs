@@ -11,9 +11,9 @@ use crate::quoted;
 use proxy_delegate_core::endpoints::ServiceUrl;
 use proxy_delegate_core::model::{ClientId, ExchangeId, ProxyUrl, Region};
 use proxy_delegate_core::settings::{
-    AuthMethod, CacheTtlSeconds, DEFAULT_POOL, HedgeDelayMs, MAX_ENDPOINTS,
-    MAX_SRV_NAME_LEN, PoolStrategy, ResolveDeadlineMs, Secret, ServiceTimeoutSeconds,
-    StaleGraceSeconds, TimeoutSeconds, Weight,
+    AuthMethod, CacheTtlSeconds, DEFAULT_POOL, HedgeDelayMs, MAX_ENDPOINTS, MAX_SRV_NAME_LEN,
+    PoolStrategy, ResolveDeadlineMs, Secret, ServiceTimeoutSeconds, StaleGraceSeconds,
+    TimeoutSeconds, Weight,
 };
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, de::IntoDeserializer};

@@ -102,7 +102,9 @@ pub(crate) fn raw_to_tree(r: &RawSettings, x: Exposure) -> Value {
         }
         put!(enabled, |v: &Flag| json!(v.0));
         put!(endpoints, |v: &Vec<EndpointValue>| json!(
-            v.iter().map(|e| escape(&e.0.to_string())).collect::<Vec<_>>()
+            v.iter()
+                .map(|e| escape(&e.0.to_string()))
+                .collect::<Vec<_>>()
         ));
         put!(auth_method, |v: &Auth| json!(v.0.as_str()));
         put!(timeout_seconds, |v: &ServiceTimeout| json!(v.0.get()));

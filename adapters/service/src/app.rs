@@ -166,7 +166,11 @@ fn route_of(path: &str, auth: &AuthConfig) -> Route {
         contract::PROXIES_PATH => (contract::PROXIES_PATH, Some(Scope::Read), true),
         "/" => ("/", Some(Scope::Read), true),
         "/metrics" => ("/metrics", auth.metrics.then_some(Scope::Read), false),
-        contract::HEALTH_PATH => (contract::HEALTH_PATH, auth.health.then_some(Scope::Read), false),
+        contract::HEALTH_PATH => (
+            contract::HEALTH_PATH,
+            auth.health.then_some(Scope::Read),
+            false,
+        ),
         "/openapi.json" => ("/openapi.json", None, false),
         _ => ("other", None, false),
     };

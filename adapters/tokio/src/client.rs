@@ -1,0 +1,634 @@
+//! [`ProxyServiceClient`]: the core [`Resolver`] driven on tokio.
+//!
+//! The Resolver sits behind a short `std::sync::Mutex` that is never held
+//! across an `.await`. One driver task sleeps until the Resolver's next
+//! timeout or until an input wakes it, sends transmits through the
+//! [`Transport`] (each on its own task) and feeds the replies back. A cached
+//! answer costs a lock and a lookup and wakes nothing.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration as StdDuration;
+
+use embassy_time::{Duration, Instant};
+use proxy_delegate_core::delegation::Delegation;
+use proxy_delegate_core::endpoints::EndpointConfig;
+use proxy_delegate_core::model::{
+    ClientId, ConnectionType, ExchangeId, ProxyFeedback, ProxyRequest, Region,
+};
+use proxy_delegate_core::resolver::{
+    Answer, Event, MIN_TRANSMIT_BUFFER, Output, Reply, Resolution, ResolveError, Resolver, Route,
+    Source, Ticket, Transmit, TransmitKind,
+};
+use tokio::sync::{Notify, oneshot};
+
+use crate::error::ServiceError;
+use crate::metrics as m;
+use crate::transport::{ServiceCall, Transport};
+
+/// The embedded configuration the client falls back to.
+pub type Embedded = Box<proxy_delegate_config::Settings>;
+
+/// Cached routes (a power of two).
+pub const CACHE_CAPACITY: usize = 256;
+/// Most service endpoints.
+pub const ENDPOINT_CAPACITY: usize = proxy_delegate_core::settings::MAX_ENDPOINTS;
+/// Feedback events queued for the service.
+pub const FEEDBACK_CAPACITY: usize = 256;
+/// Service requests in flight (one per key).
+pub const FLIGHT_CAPACITY: usize = 16;
+/// Resolves waiting for the service at once (more fall back at once, as
+/// `overloaded`).
+pub const WAITER_CAPACITY: usize = 256;
+
+/// The Resolver as the client runs it: about 1 MiB, built by `new_boxed`
+/// (the workspace builds this crate optimised even in dev profiles, so that
+/// the build holds one copy on the stack).
+pub type ClientResolver = Resolver<
+    Embedded,
+    CACHE_CAPACITY,
+    ENDPOINT_CAPACITY,
+    FEEDBACK_CAPACITY,
+    FLIGHT_CAPACITY,
+    WAITER_CAPACITY,
+>;
+
+/// A client that cannot be built: the message names the setting and what to do.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The `external_service` block cannot work.
+    Config(String),
+    /// The transport could not be built (TLS files, credentials).
+    Transport(String),
+    /// The endpoints could not be discovered (DNS SRV).
+    Discovery(String),
+}
+
+impl std::fmt::Display for ClientError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClientError::Config(m) => write!(f, "invalid proxy-service configuration: {m}"),
+            ClientError::Transport(m) => write!(f, "cannot set up the proxy-service client: {m}"),
+            ClientError::Discovery(m) => write!(f, "cannot discover the proxy service: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+/// What [`ProxyServiceClient::shutdown`] could not do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ShutdownReport {
+    /// Feedback events sent during shutdown.
+    pub delivered: u64,
+    /// Feedback events still queued when the bound ran out (not delivered).
+    pub undelivered: u64,
+    /// Feedback events dropped over the client's life (the queue was full,
+    /// or the service refused them).
+    pub dropped: u64,
+}
+
+/// The clock: tokio's monotonic time as the core's instants (microsecond
+/// ticks, starting at one second so that no instant is the zero value).
+#[derive(Debug, Clone, Copy)]
+struct Clock {
+    base: tokio::time::Instant,
+}
+
+impl Clock {
+    fn now(&self) -> Instant {
+        self.at(tokio::time::Instant::now())
+    }
+
+    fn at(&self, t: tokio::time::Instant) -> Instant {
+        let us = t.saturating_duration_since(self.base).as_micros();
+        Instant::from_micros(1_000_000 + u64::try_from(us).unwrap_or(u64::MAX / 2))
+    }
+
+    fn to_tokio(self, t: Instant) -> tokio::time::Instant {
+        let us = t.as_micros().saturating_sub(1_000_000);
+        self.base + StdDuration::from_micros(us)
+    }
+}
+
+type AnswerTx = oneshot::Sender<Result<Route, ResolveError>>;
+
+struct State {
+    resolver: Box<ClientResolver>,
+    waiting: HashMap<Ticket, AnswerTx>,
+    buf: Vec<u8>,
+    published: m::Published,
+}
+
+pub(crate) struct Inner {
+    state: Mutex<State>,
+    wake: Notify,
+    stop: AtomicBool,
+    stopped: Notify,
+    clock: Clock,
+    transport: Arc<dyn Transport>,
+    wire: proxy_delegate_core::contract::WireFormat,
+    client_id: ClientId,
+    region: Option<Region>,
+    auth_method: Option<proxy_delegate_core::settings::AuthMethod>,
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves plain data behind: go on.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Asks the proxy service which proxy each exchange connection uses, caches
+/// the answers, falls back when the service cannot answer in time, and
+/// reports feedback. Cheap to clone (one shared driver).
+#[derive(Clone)]
+pub struct ProxyServiceClient {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for ProxyServiceClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProxyServiceClient")
+            .field("client_id", &self.inner.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ProxyServiceClient {
+    /// Builds the client from the loaded settings: the `external_service`
+    /// block through [`ExternalService::delegation`](proxy_delegate_core::settings::ExternalService::delegation),
+    /// the HTTP transport, and endpoints from the list or from DNS SRV. The
+    /// whole settings are the embedded fallback. Must run inside a tokio
+    /// runtime (it spawns the driver).
+    #[cfg(feature = "reqwest")]
+    pub async fn from_settings(
+        settings: &proxy_delegate_config::Settings,
+        default_client_id: &str,
+    ) -> Result<Self, ClientError> {
+        #[cfg(feature = "dns-srv")]
+        {
+            Self::from_settings_with_dns(
+                settings,
+                default_client_id,
+                &crate::srv::DnsConfig::System,
+            )
+            .await
+        }
+        #[cfg(not(feature = "dns-srv"))]
+        {
+            Self::build(settings, default_client_id).await
+        }
+    }
+
+    /// Like [`from_settings`](Self::from_settings), asking `dns` (not the
+    /// system's resolver configuration) for the SRV records of
+    /// `external_service.srv_name` and for the host names they name.
+    #[cfg(feature = "dns-srv")]
+    pub async fn from_settings_with_dns(
+        settings: &proxy_delegate_config::Settings,
+        default_client_id: &str,
+        dns: &crate::srv::DnsConfig,
+    ) -> Result<Self, ClientError> {
+        Self::build(settings, default_client_id, dns).await
+    }
+
+    #[cfg(feature = "reqwest")]
+    async fn build(
+        settings: &proxy_delegate_config::Settings,
+        default_client_id: &str,
+        #[cfg(feature = "dns-srv")] dns: &crate::srv::DnsConfig,
+    ) -> Result<Self, ClientError> {
+        let client_id = ClientId::new(default_client_id)
+            .map_err(|e| ClientError::Config(format!("client id: {}", e.reason)))?;
+        let delegation = settings
+            .external_service
+            .delegation(client_id)
+            .map_err(|e| ClientError::Config(e.to_string()))?;
+        let mut transport_config =
+            crate::http::TransportConfig::from_settings(&settings.external_service);
+        transport_config.request_timeout = to_std(delegation.config.request_timeout);
+        let embedded: Embedded = Box::new(settings.clone());
+        match delegation.srv_name.as_deref() {
+            None => {
+                let transport = crate::http::HttpTransport::new(transport_config)
+                    .map_err(|e| ClientError::Transport(e.to_string()))?;
+                Self::with_transport(delegation, embedded, Arc::new(transport))
+            }
+            #[cfg(feature = "dns-srv")]
+            Some(name) => {
+                let name = name.to_owned();
+                crate::discovery::start(&name, dns, delegation, embedded, transport_config).await
+            }
+            #[cfg(not(feature = "dns-srv"))]
+            Some(_) => Err(ClientError::Config(
+                "external_service.srv_name is set, but this build has no DNS SRV support \
+                 (enable the `dns-srv` feature of proxy-delegate-tokio, or list the \
+                 endpoints under external_service.endpoints)"
+                    .into(),
+            )),
+        }
+    }
+
+    /// Builds the client over any [`Transport`], from a [`Delegation`]
+    /// (whose `endpoints` must not be empty) and the embedded fallback.
+    /// Must run inside a tokio runtime (it spawns the driver).
+    pub fn with_transport(
+        delegation: Delegation,
+        embedded: Embedded,
+        transport: Arc<dyn Transport>,
+    ) -> Result<Self, ClientError> {
+        let clock = Clock {
+            base: tokio::time::Instant::now(),
+        };
+        let client_id = delegation.config.client_id.clone();
+        let resolver = ClientResolver::new_boxed(
+            clock.now(),
+            delegation.config,
+            &delegation.endpoints,
+            embedded,
+        )
+        .map_err(|e| ClientError::Config(e.to_string()))?;
+        let inner = Arc::new(Inner {
+            state: Mutex::new(State {
+                resolver,
+                waiting: HashMap::new(),
+                buf: vec![0; MIN_TRANSMIT_BUFFER],
+                published: m::Published::default(),
+            }),
+            wake: Notify::new(),
+            stop: AtomicBool::new(false),
+            stopped: Notify::new(),
+            clock,
+            transport,
+            wire: proxy_delegate_core::contract::WireFormat::Json,
+            client_id,
+            region: delegation.region,
+            auth_method: delegation.auth_method,
+        });
+        tokio::spawn(drive(inner.clone()));
+        Ok(Self { inner })
+    }
+
+    /// A handle that does not keep the client alive (for background tasks).
+    #[cfg_attr(not(feature = "dns-srv"), allow(dead_code))]
+    pub(crate) fn downgrade(&self) -> std::sync::Weak<Inner> {
+        Arc::downgrade(&self.inner)
+    }
+
+    /// The client again, if it still lives.
+    #[cfg_attr(not(feature = "dns-srv"), allow(dead_code))]
+    pub(crate) fn upgrade(weak: &std::sync::Weak<Inner>) -> Option<Self> {
+        weak.upgrade().map(|inner| Self { inner })
+    }
+
+    /// The request this client sends for an exchange connection: its
+    /// client id and configured region.
+    pub fn request(
+        &self,
+        exchange_id: ExchangeId,
+        connection_type: ConnectionType,
+    ) -> ProxyRequest {
+        let mut r = ProxyRequest::new(exchange_id, connection_type, self.inner.client_id.clone());
+        r.region = self.inner.region.clone();
+        r
+    }
+
+    /// The route for this connection: from a fresh cache entry at once
+    /// (nothing is woken), otherwise from the service within the resolve
+    /// deadline, or the fallback the core decides (stale cache, embedded
+    /// configuration, direct). An error only when the service's
+    /// `fallback_policy` for this connection is `fail`. Dropping the future
+    /// frees its slot at once.
+    pub async fn get_proxy(&self, request: &ProxyRequest) -> Result<Route, ResolveError> {
+        let rx = {
+            let mut st = self.inner.lock();
+            let now = self.inner.clock.now();
+            let refresh_before = st.resolver.refresh_pending();
+            let ticket = match st.resolver.resolve(now, request) {
+                Resolution::Ready(route) => {
+                    let route = route.to_owned();
+                    let wake = route.source != Source::Cache
+                        || (!refresh_before && st.resolver.refresh_pending());
+                    drop(st);
+                    if wake {
+                        // A fallback left events; a hit scheduled a refresh.
+                        self.inner.wake.notify_one();
+                    }
+                    return Ok(route);
+                }
+                Resolution::Failed(e) => {
+                    drop(st);
+                    self.inner.wake.notify_one();
+                    return Err(e);
+                }
+                Resolution::Pending(ticket) => ticket,
+            };
+            let (tx, rx) = oneshot::channel();
+            st.waiting.insert(ticket, tx);
+            (ticket, rx)
+        };
+        metrics::counter!(m::CACHE, "result" => "miss").increment(1);
+        self.inner.wake.notify_one();
+        let (ticket, rx) = rx;
+        let mut guard = CancelOnDrop {
+            inner: &self.inner,
+            ticket: Some(ticket),
+        };
+        let answer = rx.await;
+        guard.ticket = None;
+        match answer {
+            Ok(result) => result,
+            // The driver stopped (shutdown): nothing will answer.
+            Err(_) => Err(ResolveError::ServiceUnavailable {
+                reason: proxy_delegate_core::resolver::FallbackReason::NoEndpoint,
+            }),
+        }
+    }
+
+    /// Reports how a connection went. Synchronous: it never awaits and
+    /// never blocks beyond the short lock; the event is queued and sent in
+    /// batches by the driver.
+    pub fn report_feedback(&self, feedback: ProxyFeedback) {
+        let mut st = self.inner.lock();
+        let now = self.inner.clock.now();
+        st.resolver.report(now, feedback);
+        drop(st);
+        self.inner.wake.notify_one();
+    }
+
+    /// A connection made through `route` has ended: an embedded
+    /// `least_connections` pick gets its lease back.
+    pub fn connection_closed(
+        &self,
+        exchange_id: &ExchangeId,
+        connection_type: ConnectionType,
+        route: &Route,
+    ) {
+        if route.source == Source::Embedded
+            && let Some(url) = &route.proxy_url
+        {
+            self.inner
+                .lock()
+                .resolver
+                .release_embedded(exchange_id, connection_type, url);
+        }
+    }
+
+    /// The Resolver's counters and its feedback queue's, read under the lock.
+    pub fn stats(
+        &self,
+    ) -> (
+        proxy_delegate_core::resolver::Stats,
+        proxy_delegate_core::feedback::Stats,
+    ) {
+        let st = self.inner.lock();
+        (st.resolver.stats(), st.resolver.feedback_stats())
+    }
+
+    /// Replaces the service endpoints (DNS SRV discovery calls this).
+    pub fn replace_endpoints(&self, endpoints: &[EndpointConfig]) -> Result<(), ClientError> {
+        let mut st = self.inner.lock();
+        let now = self.inner.clock.now();
+        st.resolver
+            .replace_endpoints(now, endpoints)
+            .map_err(|e| ClientError::Config(e.to_string()))?;
+        drop(st);
+        self.inner.wake.notify_one();
+        Ok(())
+    }
+
+    /// Stops the client: sends the feedback still queued, waiting at most
+    /// `bound`, and says how many events, if any, were not delivered.
+    /// Resolves still waiting get their fallback first.
+    pub async fn shutdown(&self, bound: StdDuration) -> ShutdownReport {
+        let sent_before = self.stats().1.sent;
+        let until = tokio::time::Instant::now() + bound;
+        // Let the driver flush: it keeps running until the queue is empty or
+        // the bound runs out.
+        loop {
+            let fb = self.stats().1;
+            if fb.queued == 0 || tokio::time::Instant::now() >= until {
+                break;
+            }
+            {
+                // Ask for the queue now rather than at its batching delay.
+                self.inner.lock().resolver.flush_feedback();
+            }
+            self.inner.wake.notify_one();
+            tokio::time::sleep(
+                StdDuration::from_millis(5).min(until - tokio::time::Instant::now()),
+            )
+            .await;
+        }
+        self.inner.stop.store(true, Ordering::SeqCst);
+        self.inner.wake.notify_one();
+        let mut st = self.inner.lock();
+        let undelivered = st.resolver.drain_feedback().count() as u64;
+        // Waiting resolves: the driver is stopping; they learn it from their
+        // dropped sender.
+        st.waiting.clear();
+        let fb = st.resolver.feedback_stats();
+        drop(st);
+        self.inner.stopped.notify_waiters();
+        ShutdownReport {
+            delivered: fb.sent.saturating_sub(sent_before),
+            undelivered,
+            dropped: fb.dropped,
+        }
+    }
+}
+
+/// Withdraws a pending resolve whose future was dropped.
+struct CancelOnDrop<'a> {
+    inner: &'a Inner,
+    ticket: Option<Ticket>,
+}
+
+impl Drop for CancelOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some(ticket) = self.ticket.take() {
+            let mut st = self.inner.lock();
+            st.resolver.cancel(ticket);
+            st.waiting.remove(&ticket);
+        }
+    }
+}
+
+fn to_std(d: Duration) -> StdDuration {
+    StdDuration::from_micros(d.as_micros())
+}
+
+/// What one pass of the drain loop found to do outside the lock.
+struct Pass {
+    transmits: Vec<(
+        Transmit,
+        proxy_delegate_core::endpoints::ServiceUrl,
+        Vec<u8>,
+    )>,
+    events: Vec<Event>,
+    timeout: Option<Instant>,
+}
+
+/// Drains the Resolver (under the lock) until it gives its timeout.
+fn pass(inner: &Inner) -> Pass {
+    let mut st = inner.lock();
+    let now = inner.clock.now();
+    st.resolver.handle_timeout(now);
+    let mut out = Pass {
+        transmits: Vec::new(),
+        events: Vec::new(),
+        timeout: None,
+    };
+    let State {
+        resolver,
+        waiting,
+        buf,
+        published,
+    } = &mut *st;
+    loop {
+        match resolver.poll_output(now, buf) {
+            Output::Transmit(t) => {
+                let Some(endpoint) = resolver.endpoint(t.endpoint).map(|e| e.url.clone()) else {
+                    // The endpoints were replaced since: it cannot be sent.
+                    let _ = resolver.handle_reply(now, t.id, Reply::Failed);
+                    continue;
+                };
+                out.transmits.push((t, endpoint, buf[..t.len].to_vec()));
+            }
+            Output::Answer(Answer { ticket, result, .. }) => {
+                if let Some(tx) = waiting.remove(&ticket) {
+                    // The caller may have gone: nothing to do then.
+                    let _ = tx.send(result);
+                }
+            }
+            Output::Event(e) => out.events.push(e),
+            Output::Timeout(t) => {
+                out.timeout = t;
+                break;
+            }
+        }
+    }
+    m::record_state(resolver, published);
+    out
+}
+
+/// The driver: one task per client.
+async fn drive(inner: Arc<Inner>) {
+    loop {
+        if inner.stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let Pass {
+            transmits,
+            events,
+            timeout,
+        } = pass(&inner);
+        for e in &events {
+            m::record_event(e);
+        }
+        for (t, endpoint, body) in transmits {
+            tokio::spawn(send(inner.clone(), t, endpoint, body));
+        }
+        let sleep = async {
+            match timeout {
+                Some(t) => tokio::time::sleep_until(inner.clock.to_tokio(t)).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = inner.wake.notified() => {}
+            () = sleep => {}
+            () = inner.stopped.notified() => return,
+        }
+    }
+}
+
+/// Sends one transmit and feeds the outcome back.
+async fn send(
+    inner: Arc<Inner>,
+    t: Transmit,
+    endpoint: proxy_delegate_core::endpoints::ServiceUrl,
+    body: Vec<u8>,
+) {
+    let now = inner.clock.now();
+    let timeout = to_std(
+        t.deadline
+            .checked_duration_since(now)
+            .unwrap_or(Duration::from_ticks(0)),
+    )
+    .max(StdDuration::from_millis(1));
+    let span = tracing::debug_span!(
+        "service_call",
+        correlation_id = %t.id,
+        endpoint = %endpoint,
+        kind = t.kind.as_str(),
+    );
+    let call = ServiceCall {
+        endpoint: &endpoint,
+        kind: t.kind,
+        id: t.id,
+        body: &body,
+        wire: inner.wire,
+        timeout,
+    };
+    let started = tokio::time::Instant::now();
+    let result = tracing::Instrument::instrument(inner.transport.send(call), span.clone()).await;
+    let _enter = span.enter();
+    let outcome: &'static str = match &result {
+        Ok(a) if proxy_delegate_core::contract::is_success(a.status) => "ok",
+        Ok(a) => match ServiceError::from_status_with_auth(
+            &endpoint,
+            a.status,
+            a.retry_after,
+            inner.auth_method,
+        ) {
+            Some(e) => {
+                log_failure(&e, t.kind);
+                e.kind().as_str()
+            }
+            None => "ok",
+        },
+        Err(e) => {
+            log_failure(e, t.kind);
+            e.kind().as_str()
+        }
+    };
+    metrics::counter!(m::SERVICE_REQUESTS,
+        "endpoint" => endpoint.to_string(), "kind" => t.kind.as_str(), "outcome" => outcome)
+    .increment(1);
+    metrics::histogram!(m::SERVICE_LATENCY, "kind" => t.kind.as_str())
+        .record(started.elapsed().as_secs_f64());
+    {
+        let mut st = inner.lock();
+        let now = inner.clock.now();
+        let reply = match &result {
+            Ok(a) if proxy_delegate_core::contract::is_success(a.status) => Reply::Ok(&a.body),
+            Ok(a) => Reply::Status {
+                code: a.status,
+                retry_after: a
+                    .retry_after
+                    .map(|d| Duration::from_micros(d.as_micros() as u64)),
+            },
+            Err(_) => Reply::Failed,
+        };
+        // An id the Resolver no longer knows (timed out): nothing to do.
+        let _ = st.resolver.handle_reply(now, t.id, reply);
+    }
+    inner.wake.notify_one();
+}
+
+/// One line per failed service call; auth failures and the like at WARN,
+/// since the operator must act.
+fn log_failure(e: &ServiceError, kind: TransmitKind) {
+    use crate::error::FailureKind as K;
+    match e.kind() {
+        K::Unauthorized | K::Tls | K::Oversized | K::Malformed => {
+            tracing::warn!(kind = kind.as_str(), failure = e.kind().as_str(), "{e}");
+        }
+        _ => tracing::debug!(kind = kind.as_str(), failure = e.kind().as_str(), "{e}"),
+    }
+}
