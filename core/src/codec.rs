@@ -1269,6 +1269,32 @@ pub mod postcard {
                 },
             })
     }
+
+    /// Encodes as many of `msgs` as fit into `out`, one after another (the
+    /// feedback endpoint's postcard batch), returning how many were written
+    /// and their length; an error when not even the first fits.
+    pub fn encode_prefix<M: Message>(
+        msgs: &[M],
+        out: &mut [u8],
+    ) -> Result<(usize, usize), EncodeError> {
+        let mut len = 0;
+        for (i, msg) in msgs.iter().enumerate() {
+            match encode(msg, &mut out[len..]) {
+                Ok(n) => len += n,
+                Err(e) if i == 0 => {
+                    return Err(match e {
+                        EncodeError::BufferTooSmall { format, .. } => EncodeError::BufferTooSmall {
+                            format,
+                            capacity: out.len(),
+                        },
+                        other => other,
+                    });
+                }
+                Err(_) => return Ok((i, len)),
+            }
+        }
+        Ok((msgs.len(), len))
+    }
 }
 
 #[cfg(test)]

@@ -589,6 +589,8 @@ struct Endpoint {
     next_check: Instant,
     /// The check in flight: id and deadline.
     inflight: Option<(u64, Instant)>,
+    /// Not selected before this (the service asked to be left alone).
+    held_until: Instant,
 }
 
 /// Up to `N` proxy-service endpoints, each with its own health and
@@ -721,6 +723,7 @@ impl<const N: usize> Endpoints<N> {
                 breaker: Breaker::new(breaker_config)?,
                 next_check: first_check,
                 inflight: None,
+                held_until: Instant::MIN,
             };
             // Cannot fail: `endpoints.len() <= N` was checked above.
             let _ = this.endpoints.push(endpoint);
@@ -810,7 +813,11 @@ impl<const N: usize> Endpoints<N> {
                 for k in 1..=n {
                     let i = (self.cursor + k) % n;
                     let e = &mut self.endpoints[i];
-                    if Some(i) == exclude || e.health != wanted || e.config.priority != tier {
+                    if Some(i) == exclude
+                        || e.health != wanted
+                        || e.config.priority != tier
+                        || now < e.held_until
+                    {
                         continue;
                     }
                     if let Ok(permit) = e.breaker.try_acquire(now) {
@@ -821,6 +828,16 @@ impl<const N: usize> Endpoints<N> {
             }
         }
         None
+    }
+
+    /// Leaves endpoint `index` out of selection until `until` (a `429 Too
+    /// Many Requests` with `Retry-After`); its health and breaker are not
+    /// touched, and health checks go on. A later hold replaces an earlier
+    /// one.
+    pub fn hold_off(&mut self, index: usize, until: Instant) {
+        if let Some(e) = self.endpoints.get_mut(index) {
+            e.held_until = until;
+        }
     }
 
     /// Gives a selection back with the call's outcome: feeds the endpoint's

@@ -10,6 +10,7 @@ use heapless::Deque;
 
 use crate::backoff::{self, Backoff, BackoffConfig, Jitter};
 use crate::codec::{self, EncodeError};
+use crate::contract::WireFormat;
 use crate::model::ProxyFeedback;
 
 /// Settings of a [`FeedbackQueue`].
@@ -26,6 +27,9 @@ pub struct FeedbackConfig {
     /// (and is retried), so a lost callback never stalls the queue. Default
     /// 30 s. Must not be zero.
     pub ack_timeout: Duration,
+    /// The batches' wire format: a JSON array, or postcard messages one after
+    /// another. Default JSON.
+    pub wire: WireFormat,
     /// Backoff between attempts after a failed batch. Default: base 1 s, cap
     /// 60 s, equal jitter, no attempt limit, `Retry-After` honoured up to
     /// 300 s, seed 0. Feedback is never given up on: if `max_attempts` is set
@@ -39,6 +43,7 @@ impl Default for FeedbackConfig {
             batch_size: 64,
             max_age: Duration::from_secs(1),
             ack_timeout: Duration::from_secs(30),
+            wire: WireFormat::Json,
             retry: BackoffConfig {
                 base: Duration::from_secs(1),
                 max_delay: Duration::from_secs(60),
@@ -502,18 +507,23 @@ impl<const N: usize> FeedbackQueue<N> {
         }
         let want = pending.min(batch_max);
         let batch = &self.events.make_contiguous()[..want];
-        let (count, len) = match codec::json::encode_batch(batch, out) {
-            Ok(len) => (want, len),
-            Err(error) => match largest_fitting(batch, out) {
-                Some(fit) => fit,
-                None => {
-                    let single = codec::json::encode_batch(&batch[..1], out)
+        let encoded = match self.config.wire {
+            WireFormat::Json => match codec::json::encode_batch(batch, out) {
+                Ok(len) => Ok((want, len)),
+                Err(error) => largest_fitting(batch, out).ok_or_else(|| {
+                    codec::json::encode_batch(&batch[..1], out)
                         .err()
-                        .unwrap_or(error);
-                    self.blocked(now, out.len(), single);
-                    return None;
-                }
+                        .unwrap_or(error)
+                }),
             },
+            WireFormat::Postcard => codec::postcard::encode_prefix(batch, out),
+        };
+        let (count, len) = match encoded {
+            Ok(fit) => fit,
+            Err(single) => {
+                self.blocked(now, out.len(), single);
+                return None;
+            }
         };
         self.encode_blocked = None;
         self.retry_at = None;

@@ -46,6 +46,9 @@ pub const MAX_ATTEMPTS: usize = 3;
 /// Room for events not yet taken with [`Resolver::poll_output`]; when full the
 /// oldest goes and is counted in [`Stats::dropped_events`].
 pub const EVENT_QUEUE_LEN: usize = 64;
+/// Longest `Retry-After` honoured for service requests: a hint above it
+/// holds the endpoint off this long.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 /// Smallest buffer [`Resolver::poll_output`] accepts: a request encodes to
 /// at most about 3 KiB, a feedback event to about 1.5 KiB.
 pub const MIN_TRANSMIT_BUFFER: usize = 4096;
@@ -92,6 +95,9 @@ pub struct ResolverConfig {
     /// Seed of the correlation ids (the machines have their own seeds in their
     /// configs). Default 0.
     pub seed: u64,
+    /// The wire format of requests, answers and feedback batches (the
+    /// feedback queue's own `wire` is set from it). Default JSON.
+    pub wire: contract::WireFormat,
 }
 
 impl ResolverConfig {
@@ -117,6 +123,7 @@ impl ResolverConfig {
             retry_budget: RetryBudgetConfig::default(),
             feedback: FeedbackConfig::default(),
             seed: 0,
+            wire: contract::WireFormat::Json,
         }
     }
 }
@@ -838,7 +845,13 @@ impl<
         let next_id = fastrand::Rng::with_seed(config.seed ^ 0x9e37_79b9_7f4a_7c15).u64(..);
         Self {
             cache: Cache::assemble(config.cache.clone()),
-            feedback: FeedbackQueue::assemble(config.feedback, parts.feedback_backoff),
+            feedback: FeedbackQueue::assemble(
+                FeedbackConfig {
+                    wire: config.wire,
+                    ..config.feedback
+                },
+                parts.feedback_backoff,
+            ),
             config,
             policies: heapless::index_map::FnvIndexMap::new(),
             endpoints: parts.endpoints,
@@ -1081,7 +1094,10 @@ impl<
             .find_attempt(id)
             .ok_or(InputError::UnknownCorrelation { id })?;
         match reply {
-            Reply::Ok(body) => match codec::json::decode::<ProxyResponse>(body) {
+            Reply::Ok(body) => match match self.config.wire {
+                contract::WireFormat::Json => codec::json::decode::<ProxyResponse>(body),
+                contract::WireFormat::Postcard => codec::postcard::decode::<ProxyResponse>(body),
+            } {
                 Ok(response) => {
                     self.end_attempt(now, fi, ai, Outcome::Success);
                     self.budget.record_success(now);
@@ -1097,8 +1113,14 @@ impl<
                     self.attempt_failed(now, fi, ai, Outcome::Failure);
                 }
             },
-            Reply::Status { code, .. } => {
+            Reply::Status { code, retry_after } => {
                 let endpoint = self.flights[fi].attempts[ai].endpoint;
+                if let (429 | 503, Some(wait)) = (code, retry_after) {
+                    // The service asked to be left alone: no request goes
+                    // to it before then (resolves fall back meanwhile).
+                    let wait = wait.min(MAX_RETRY_AFTER);
+                    self.endpoints.hold_off(endpoint, now.saturating_add(wait));
+                }
                 self.emit(Event::BadReply {
                     id,
                     endpoint,
@@ -1245,7 +1267,11 @@ impl<
                 continue;
             };
             let flight = &mut self.flights[fi];
-            match codec::json::encode(&flight.request, out) {
+            let encoded = match self.config.wire {
+                contract::WireFormat::Json => codec::json::encode(&flight.request, out),
+                contract::WireFormat::Postcard => codec::postcard::encode(&flight.request, out),
+            };
+            match encoded {
                 Ok(len) => {
                     let attempt = &mut flight.attempts[ai];
                     attempt.sent = true;

@@ -498,3 +498,52 @@ fn min_transmit_buffer_always_holds_one_event() {
     let back: Vec<ProxyFeedback> = serde_json::from_slice(&out[..tx.len]).unwrap();
     assert_eq!(back, [worst_case()]);
 }
+
+/// The sequence numbers in a postcard batch (messages back to back).
+fn postcard_seqs(out: &[u8], tx: &Transmit) -> Vec<u32> {
+    let mut rest = &out[..tx.len];
+    let mut seqs = Vec::new();
+    while !rest.is_empty() {
+        let (f, r) = codec::postcard::take::<ProxyFeedback>(rest).unwrap();
+        seqs.push(f.latency_ms.unwrap());
+        rest = r;
+    }
+    assert_eq!(seqs.len(), tx.count);
+    seqs
+}
+
+#[test]
+fn postcard_batches_are_messages_back_to_back_cut_to_what_fits() {
+    use proxy_delegate_core::contract::WireFormat;
+    let mut q = FeedbackQueue::<16>::new(FeedbackConfig {
+        wire: WireFormat::Postcard,
+        ..cfg(4)
+    })
+    .unwrap();
+    for i in 0..4 {
+        q.report(T0, fb(i));
+    }
+    let mut one = [0u8; 1024];
+    let one_len = codec::postcard::encode(&fb(0), &mut one).unwrap();
+    // Room for two and a half events: two go, the others follow.
+    let mut out = vec![0u8; one_len * 5 / 2];
+    let tx = q.poll_transmit(T0, &mut out).unwrap();
+    assert_eq!(postcard_seqs(&out, &tx), [0, 1]);
+    q.handle_sent(T0, tx.id).unwrap();
+    // The rest is a partial batch: due once the oldest has waited max_age.
+    let later = T0 + ms(1_000);
+    let tx = q.poll_transmit(later, &mut out).unwrap();
+    assert_eq!(postcard_seqs(&out, &tx), [2, 3]);
+    q.handle_sent(later, tx.id).unwrap();
+    assert_conserved(q.stats());
+    // Not even one fits: nothing is sent or lost, and it says so.
+    q.report(T0, fb(9));
+    let mut tiny = [0u8; 8];
+    assert!(q.poll_transmit(T0 + ms(2_000), &mut tiny).is_none());
+    assert!(
+        events(&mut q)
+            .iter()
+            .any(|e| matches!(e, Event::EncodeFailed { .. }))
+    );
+    assert_eq!(q.stats().queued, 1);
+}

@@ -1849,3 +1849,96 @@ fn breakers_can_be_turned_off_and_endpoints_replaced() {
     );
     assert_eq!(r.endpoints().len(), 3, "nothing changes on error");
 }
+
+#[test]
+fn postcard_on_the_wire_when_configured() {
+    use proxy_delegate_core::codec;
+    use proxy_delegate_core::contract::WireFormat;
+    use proxy_delegate_core::model::ProxyResponse;
+    let mut c = config();
+    c.wire = WireFormat::Postcard;
+    c.feedback.batch_size = 2;
+    let mut h = H::new(c, 1);
+    let Res::Pending(ticket) = h.resolve(&request("binance")) else {
+        panic!("a miss waits");
+    };
+    let sent = h.one_resolve();
+    let asked: ProxyRequest = codec::postcard::decode(&sent.body).expect("a postcard request");
+    assert_eq!(asked.exchange_id.as_str(), "binance");
+    // The service answers in postcard too.
+    let json = body(
+        Some("socks5://u:p@proxy-a:1080"),
+        "pa",
+        60,
+        "embedded_fallback",
+    );
+    let response: ProxyResponse = codec::json::decode(&json).expect("valid");
+    let mut buf = [0u8; 1024];
+    let n = codec::postcard::encode(&response, &mut buf).expect("encodes");
+    h.reply(sent.id, Reply::Ok(&buf[..n])).expect("known id");
+    let answers = h.take_answers();
+    assert_eq!(answers[0].1.ticket, ticket);
+    assert_eq!(
+        answers[0].1.result.as_ref().expect("a route").source,
+        Source::Service
+    );
+    // A JSON answer is malformed for a postcard client.
+    let Res::Pending(_) = h.resolve(&request("kraken")) else {
+        panic!("a miss waits");
+    };
+    let sent = h.one_resolve();
+    h.reply(sent.id, Reply::Ok(&json)).expect("known id");
+    assert!(
+        h.take_events()
+            .iter()
+            .any(|e| matches!(e, Event::BadReply { status: 200, .. }))
+    );
+    // Feedback goes as postcard messages back to back.
+    for ex in ["binance", "kraken"] {
+        h.report(feedback(ex, Some("pa"), None, FeedbackEvent::Success, None));
+    }
+    let batch = h
+        .take_sent()
+        .into_iter()
+        .find(|s| matches!(s.kind, TransmitKind::Feedback(_)))
+        .expect("a feedback batch");
+    let (first, rest) = codec::postcard::take::<ProxyFeedback>(&batch.body).expect("first");
+    let (second, rest) = codec::postcard::take::<ProxyFeedback>(rest).expect("second");
+    assert!(rest.is_empty());
+    assert_eq!(
+        (first.exchange_id.as_str(), second.exchange_id.as_str()),
+        ("binance", "kraken")
+    );
+}
+
+#[test]
+fn a_429_with_retry_after_holds_the_endpoint_off() {
+    let mut h = H::new(config(), 1);
+    let Res::Pending(_) = h.resolve(&request("binance")) else {
+        panic!("a miss waits");
+    };
+    let sent = h.one_resolve();
+    h.reply(
+        sent.id,
+        Reply::Status {
+            code: 429,
+            retry_after: Some(Duration::from_secs(5)),
+        },
+    )
+    .expect("known id");
+    h.take_answers();
+    h.take_events();
+    // Within the hold: no request goes out, the fallback is at once.
+    h.advance(Duration::from_secs(1));
+    let route = ready(h.resolve(&request("kraken")));
+    assert_eq!(route.source, Source::Direct);
+    assert!(h.take_resolves().is_empty(), "nothing sent while held off");
+    assert_eq!(
+        fallbacks(&h.take_events()),
+        [(FallbackReason::NoEndpoint, Some(Source::Direct))]
+    );
+    // After it: asked again.
+    h.advance(Duration::from_secs(5));
+    assert!(matches!(h.resolve(&request("okx")), Res::Pending(_)));
+    assert_eq!(h.take_resolves().len(), 1);
+}

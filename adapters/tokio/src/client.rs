@@ -35,16 +35,17 @@ pub const CACHE_CAPACITY: usize = 256;
 /// Most service endpoints.
 pub const ENDPOINT_CAPACITY: usize = proxy_delegate_core::settings::MAX_ENDPOINTS;
 /// Feedback events queued for the service.
-pub const FEEDBACK_CAPACITY: usize = 256;
+pub const FEEDBACK_CAPACITY: usize = 128;
 /// Service requests in flight (one per key).
 pub const FLIGHT_CAPACITY: usize = 16;
 /// Resolves waiting for the service at once (more fall back at once, as
 /// `overloaded`).
-pub const WAITER_CAPACITY: usize = 256;
+pub const WAITER_CAPACITY: usize = 128;
 
-/// The Resolver as the client runs it: about 1 MiB, built by `new_boxed`
-/// (the workspace builds this crate optimised even in dev profiles, so that
-/// the build holds one copy on the stack).
+/// The Resolver as the client runs it: about 540 KiB, built by `new_boxed`
+/// (which holds one copy on the stack while building; the workspace builds
+/// this crate optimised even in dev profiles so that it is one), so that a
+/// client can be built on any tokio worker or test thread (2 MiB stacks).
 pub type ClientResolver = Resolver<
     Embedded,
     CACHE_CAPACITY,
@@ -211,7 +212,7 @@ impl ProxyServiceClient {
         let mut transport_config =
             crate::http::TransportConfig::from_settings(&settings.external_service);
         transport_config.request_timeout = to_std(delegation.config.request_timeout);
-        let embedded: Embedded = Box::new(settings.clone());
+        let embedded = boxed_clone(settings);
         match delegation.srv_name.as_deref() {
             None => {
                 let transport = crate::http::HttpTransport::new(transport_config)
@@ -245,6 +246,7 @@ impl ProxyServiceClient {
             base: tokio::time::Instant::now(),
         };
         let client_id = delegation.config.client_id.clone();
+        let wire = delegation.config.wire;
         let resolver = ClientResolver::new_boxed(
             clock.now(),
             delegation.config,
@@ -264,7 +266,7 @@ impl ProxyServiceClient {
             stopped: Notify::new(),
             clock,
             transport,
-            wire: proxy_delegate_core::contract::WireFormat::Json,
+            wire,
             client_id,
             region: delegation.region,
             auth_method: delegation.auth_method,
@@ -318,11 +320,15 @@ impl ProxyServiceClient {
                         // A fallback left events; a hit scheduled a refresh.
                         self.inner.wake.notify_one();
                     }
+                    if route.source != Source::Cache {
+                        trace_route(request, Ok(&route), "at once");
+                    }
                     return Ok(route);
                 }
                 Resolution::Failed(e) => {
                     drop(st);
                     self.inner.wake.notify_one();
+                    trace_route(request, Err(&e), "at once");
                     return Err(e);
                 }
                 Resolution::Pending(ticket) => ticket,
@@ -341,7 +347,10 @@ impl ProxyServiceClient {
         let answer = rx.await;
         guard.ticket = None;
         match answer {
-            Ok(result) => result,
+            Ok(result) => {
+                trace_route(request, result.as_ref(), "after waiting");
+                result
+            }
             // The driver stopped (shutdown): nothing will answer.
             Err(_) => Err(ResolveError::ServiceUnavailable {
                 reason: proxy_delegate_core::resolver::FallbackReason::NoEndpoint,
@@ -442,6 +451,26 @@ impl ProxyServiceClient {
     }
 }
 
+/// One debug line per resolve that was not a plain cache hit: the exchange,
+/// the connection type and where the route came from (never the proxy's
+/// credentials: a `ProxyUrl` prints its password as `***`).
+fn trace_route(request: &ProxyRequest, result: Result<&Route, &ResolveError>, when: &str) {
+    match result {
+        Ok(route) => tracing::debug!(
+            exchange = request.exchange_id.as_str(),
+            connection_type = request.connection_type.as_str(),
+            source = route.source.as_str(),
+            proxy = route.proxy_url.as_ref().map(tracing::field::display),
+            "route {when}"
+        ),
+        Err(e) => tracing::debug!(
+            exchange = request.exchange_id.as_str(),
+            connection_type = request.connection_type.as_str(),
+            "no route {when}: {e}"
+        ),
+    }
+}
+
 /// Withdraws a pending resolve whose future was dropped.
 struct CancelOnDrop<'a> {
     inner: &'a Inner,
@@ -456,6 +485,13 @@ impl Drop for CancelOnDrop<'_> {
             st.waiting.remove(&ticket);
         }
     }
+}
+
+/// The settings, copied to the heap. Out of line, so that the copy's
+/// temporary lives in this short frame, not in the caller's async state.
+#[inline(never)]
+fn boxed_clone(settings: &proxy_delegate_config::Settings) -> Embedded {
+    Box::new(settings.clone())
 }
 
 fn to_std(d: Duration) -> StdDuration {

@@ -1,0 +1,153 @@
+//! `ProxyServiceClient` against the reference service run in-process on
+//! 127.0.0.1: both wire formats, a dropped `get_proxy` freeing its slot, and
+//! a client built on an ordinary test thread (2 MiB stack).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use proxy_delegate_core::contract::WireFormat;
+use proxy_delegate_core::model::{
+    ClientId, ConnectionType, ExchangeId, FeedbackEvent, ProxyFeedback, Timestamp,
+};
+use proxy_delegate_core::resolver::Source;
+use proxy_delegate_service::{Running, Service, ServiceConfig};
+use proxy_delegate_tokio::{HttpTransport, ProxyServiceClient, TransportConfig};
+
+async fn start_service() -> Running {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1:0");
+    Service::new(ServiceConfig::embedded_default())
+        .expect("service builds")
+        .start(listener)
+        .expect("service starts")
+}
+
+fn settings(endpoint: &str) -> Box<proxy_delegate_config::Settings> {
+    let yaml = format!(
+        "proxy:\n  enabled: true\n  default:\n    http: http://user:pw-embedded@127.0.0.1:3128\n  external_service:\n    enabled: true\n    endpoints: [\"{endpoint}\"]\n    resolve_deadline_ms: 2000\n"
+    );
+    proxy_delegate_config::Loader::new()
+        .yaml_str("config.yaml", yaml)
+        .load()
+        .expect("valid settings")
+        .settings
+}
+
+async fn client(endpoint: &str, wire: WireFormat) -> ProxyServiceClient {
+    let s = settings(endpoint);
+    let mut delegation = s
+        .external_service
+        .delegation(ClientId::new("tokio-test").expect("valid"))
+        .expect("a working block");
+    delegation.config.wire = wire;
+    // Feedback goes out as soon as one event waits.
+    delegation.config.feedback.batch_size = 1;
+    let transport =
+        HttpTransport::new(TransportConfig::from_settings(&s.external_service)).expect("transport");
+    ProxyServiceClient::with_transport(delegation, s, Arc::new(transport)).expect("client")
+}
+
+fn feedback(exchange: &str) -> ProxyFeedback {
+    ProxyFeedback {
+        proxy_id: None,
+        proxy_url: Some("socks5://192.0.2.10:1080".parse().expect("valid")),
+        exchange_id: ExchangeId::new(exchange).expect("valid"),
+        connection_type: ConnectionType::Websocket,
+        event: FeedbackEvent::Success,
+        success: true,
+        latency_ms: Some(12),
+        error_category: None,
+        error_details: None,
+        timestamp: Timestamp::from_unix_millis(1_700_000_000_000).expect("valid"),
+        client_id: ClientId::new("tokio-test").expect("valid"),
+    }
+}
+
+/// Waits (bounded) until `done` holds.
+async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..200 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{what} did not happen within 5 s");
+}
+
+async fn delegates_and_reports(wire: WireFormat) {
+    let service = start_service().await;
+    let base = format!("http://{}", service.local_addr());
+    let c = client(&base, wire).await;
+    let request = c.request(
+        ExchangeId::new("binance").expect("valid"),
+        ConnectionType::Websocket,
+    );
+    let first = c.get_proxy(&request).await.expect("a route");
+    assert_eq!(first.source, Source::Service, "{wire}: {first:?}");
+    let url = first.proxy_url.clone().expect("the service names a proxy");
+    assert!(url.to_string().starts_with("socks5://192.0.2."), "{url}");
+    let again = c.get_proxy(&request).await.expect("a route");
+    assert_eq!(again.source, Source::Cache);
+    assert_eq!(again.proxy_url, first.proxy_url);
+    c.report_feedback(feedback("binance"));
+    eventually("feedback delivery", || c.stats().1.sent == 1).await;
+    let report = c.shutdown(Duration::from_secs(1)).await;
+    assert_eq!(report.undelivered, 0);
+    // The service counted the event in its metrics (no credentials there).
+    let metrics = reqwest::get(format!("{base}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("feedback") && !metrics.contains("pw-embedded"),
+        "{metrics}"
+    );
+    service.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delegates_and_reports_in_json() {
+    delegates_and_reports(WireFormat::Json).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delegates_and_reports_in_postcard() {
+    delegates_and_reports(WireFormat::Postcard).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_get_proxy_frees_its_slot() {
+    // A listener that accepts and never answers: every resolve waits.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = silent.local_addr().expect("addr");
+    let held = tokio::spawn(async move {
+        let mut conns = Vec::new();
+        while let Ok((c, _)) = silent.accept().await {
+            conns.push(c);
+        }
+    });
+    let c = client(&format!("http://{addr}"), WireFormat::Json).await;
+    // More callers than WAITER_CAPACITY, each dropped after a moment: if
+    // dropping did not free the slot, the later ones would be refused at
+    // once as overloaded instead of waiting.
+    let n = proxy_delegate_tokio::WAITER_CAPACITY * 2;
+    for i in 0..n {
+        let request = c.request(
+            ExchangeId::new(&format!("ex{}", i % 8)).expect("valid"),
+            ConnectionType::Http,
+        );
+        let waited = tokio::time::timeout(Duration::from_millis(2), c.get_proxy(&request)).await;
+        assert!(waited.is_err(), "resolve {i} did not wait: {waited:?}");
+    }
+    let (stats, _) = c.stats();
+    assert_eq!(
+        stats.fallbacks[3], 0,
+        "no resolve was refused as overloaded: {stats:?}"
+    );
+    held.abort();
+}
