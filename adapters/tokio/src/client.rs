@@ -145,10 +145,34 @@ impl Inner {
 
 /// Asks the proxy service which proxy each exchange connection uses, caches
 /// the answers, falls back when the service cannot answer in time, and
-/// reports feedback. Cheap to clone (one shared driver).
+/// reports feedback. Cheap to clone (one shared driver); when the last clone
+/// is dropped the driver stops (call [`shutdown`](Self::shutdown) first to
+/// deliver queued feedback).
 #[derive(Clone)]
 pub struct ProxyServiceClient {
+    inner: Arc<Handle>,
+}
+
+/// What the client's clones share; the driver holds the `Inner` only, so
+/// that dropping the last clone stops it.
+pub(crate) struct Handle {
     inner: Arc<Inner>,
+}
+
+impl std::ops::Deref for Handle {
+    type Target = Inner;
+
+    fn deref(&self) -> &Inner {
+        &self.inner
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.inner.stop.store(true, Ordering::SeqCst);
+        // A stored permit: the driver sees it even if it is not waiting yet.
+        self.inner.wake.notify_one();
+    }
 }
 
 impl std::fmt::Debug for ProxyServiceClient {
@@ -163,11 +187,23 @@ impl ProxyServiceClient {
     /// Builds the client from the loaded settings: the `external_service`
     /// block through [`ExternalService::delegation`](proxy_delegate_core::settings::ExternalService::delegation),
     /// the HTTP transport, and endpoints from the list or from DNS SRV. The
-    /// whole settings are the embedded fallback. Must run inside a tokio
-    /// runtime (it spawns the driver).
+    /// whole settings are the embedded fallback (copied; see
+    /// [`from_boxed_settings`](Self::from_boxed_settings) to hand them
+    /// over). Must run inside a tokio runtime (it spawns the driver).
     #[cfg(feature = "reqwest")]
     pub async fn from_settings(
         settings: &proxy_delegate_config::Settings,
+        default_client_id: &str,
+    ) -> Result<Self, ClientError> {
+        Self::from_boxed_settings(boxed_clone(settings), default_client_id).await
+    }
+
+    /// Like [`from_settings`](Self::from_settings), taking the settings as
+    /// [`Loader::load`](proxy_delegate_config::Loader::load) gives them
+    /// (`Loaded::settings`), so nothing large is copied on the stack.
+    #[cfg(feature = "reqwest")]
+    pub async fn from_boxed_settings(
+        settings: Embedded,
         default_client_id: &str,
     ) -> Result<Self, ClientError> {
         #[cfg(feature = "dns-srv")]
@@ -185,12 +221,12 @@ impl ProxyServiceClient {
         }
     }
 
-    /// Like [`from_settings`](Self::from_settings), asking `dns` (not the
-    /// system's resolver configuration) for the SRV records of
+    /// Like [`from_boxed_settings`](Self::from_boxed_settings), asking `dns`
+    /// (not the system's resolver configuration) for the SRV records of
     /// `external_service.srv_name` and for the host names they name.
     #[cfg(feature = "dns-srv")]
     pub async fn from_settings_with_dns(
-        settings: &proxy_delegate_config::Settings,
+        settings: Embedded,
         default_client_id: &str,
         dns: &crate::srv::DnsConfig,
     ) -> Result<Self, ClientError> {
@@ -199,20 +235,19 @@ impl ProxyServiceClient {
 
     #[cfg(feature = "reqwest")]
     async fn build(
-        settings: &proxy_delegate_config::Settings,
+        embedded: Embedded,
         default_client_id: &str,
         #[cfg(feature = "dns-srv")] dns: &crate::srv::DnsConfig,
     ) -> Result<Self, ClientError> {
         let client_id = ClientId::new(default_client_id)
             .map_err(|e| ClientError::Config(format!("client id: {}", e.reason)))?;
-        let delegation = settings
+        let delegation = embedded
             .external_service
             .delegation(client_id)
             .map_err(|e| ClientError::Config(e.to_string()))?;
         let mut transport_config =
-            crate::http::TransportConfig::from_settings(&settings.external_service);
+            crate::http::TransportConfig::from_settings(&embedded.external_service);
         transport_config.request_timeout = to_std(delegation.config.request_timeout);
-        let embedded = boxed_clone(settings);
         match delegation.srv_name.as_deref() {
             None => {
                 let transport = crate::http::HttpTransport::new(transport_config)
@@ -272,18 +307,20 @@ impl ProxyServiceClient {
             auth_method: delegation.auth_method,
         });
         tokio::spawn(drive(inner.clone()));
-        Ok(Self { inner })
+        Ok(Self {
+            inner: Arc::new(Handle { inner }),
+        })
     }
 
     /// A handle that does not keep the client alive (for background tasks).
     #[cfg_attr(not(feature = "dns-srv"), allow(dead_code))]
-    pub(crate) fn downgrade(&self) -> std::sync::Weak<Inner> {
+    pub(crate) fn downgrade(&self) -> std::sync::Weak<Handle> {
         Arc::downgrade(&self.inner)
     }
 
     /// The client again, if it still lives.
     #[cfg_attr(not(feature = "dns-srv"), allow(dead_code))]
-    pub(crate) fn upgrade(weak: &std::sync::Weak<Inner>) -> Option<Self> {
+    pub(crate) fn upgrade(weak: &std::sync::Weak<Handle>) -> Option<Self> {
         weak.upgrade().map(|inner| Self { inner })
     }
 

@@ -47,7 +47,7 @@ pub(crate) async fn start(
 /// Looks again at each refresh time while the client lives.
 async fn refresh(
     discovery: SrvDiscovery,
-    client: Weak<crate::client::Inner>,
+    client: Weak<crate::client::Handle>,
     mut current: Vec<proxy_delegate_core::endpoints::EndpointConfig>,
     mut at: tokio::time::Instant,
 ) {
