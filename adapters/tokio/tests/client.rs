@@ -75,7 +75,45 @@ async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
     panic!("{what} did not happen within 5 s");
 }
 
+/// The metrics recorder of this test binary (installed once, global: the
+/// driver records from its own tasks).
+fn recorder() -> &'static metrics_util::debugging::Snapshotter {
+    static SNAPSHOTTER: std::sync::OnceLock<metrics_util::debugging::Snapshotter> =
+        std::sync::OnceLock::new();
+    SNAPSHOTTER.get_or_init(|| {
+        let recorder = metrics_util::debugging::DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        recorder
+            .install()
+            .expect("the only recorder of this binary");
+        snapshotter
+    })
+}
+
+/// Every `name{labels}` recorded so far, with counters' values.
+fn recorded() -> Vec<(String, Option<u64>)> {
+    use metrics_util::debugging::DebugValue;
+    recorder()
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .map(|(key, _, _, value)| {
+            let key = key.key();
+            let labels: Vec<String> = key
+                .labels()
+                .map(|l| format!("{}={}", l.key(), l.value()))
+                .collect();
+            let count = match value {
+                DebugValue::Counter(n) => Some(n),
+                _ => None,
+            };
+            (format!("{}{{{}}}", key.name(), labels.join(",")), count)
+        })
+        .collect()
+}
+
 async fn delegates_and_reports(wire: WireFormat) {
+    recorder();
     let service = start_service().await;
     let base = format!("http://{}", service.local_addr());
     let c = client(&base, wire).await;
@@ -94,6 +132,23 @@ async fn delegates_and_reports(wire: WireFormat) {
     eventually("feedback delivery", || c.stats().1.sent == 1).await;
     let report = c.shutdown(Duration::from_secs(1)).await;
     assert_eq!(report.undelivered, 0);
+    // The documented metrics were recorded, with no secret in any label.
+    let seen = recorded();
+    let has = |prefix: &str| seen.iter().any(|(k, _)| k.starts_with(prefix));
+    for name in [
+        "proxy_delegate_service_requests_total{endpoint=http://127.0.0.1",
+        "proxy_delegate_service_request_seconds{kind=resolve",
+        "proxy_delegate_resolutions_total{source=service",
+        "proxy_delegate_cache_total{result=miss",
+        "proxy_delegate_cache_total{result=hit",
+        "proxy_delegate_breaker_state{endpoint=",
+        "proxy_delegate_feedback_total{outcome=sent",
+        "proxy_delegate_feedback_queued{",
+        "proxy_delegate_resolve_seconds{source=service",
+    ] {
+        assert!(has(name), "no {name}… in {seen:?}");
+    }
+    assert!(seen.iter().all(|(k, _)| !k.contains("pw-embedded")));
     // The service counted the event in its metrics (no credentials there).
     let metrics = reqwest::get(format!("{base}/metrics"))
         .await
