@@ -1,6 +1,20 @@
 //! # proxy-delegate-tokio
 //!
-//! Drives the sans-IO [`proxy_delegate_core`] on tokio.
+//! Drives the sans-IO [`proxy_delegate_core`] on tokio: [`ProxyServiceClient`]
+//! asks the proxy service which proxy each exchange connection uses (over
+//! [`HttpTransport`], feature `reqwest`, on by default), caches the answers,
+//! falls back when the service is slow, down or wrong, and reports feedback.
+//!
+//! * [`ProxyServiceClient::from_boxed_settings`] builds it from the loaded
+//!   cryptofeed-compatible settings; [`ProxyServiceClient::with_transport`]
+//!   over any [`Transport`].
+//! * [`ProxyServiceClient::get_proxy`] (async) answers from a fresh cache
+//!   entry at once, otherwise within the resolve deadline;
+//!   [`ProxyServiceClient::report_feedback`] never awaits;
+//!   [`ProxyServiceClient::shutdown`] delivers what is queued within a bound.
+//! * Failures are [`ServiceError`]s classified by [`FailureKind`], with a
+//!   message that says what to do; [`metrics`] lists every metric.
+//! * Feature `dns-srv`: endpoints from DNS SRV records ([`srv`]).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
