@@ -14,7 +14,7 @@
 //!   [`ProxyServiceClient::shutdown`] delivers what is queued within a bound.
 //! * Failures are [`ServiceError`]s classified by [`FailureKind`], with a
 //!   message that says what to do; [`metrics`] lists every metric.
-//! * Feature `dns-srv`: endpoints from DNS SRV records ([`srv`]).
+//! * Feature `dns-srv`: endpoints from DNS SRV records (the `srv` module).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
