@@ -1062,7 +1062,7 @@ impl<
         if let Some(pos) = self.checks.iter().position(|(c, ..)| *c == id) {
             let (_, check, ..) = self.checks.swap_remove(pos);
             let ok = matches!(reply, Reply::Ok(_))
-                || matches!(reply, Reply::Status { code, .. } if (200..300).contains(&code));
+                || matches!(reply, Reply::Status { code, .. } if contract::is_healthy(code));
             // An unknown check id means the endpoints already timed it out.
             let _ = self.endpoints.handle_check_result(now, check, ok);
             return Ok(());
@@ -1073,14 +1073,15 @@ impl<
             self.feedback_in_flight = None;
             let result = match reply {
                 Reply::Ok(_) => self.feedback.handle_sent(now, batch),
-                Reply::Status { code, .. } if (200..300).contains(&code) => {
+                Reply::Status { code, .. } if contract::is_success(code) => {
                     self.feedback.handle_sent(now, batch)
                 }
                 // The service refused the batch itself: retrying cannot help.
-                Reply::Status {
-                    code: 400 | 413 | 415 | 422,
-                    ..
-                } => self.feedback.handle_rejected(now, batch),
+                // (A 404 is retried: during a deployment it is the route that
+                // is missing, not the batch that is wrong.)
+                Reply::Status { code, .. } if contract::is_request_refused(code) && code != 404 => {
+                    self.feedback.handle_rejected(now, batch)
+                }
                 Reply::Status { retry_after, .. } => {
                     self.feedback.handle_send_failed(now, batch, retry_after)
                 }
@@ -1127,7 +1128,7 @@ impl<
                     status: code,
                 });
                 // A refusal of the request itself is not the endpoint's health.
-                let outcome = if matches!(code, 400 | 404 | 413 | 415 | 422) {
+                let outcome = if contract::is_request_refused(code) {
                     Outcome::Ignored
                 } else {
                     Outcome::Failure
