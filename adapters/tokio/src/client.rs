@@ -18,8 +18,8 @@ use proxy_delegate_core::model::{
     ClientId, ConnectionType, ExchangeId, ProxyFeedback, ProxyRequest, Region,
 };
 use proxy_delegate_core::resolver::{
-    Answer, Event, MIN_TRANSMIT_BUFFER, Output, Reply, Resolution, ResolveError, Resolver, Route,
-    Source, Ticket, Transmit, TransmitKind,
+    Answer, Event, Output, Reply, Resolution, ResolveError, Resolver, Route, Source, Ticket,
+    Transmit, TransmitKind,
 };
 use tokio::sync::{Notify, oneshot};
 
@@ -293,7 +293,9 @@ impl ProxyServiceClient {
             state: Mutex::new(State {
                 resolver,
                 waiting: HashMap::new(),
-                buf: vec![0; MIN_TRANSMIT_BUFFER],
+                // Room for a whole feedback batch (64 events are about
+                // 18 KiB of JSON): a smaller buffer cuts batches short.
+                buf: vec![0; proxy_delegate_core::contract::MAX_BODY],
                 published: m::Published::default(),
             }),
             wake: Notify::new(),
@@ -401,9 +403,16 @@ impl ProxyServiceClient {
     pub fn report_feedback(&self, feedback: ProxyFeedback) {
         let mut st = self.inner.lock();
         let now = self.inner.clock.now();
+        let before = st.resolver.feedback_stats().queued;
+        let batch = st.resolver.config().feedback.batch_size.max(1);
         st.resolver.report(now, feedback);
         drop(st);
-        self.inner.wake.notify_one();
+        // The driver needs to know only when this report arms the batching
+        // timer (the queue was empty) or fills a batch; otherwise the timer
+        // it already has covers it.
+        if before == 0 || (before + 1).is_multiple_of(batch) {
+            self.inner.wake.notify_one();
+        }
     }
 
     /// A connection made through `route` has ended: an embedded
@@ -548,21 +557,28 @@ struct Pass {
 
 /// Drains the Resolver (under the lock) until it gives its timeout.
 fn pass(inner: &Inner) -> Pass {
-    let mut st = inner.lock();
-    let now = inner.clock.now();
-    st.resolver.handle_timeout(now);
+    {
+        let mut st = inner.lock();
+        let now = inner.clock.now();
+        st.resolver.handle_timeout(now);
+    }
     let mut out = Pass {
         transmits: Vec::new(),
         events: Vec::new(),
         timeout: None,
     };
-    let State {
-        resolver,
-        waiting,
-        buf,
-        published,
-    } = &mut *st;
+    // The lock is taken per output, so that resolves and reports never wait
+    // for a whole drain (encoding a feedback batch takes tens of µs). `now`
+    // is read under the lock each time: it never goes back for the Resolver.
     loop {
+        let mut st = inner.lock();
+        let now = inner.clock.now();
+        let State {
+            resolver,
+            waiting,
+            buf,
+            published,
+        } = &mut *st;
         match resolver.poll_output(now, buf) {
             Output::Transmit(t) => {
                 let Some(endpoint) = resolver.endpoint(t.endpoint).map(|e| e.url.clone()) else {
@@ -581,12 +597,11 @@ fn pass(inner: &Inner) -> Pass {
             Output::Event(e) => out.events.push(e),
             Output::Timeout(t) => {
                 out.timeout = t;
-                break;
+                m::record_state(resolver, published);
+                return out;
             }
         }
     }
-    m::record_state(resolver, published);
-    out
 }
 
 /// The driver: one task per client.
