@@ -1,11 +1,13 @@
 //! The `proxy-delegate` binary, run as a real process on real files.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_proxy-delegate");
+use common::{BIN, ServeProcess};
 
 struct Dir(tempfile::TempDir);
 
@@ -457,39 +459,6 @@ fn check_config_shows_provenance_and_redacts() {
     );
 }
 
-/// The real service binary on a free loopback port, killed on drop.
-struct Serve(std::process::Child, String);
-
-impl Serve {
-    fn start() -> Serve {
-        use std::io::BufRead;
-        let mut child = Command::new(BIN)
-            .env_clear()
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let mut lines = std::io::BufReader::new(stderr).lines();
-        let url = loop {
-            let line = lines.next().expect("serve printed its address").unwrap();
-            if let Some(url) = line.split("listening on ").nth(1) {
-                break url.trim().to_owned();
-            }
-        };
-        // Keep draining stderr so the service never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Serve(child, url)
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn resolve_asks_the_service_and_falls_back_when_it_is_down() {
     let d = Dir::new();
@@ -538,9 +507,10 @@ fn resolve_asks_the_service_and_falls_back_when_it_is_down() {
         stdout(&o)
     );
     assert!(!stdout(&o).contains("hunter2") && !stderr(&o).contains("hunter2"));
-    // The real service answers, then the cache.
-    let serve = Serve::start();
-    let up = d.file("up.yaml", &config(&serve.1));
+    // The real service answers, then the cache (the real service binary on
+    // a free loopback port, killed on drop).
+    let serve = ServeProcess::start(&["serve", "--listen", "127.0.0.1:0"], &[]);
+    let up = d.file("up.yaml", &config(&serve.url()));
     let a = args(&up);
     let o = run(&a.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
     assert!(o.status.success(), "{}", stderr(&o));

@@ -14,12 +14,14 @@
 //! so what a test looks for in the shared log names its own endpoint (a
 //! port of its own).
 
-use std::io::{BufRead as _, BufReader};
+mod common;
+
+use std::ffi::OsStr;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, mpsc};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use metrics_util::debugging::{DebuggingRecorder, Snapshotter};
@@ -32,7 +34,7 @@ use proxy_delegate_tokio::{ClientError, ProxyServiceClient};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 
-const BIN: &str = env!("CARGO_BIN_EXE_proxy-delegate");
+use common::ServeProcess;
 
 /// The client's token, known to the service.
 const TOKEN: &str = "tok-good-e2e-5b1f0c77";
@@ -57,8 +59,6 @@ const INVENTORY: [(&str, &str); 2] = [
 const DEADLINE_MS: u32 = 300;
 /// What a resolve may take beyond its deadline on a busy machine.
 const MARGIN: Duration = Duration::from_millis(1500);
-/// How long the binary may take to print its `listening on` line.
-const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a recovery (a restart) may take to show as `service` again.
 const RECOVERY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a recovery may take when the endpoint's breaker opened: its
@@ -139,112 +139,22 @@ fn assert_secret_free(what: &str, text: &str) {
 
 // ------------------------------------------------------------ the service
 
-/// A running `proxy-delegate serve`; killed (and reaped) on drop, stopped or
-/// not.
-struct Service {
-    child: Child,
-    addr: SocketAddr,
-    stderr: Arc<Mutex<Vec<String>>>,
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Service {
-    /// Starts `serve --config <config> --listen <listen>` and waits for its
-    /// `listening on` line; blocks the thread (call it through
-    /// [`start_service`]).
-    fn try_start(config: &Path, listen: SocketAddr) -> Result<Self, String> {
-        let mut child = Command::new(BIN)
-            .env_clear()
-            .args(["serve", "--config"])
-            .arg(config)
-            .args(["--listen", &listen.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start proxy-delegate serve");
-        let pipe = child.stderr.take().expect("stderr is piped");
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel::<String>();
-        let lines = stderr.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines() {
-                let Ok(line) = line else { break };
-                lines
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(line.clone());
-                let _ = tx.send(line);
-            }
-        });
-        let mut service = Service {
-            child,
-            addr: listen,
-            stderr,
-        };
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) => {
-                    if let Some(rest) = line.strip_prefix("listening on http://") {
-                        service.addr = rest
-                            .trim()
-                            .parse()
-                            .unwrap_or_else(|e| panic!("an address in {line:?}: {e}"));
-                        return Ok(service);
-                    }
-                }
-                Err(e) => {
-                    return Err(format!(
-                        "no `listening on` line ({e}); stderr:\n{}",
-                        service.stderr_text()
-                    ));
-                }
-            }
-        }
-    }
-
-    fn stderr_text(&self) -> String {
-        self.stderr
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .join("\n")
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .args([&format!("-{name}"), &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -{name}");
-    }
-
-    /// SIGKILL, and reap: the port is free when this returns.
-    fn kill(&mut self) {
-        self.child.kill().expect("SIGKILL the service");
-        self.child.wait().expect("reap the service");
-    }
-}
-
 /// Starts the service on `listen` (port 0: any free port), retrying a few
 /// times should the port be taken for a moment (a restart on the same port).
-async fn start_service(config: &Path, listen: SocketAddr) -> Service {
+async fn start_service(config: &Path, listen: SocketAddr) -> ServeProcess {
     let config = config.to_owned();
     tokio::task::spawn_blocking(move || {
+        let listen_text = listen.to_string();
+        let args = [
+            OsStr::new("serve"),
+            OsStr::new("--config"),
+            config.as_os_str(),
+            OsStr::new("--listen"),
+            OsStr::new(&listen_text),
+        ];
         let mut last = String::new();
         for _ in 0..10 {
-            match Service::try_start(&config, listen) {
+            match ServeProcess::try_start(&args, &[]) {
                 Ok(s) => return s,
                 Err(e) => {
                     last = e;
@@ -616,13 +526,13 @@ async fn a_killed_service_gives_fallbacks_in_time_and_is_used_again_after_restar
     let client = client_for(&service.url(), TOKEN, DEADLINE_MS).await;
     until_service(&client, "warm", RECOVERY_TIMEOUT).await;
 
-    let addr = service.addr;
+    let addr = service.addr();
     service.kill();
     assert_falls_back(&client, "down", 12, "service killed").await;
 
     // The same port again: the client's endpoint is unchanged.
     let restarted = start_service(&config, addr).await;
-    assert_eq!(restarted.addr, addr);
+    assert_eq!(restarted.addr(), addr);
     let (route, _) = until_service(&client, "up", RECOVERY_TIMEOUT).await;
     assert_from_inventory(&route);
     drop(service);

@@ -6,22 +6,19 @@
 //! Every server process is owned by a guard that kills it on drop, so a
 //! failing test never leaks one; every wait has a deadline.
 
-use std::io::{BufRead as _, BufReader, Read as _};
-use std::net::SocketAddr;
+mod common;
+
+use std::io::Read as _;
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-const BIN: &str = env!("CARGO_BIN_EXE_proxy-delegate");
+use common::{BIN, ServeProcess};
 
-/// How long the binary may take to print its `listening on` line.
-const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the binary may take to exit once it should.
 const EXIT_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long one HTTP exchange may take.
@@ -29,123 +26,6 @@ const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 
 const REQUEST_JSON: &str = r#"{"exchange_id":"binance","connection_type":"websocket","region":"us-east-1","client_id":"cryptofeed-instance-123"}"#;
 const FEEDBACK_JSON: &str = r#"{"proxy_url":"socks5://user:pass@proxy-server:1080","exchange_id":"binance","connection_type":"websocket","success":true,"latency_ms":45,"error_details":null,"timestamp":"2024-09-23T10:30:00Z","client_id":"cryptofeed-instance-123"}"#;
-
-/// A running `proxy-delegate serve`; killed (and reaped) on drop.
-struct Server {
-    child: Child,
-    stderr: Arc<Mutex<Vec<String>>>,
-    addr: SocketAddr,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    /// Starts the binary with `args` and `env` (on a clean environment) and
-    /// waits for its `listening on http://…` line.
-    fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut cmd = Command::new(BIN);
-        cmd.env_clear()
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("start proxy-delegate");
-        let pipe = child.stderr.take().expect("stderr is piped");
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel::<String>();
-        let lines = stderr.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines() {
-                let Ok(line) = line else { break };
-                lines
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(line.clone());
-                let _ = tx.send(line);
-            }
-        });
-        // The guard exists from here on: a failed wait below kills the child.
-        let mut server = Server {
-            child,
-            stderr,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        };
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) => {
-                    if let Some(rest) = line.strip_prefix("listening on http://") {
-                        server.addr = rest.trim().parse().unwrap_or_else(|e| {
-                            panic!("the listening line names an address: {line:?}: {e}")
-                        });
-                        return server;
-                    }
-                }
-                Err(e) => panic!(
-                    "no `listening on` line ({e}); stderr so far:\n{}",
-                    server.stderr_text()
-                ),
-            }
-        }
-    }
-
-    fn stderr_text(&self) -> String {
-        self.stderr
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .join("\n")
-    }
-
-    /// The log once it contains `needle` (it is read on another thread),
-    /// waiting at most 10 s.
-    async fn stderr_with(&self, needle: &str) -> String {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        loop {
-            let text = self.stderr_text();
-            if text.contains(needle) || std::time::Instant::now() >= deadline {
-                return text;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .args([&format!("-{name}"), &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -{name}");
-    }
-
-    /// Waits (bounded) for the process to exit.
-    fn wait_exit(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + EXIT_TIMEOUT;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("poll the child") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the server did not exit within {EXIT_TIMEOUT:?}; stderr:\n{}",
-                self.stderr_text()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
 
 /// Runs the binary to completion (bounded): status and stderr.
 fn run_to_end(args: &[&str]) -> (ExitStatus, String) {
@@ -186,8 +66,12 @@ fn client() -> reqwest::Client {
         .expect("build the HTTP client")
 }
 
-async fn proxy_ids(http: &reqwest::Client, server: &Server, token: Option<&str>) -> Vec<String> {
-    let mut req = http.get(server.url("/api/v1/proxies"));
+async fn proxy_ids(
+    http: &reqwest::Client,
+    server: &ServeProcess,
+    token: Option<&str>,
+) -> Vec<String> {
+    let mut req = http.get(server.url_for("/api/v1/proxies"));
     if let Some(t) = token {
         req = req.bearer_auth(t);
     }
@@ -216,20 +100,20 @@ fn config_with(token: &str, proxies: &[(&str, &str)]) -> String {
 
 #[tokio::test]
 async fn serve_without_config_serves_the_demo_inventory() {
-    let mut server = Server::start(&["serve", "--listen", "127.0.0.1:0"], &[]);
+    let mut server = ServeProcess::start(&["serve", "--listen", "127.0.0.1:0"], &[]);
     let log = server.stderr_text();
     assert!(
         log.contains("notice: no --config given") && log.contains("WITHOUT authentication"),
         "the notice: {log}"
     );
-    assert!(server.addr.ip().is_loopback() && server.addr.port() != 0);
+    assert!(server.addr().ip().is_loopback() && server.addr().port() != 0);
     let http = client();
     assert_eq!(
         proxy_ids(&http, &server, None).await,
         ["demo-us-1", "demo-eu-1", "demo-ap-1"]
     );
     let r = http
-        .post(server.url("/api/v1/proxy/request"))
+        .post(server.url_for("/api/v1/proxy/request"))
         .header("content-type", "application/json")
         .body(REQUEST_JSON)
         .send()
@@ -239,16 +123,16 @@ async fn serve_without_config_serves_the_demo_inventory() {
     let answer: Value = r.json().await.unwrap();
     assert_eq!(answer["proxy_url"], "socks5://192.0.2.10:1080", "{answer}");
     assert_eq!(answer["metadata"]["proxy_id"], "demo-us-1");
-    let r = http.get(server.url("/health")).send().await.unwrap();
+    let r = http.get(server.url_for("/health")).send().await.unwrap();
     assert_eq!(r.status(), reqwest::StatusCode::OK);
 
     // SIGHUP without a file: logged, the service goes on.
     server.signal("HUP");
-    let r = http.get(server.url("/health")).send().await.unwrap();
+    let r = http.get(server.url_for("/health")).send().await.unwrap();
     assert_eq!(r.status(), reqwest::StatusCode::OK, "alive after SIGHUP");
 
     server.signal("INT");
-    let status = server.wait_exit();
+    let status = server.wait_exit(EXIT_TIMEOUT);
     assert_eq!(status.code(), Some(0), "SIGINT stops cleanly");
 }
 
@@ -317,7 +201,7 @@ async fn serve_takes_a_token_from_the_environment() {
         &path,
         &config_with(&format!("${{{var}}}"), &[("px-1", "http://192.0.2.1:3128")]),
     );
-    let server = Server::start(
+    let server = ServeProcess::start(
         &[
             "serve",
             "--config",
@@ -333,20 +217,20 @@ async fn serve_takes_a_token_from_the_environment() {
         ["px-1"]
     );
     let r = http
-        .get(server.url("/api/v1/proxies"))
+        .get(server.url_for("/api/v1/proxies"))
         .bearer_auth(format!("${{{var}}}"))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), reqwest::StatusCode::UNAUTHORIZED);
     let r = http
-        .get(server.url("/api/v1/proxies"))
+        .get(server.url_for("/api/v1/proxies"))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), reqwest::StatusCode::UNAUTHORIZED);
     let r = http
-        .get(server.url("/api/v1/proxies"))
+        .get(server.url_for("/api/v1/proxies"))
         .bearer_auth("tok-wrong-guess")
         .send()
         .await
@@ -380,7 +264,7 @@ async fn sighup_reloads_the_file() {
             ],
         ),
     );
-    let server = Server::start(
+    let server = ServeProcess::start(
         &[
             "serve",
             "--config",
@@ -412,7 +296,7 @@ async fn sighup_reloads_the_file() {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let r = http
-            .get(server.url("/api/v1/proxies"))
+            .get(server.url_for("/api/v1/proxies"))
             .bearer_auth("tok-2")
             .send()
             .await
@@ -432,7 +316,7 @@ async fn sighup_reloads_the_file() {
         ["px-2", "px-3"]
     );
     let r = http
-        .get(server.url("/api/v1/proxies"))
+        .get(server.url_for("/api/v1/proxies"))
         .bearer_auth("tok-1")
         .send()
         .await
@@ -459,10 +343,10 @@ async fn sighup_reloads_the_file() {
 
 #[tokio::test]
 async fn sigterm_finishes_the_request_in_flight_then_exits_0() {
-    let mut server = Server::start(&["serve", "--listen", "127.0.0.1:0"], &[]);
-    let addr = server.addr;
+    let mut server = ServeProcess::start(&["serve", "--listen", "127.0.0.1:0"], &[]);
+    let addr = server.addr();
     let http = client();
-    let r = http.get(server.url("/health")).send().await.unwrap();
+    let r = http.get(server.url_for("/health")).send().await.unwrap();
     assert_eq!(r.status(), reqwest::StatusCode::OK);
     drop(http);
 
@@ -479,7 +363,11 @@ async fn sigterm_finishes_the_request_in_flight_then_exits_0() {
     write_all(&mut slow, first).await;
     // Let the server read the head: a complete exchange on another
     // connection comes after it in the accept queue.
-    let r = client().get(server.url("/health")).send().await.unwrap();
+    let r = client()
+        .get(server.url_for("/health"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), reqwest::StatusCode::OK);
 
     server.signal("TERM");
@@ -493,7 +381,7 @@ async fn sigterm_finishes_the_request_in_flight_then_exits_0() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(
-        server.child.try_wait().unwrap().is_none(),
+        server.try_wait().is_none(),
         "the process waits for the request in flight"
     );
 
@@ -502,7 +390,7 @@ async fn sigterm_finishes_the_request_in_flight_then_exits_0() {
     assert!(answer.starts_with("HTTP/1.1 200"), "in flight: {answer}");
     assert!(answer.contains(r#""received":1"#), "{answer}");
 
-    let status = server.wait_exit();
+    let status = server.wait_exit(EXIT_TIMEOUT);
     assert_eq!(status.code(), Some(0), "stderr:\n{}", server.stderr_text());
     let log = server.stderr_text();
     assert!(
