@@ -668,6 +668,18 @@ impl<V: CacheValue, const N: usize> Cache<V, N> {
         Ok(Self::assemble(config))
     }
 
+    /// Like [`new`](Self::new), boxed: written into a fresh allocation with
+    /// no `Result` around it, so an optimised build holds at most one copy
+    /// on the stack (a `Cache<ProxyResponse, 4096>` is several MiB).
+    #[cfg(feature = "alloc")]
+    pub fn new_boxed(config: CacheConfig) -> Result<alloc::boxed::Box<Self>, ConfigError> {
+        config.validate()?;
+        Ok(alloc::boxed::Box::write(
+            alloc::boxed::Box::new_uninit(),
+            Self::assemble(config),
+        ))
+    }
+
     /// An empty cache for a configuration already validated. Infallible, so
     /// that a caller can build it straight into its final place.
     #[inline(always)]

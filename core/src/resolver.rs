@@ -613,9 +613,11 @@ fn key_hash(key: &CacheKey) -> u64 {
     h.finish()
 }
 
-/// Whether a failure reported in feedback is the proxy's fault (so cached
-/// answers naming it should go).
-fn proxy_at_fault(feedback: &ProxyFeedback) -> bool {
+/// Whether a failure reported in feedback is the proxy's fault, so that
+/// [`Resolver::report`] removes the cached answers naming it at once (an
+/// adapter that queues other feedback before reporting it must report these
+/// without delay).
+pub fn proxy_at_fault(feedback: &ProxyFeedback) -> bool {
     let failed = matches!(
         feedback.event,
         FeedbackEvent::Failure | FeedbackEvent::Timeout

@@ -125,6 +125,15 @@ struct State {
 
 pub(crate) struct Inner {
     state: Mutex<State>,
+    /// Feedback not yet handed to the Resolver: `report_feedback` pushes
+    /// here, under its own short lock, so it never waits for the driver
+    /// (which encodes batches under the Resolver's lock). The driver moves
+    /// it into the Resolver on every pass; it never holds more than
+    /// `FEEDBACK_CAPACITY` events (a push that fills it moves it at once).
+    inbox: Mutex<Vec<ProxyFeedback>>,
+    /// Set by the push that finds the inbox empty; cleared by the driver when
+    /// it takes the inbox (so that only that push wakes it).
+    inbox_flagged: AtomicBool,
     wake: Notify,
     stop: AtomicBool,
     stopped: Notify,
@@ -140,6 +149,24 @@ impl Inner {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves plain data behind: go on.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn take_inbox(&self) -> Vec<ProxyFeedback> {
+        let mut inbox = self.inbox.lock().unwrap_or_else(|p| p.into_inner());
+        self.inbox_flagged.store(false, Ordering::SeqCst);
+        std::mem::take(&mut *inbox)
+    }
+
+    /// Hands the inbox to the Resolver, in the order reported.
+    fn move_inbox(&self, st: &mut State) {
+        let events = self.take_inbox();
+        if events.is_empty() {
+            return;
+        }
+        let now = self.clock.now();
+        for feedback in events {
+            st.resolver.report(now, feedback);
+        }
     }
 }
 
@@ -298,6 +325,8 @@ impl ProxyServiceClient {
                 buf: vec![0; proxy_delegate_core::contract::MAX_BODY],
                 published: m::Published::default(),
             }),
+            inbox: Mutex::new(Vec::with_capacity(FEEDBACK_CAPACITY)),
+            inbox_flagged: AtomicBool::new(false),
             wake: Notify::new(),
             stop: AtomicBool::new(false),
             stopped: Notify::new(),
@@ -397,20 +426,36 @@ impl ProxyServiceClient {
         }
     }
 
-    /// Reports how a connection went. Synchronous: it never awaits and
-    /// never blocks beyond the short lock; the event is queued and sent in
-    /// batches by the driver.
+    /// Reports how a connection went. Synchronous: it never awaits, and
+    /// takes only a short lock of its own (never the one the driver holds
+    /// while it encodes). The event joins the feedback queue, which sends it
+    /// in batches. A failure that is the proxy's fault (see
+    /// [`proxy_at_fault`](proxy_delegate_core::resolver::proxy_at_fault))
+    /// goes to the Resolver at once, so that cached answers naming that
+    /// proxy are gone before the next `get_proxy`.
     pub fn report_feedback(&self, feedback: ProxyFeedback) {
-        let mut st = self.inner.lock();
-        let now = self.inner.clock.now();
-        let before = st.resolver.feedback_stats().queued;
-        let batch = st.resolver.config().feedback.batch_size.max(1);
-        st.resolver.report(now, feedback);
-        drop(st);
-        // The driver needs to know only when this report arms the batching
-        // timer (the queue was empty) or fills a batch; otherwise the timer
-        // it already has covers it.
-        if before == 0 || (before + 1).is_multiple_of(batch) {
+        if proxy_delegate_core::resolver::proxy_at_fault(&feedback) {
+            let mut st = self.inner.lock();
+            self.inner.move_inbox(&mut st);
+            let now = self.inner.clock.now();
+            st.resolver.report(now, feedback);
+            drop(st);
+            self.inner.wake.notify_one();
+            return;
+        }
+        let full = {
+            let mut inbox = self.inner.inbox.lock().unwrap_or_else(|p| p.into_inner());
+            inbox.push(feedback);
+            inbox.len() >= FEEDBACK_CAPACITY
+        };
+        if full {
+            // The driver is behind: hand the events over now, so that the
+            // queue's own bound (drop the oldest, counted) applies.
+            let mut st = self.inner.lock();
+            self.inner.move_inbox(&mut st);
+        }
+        // Only the first event since the driver last looked wakes it.
+        if !self.inner.inbox_flagged.swap(true, Ordering::SeqCst) {
             self.inner.wake.notify_one();
         }
     }
@@ -440,7 +485,8 @@ impl ProxyServiceClient {
         proxy_delegate_core::resolver::Stats,
         proxy_delegate_core::feedback::Stats,
     ) {
-        let st = self.inner.lock();
+        let mut st = self.inner.lock();
+        self.inner.move_inbox(&mut st);
         (st.resolver.stats(), st.resolver.feedback_stats())
     }
 
@@ -482,6 +528,7 @@ impl ProxyServiceClient {
         self.inner.stop.store(true, Ordering::SeqCst);
         self.inner.wake.notify_one();
         let mut st = self.inner.lock();
+        self.inner.move_inbox(&mut st);
         let undelivered = st.resolver.drain_feedback().count() as u64;
         // Waiting resolves: the driver is stopping; they learn it from their
         // dropped sender.
@@ -559,6 +606,7 @@ struct Pass {
 fn pass(inner: &Inner) -> Pass {
     {
         let mut st = inner.lock();
+        inner.move_inbox(&mut st);
         let now = inner.clock.now();
         st.resolver.handle_timeout(now);
     }

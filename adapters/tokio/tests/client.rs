@@ -206,3 +206,44 @@ async fn a_dropped_get_proxy_frees_its_slot() {
     );
     held.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_of_the_proxy_drops_its_cached_route_at_once() {
+    let service = start_service().await;
+    let c = client(
+        &format!("http://{}", service.local_addr()),
+        WireFormat::Json,
+    )
+    .await;
+    let request = c.request(
+        ExchangeId::new("kraken").expect("valid"),
+        ConnectionType::Websocket,
+    );
+    let first = c.get_proxy(&request).await.expect("a route");
+    assert_eq!(first.source, Source::Service);
+    assert_eq!(
+        c.get_proxy(&request).await.expect("a route").source,
+        Source::Cache
+    );
+    // A success leaves the cached route alone (it is queued, not applied).
+    c.report_feedback(feedback("kraken"));
+    assert_eq!(
+        c.get_proxy(&request).await.expect("a route").source,
+        Source::Cache
+    );
+    // The proxy failed: the very next resolve asks the service again.
+    let mut failed = feedback("kraken");
+    failed.proxy_url = first.proxy_url.as_ref().map(|u| u.without_credentials());
+    failed.proxy_id = first.proxy_id.clone();
+    failed.event = FeedbackEvent::Failure;
+    failed.success = false;
+    c.report_feedback(failed);
+    assert_eq!(
+        c.get_proxy(&request).await.expect("a route").source,
+        Source::Service,
+        "the failed proxy's cached route must be gone"
+    );
+    // Both events reach the service.
+    eventually("feedback delivery", || c.stats().1.sent == 2).await;
+    service.shutdown().await;
+}
