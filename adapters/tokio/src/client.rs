@@ -6,8 +6,8 @@
 //! [`Transport`] (each on its own task) and feeds the replies back. A cached
 //! answer costs a lock and a lookup and wakes nothing.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration as StdDuration;
 
@@ -121,6 +121,8 @@ struct State {
     waiting: HashMap<Ticket, AnswerTx>,
     buf: Vec<u8>,
     published: m::Published,
+    /// The inbox's other buffer (see `Inner::move_inbox`).
+    spare: VecDeque<ProxyFeedback>,
 }
 
 pub(crate) struct Inner {
@@ -128,12 +130,19 @@ pub(crate) struct Inner {
     /// Feedback not yet handed to the Resolver: `report_feedback` pushes
     /// here, under its own short lock, so it never waits for the driver
     /// (which encodes batches under the Resolver's lock). The driver moves
-    /// it into the Resolver on every pass; it never holds more than
-    /// `FEEDBACK_CAPACITY` events (a push that fills it moves it at once).
-    inbox: Mutex<Vec<ProxyFeedback>>,
-    /// Set by the push that finds the inbox empty; cleared by the driver when
-    /// it takes the inbox (so that only that push wakes it).
+    /// it into the Resolver on every pass. It holds at most
+    /// `FEEDBACK_CAPACITY` events: when full, the oldest is dropped and
+    /// counted in `inbox_dropped`, as the feedback queue itself does.
+    inbox: Mutex<VecDeque<ProxyFeedback>>,
+    /// Events dropped from the full inbox (counted with the queue's drops).
+    inbox_dropped: AtomicU64,
+    /// Whether the driver will look at the inbox soon without being woken:
+    /// it is cleared by the driver only when the feedback queue is empty (no
+    /// batch timer, no batch in flight), and set by the push that then wakes
+    /// it. Pushes otherwise wake it only when they fill a batch.
     inbox_flagged: AtomicBool,
+    /// The feedback queue's batch size.
+    batch_size: usize,
     wake: Notify,
     stop: AtomicBool,
     stopped: Notify,
@@ -151,22 +160,32 @@ impl Inner {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn take_inbox(&self) -> Vec<ProxyFeedback> {
-        let mut inbox = self.inbox.lock().unwrap_or_else(|p| p.into_inner());
-        self.inbox_flagged.store(false, Ordering::SeqCst);
-        std::mem::take(&mut *inbox)
-    }
-
-    /// Hands the inbox to the Resolver, in the order reported.
+    /// Hands the inbox to the Resolver, in the order reported. The inbox is
+    /// swapped with the driver's spare buffer, so the inbox's own lock is
+    /// held only for the swap and nothing is allocated.
     fn move_inbox(&self, st: &mut State) {
-        let events = self.take_inbox();
-        if events.is_empty() {
-            return;
+        {
+            let mut inbox = self.inbox.lock().unwrap_or_else(|p| p.into_inner());
+            if inbox.is_empty() {
+                return;
+            }
+            std::mem::swap(&mut *inbox, &mut st.spare);
         }
         let now = self.clock.now();
-        for feedback in events {
+        for feedback in st.spare.drain(..) {
             st.resolver.report(now, feedback);
         }
+    }
+
+    /// The feedback queue's counters, with the inbox's drops counted as
+    /// reported and dropped (so `sent + queued + dropped + drained ==
+    /// reported` still holds).
+    fn feedback_stats(&self, resolver: &ClientResolver) -> proxy_delegate_core::feedback::Stats {
+        let mut fb = resolver.feedback_stats();
+        let dropped = self.inbox_dropped.load(Ordering::Relaxed);
+        fb.dropped = fb.dropped.saturating_add(dropped);
+        fb.reported = fb.reported.saturating_add(dropped);
+        fb
     }
 }
 
@@ -309,6 +328,7 @@ impl ProxyServiceClient {
         };
         let client_id = delegation.config.client_id.clone();
         let wire = delegation.config.wire;
+        let batch_size = delegation.config.feedback.batch_size.max(1);
         let resolver = ClientResolver::new_boxed(
             clock.now(),
             delegation.config,
@@ -324,9 +344,12 @@ impl ProxyServiceClient {
                 // 18 KiB of JSON): a smaller buffer cuts batches short.
                 buf: vec![0; proxy_delegate_core::contract::MAX_BODY],
                 published: m::Published::default(),
+                spare: VecDeque::with_capacity(FEEDBACK_CAPACITY),
             }),
-            inbox: Mutex::new(Vec::with_capacity(FEEDBACK_CAPACITY)),
+            inbox: Mutex::new(VecDeque::with_capacity(FEEDBACK_CAPACITY)),
+            inbox_dropped: AtomicU64::new(0),
             inbox_flagged: AtomicBool::new(false),
+            batch_size,
             wake: Notify::new(),
             stop: AtomicBool::new(false),
             stopped: Notify::new(),
@@ -443,19 +466,22 @@ impl ProxyServiceClient {
             self.inner.wake.notify_one();
             return;
         }
-        let full = {
+        let len = {
             let mut inbox = self.inner.inbox.lock().unwrap_or_else(|p| p.into_inner());
-            inbox.push(feedback);
-            inbox.len() >= FEEDBACK_CAPACITY
+            if inbox.len() >= FEEDBACK_CAPACITY {
+                // The driver is behind: the oldest goes, counted, as the
+                // feedback queue itself does when full.
+                inbox.pop_front();
+                self.inner.inbox_dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            inbox.push_back(feedback);
+            inbox.len()
         };
-        if full {
-            // The driver is behind: hand the events over now, so that the
-            // queue's own bound (drop the oldest, counted) applies.
-            let mut st = self.inner.lock();
-            self.inner.move_inbox(&mut st);
-        }
-        // Only the first event since the driver last looked wakes it.
-        if !self.inner.inbox_flagged.swap(true, Ordering::SeqCst) {
+        // Wake the driver when this fills a batch, or when it has no timer
+        // that would bring it here within the batching delay.
+        let idle = !self.inner.inbox_flagged.load(Ordering::SeqCst)
+            && !self.inner.inbox_flagged.swap(true, Ordering::SeqCst);
+        if idle || len.is_multiple_of(self.inner.batch_size) {
             self.inner.wake.notify_one();
         }
     }
@@ -487,7 +513,8 @@ impl ProxyServiceClient {
     ) {
         let mut st = self.inner.lock();
         self.inner.move_inbox(&mut st);
-        (st.resolver.stats(), st.resolver.feedback_stats())
+        let fb = self.inner.feedback_stats(&st.resolver);
+        (st.resolver.stats(), fb)
     }
 
     /// Replaces the service endpoints (DNS SRV discovery calls this).
@@ -533,7 +560,7 @@ impl ProxyServiceClient {
         // Waiting resolves: the driver is stopping; they learn it from their
         // dropped sender.
         st.waiting.clear();
-        let fb = st.resolver.feedback_stats();
+        let fb = self.inner.feedback_stats(&st.resolver);
         drop(st);
         self.inner.stopped.notify_waiters();
         ShutdownReport {
@@ -626,6 +653,7 @@ fn pass(inner: &Inner) -> Pass {
             waiting,
             buf,
             published,
+            ..
         } = &mut *st;
         match resolver.poll_output(now, buf) {
             Output::Transmit(t) => {
@@ -645,7 +673,21 @@ fn pass(inner: &Inner) -> Pass {
             Output::Event(e) => out.events.push(e),
             Output::Timeout(t) => {
                 out.timeout = t;
-                m::record_state(resolver, published);
+                m::record_state(resolver, inner.feedback_stats(resolver), published);
+                if resolver.feedback_stats().queued == 0 {
+                    // No batch timer and no batch in flight: the next push
+                    // must wake the driver. Then look again, in case one
+                    // came in before the flag was cleared.
+                    inner.inbox_flagged.store(false, Ordering::SeqCst);
+                    let waiting = !inner
+                        .inbox
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .is_empty();
+                    if waiting && !inner.inbox_flagged.swap(true, Ordering::SeqCst) {
+                        inner.wake.notify_one();
+                    }
+                }
                 return out;
             }
         }

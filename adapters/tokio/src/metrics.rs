@@ -64,9 +64,12 @@ pub(crate) struct Published {
 
 /// Publishes the core's counters and gauges (called by the driver after each
 /// pass, under the client's lock).
-pub(crate) fn record_state(r: &ClientResolver, last: &mut Published) {
+pub(crate) fn record_state(
+    r: &ClientResolver,
+    fb: proxy_delegate_core::feedback::Stats,
+    last: &mut Published,
+) {
     let stats = r.stats();
-    let fb = r.feedback_stats();
     for (i, source) in SOURCES.iter().enumerate() {
         let delta = stats.resolved[i].saturating_sub(last.resolved[i]);
         if delta > 0 {

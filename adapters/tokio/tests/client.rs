@@ -247,3 +247,29 @@ async fn a_failure_of_the_proxy_drops_its_cached_route_at_once() {
     eventually("feedback delivery", || c.stats().1.sent == 2).await;
     service.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feedback_is_conserved_when_reports_outrun_the_service() {
+    // Nothing listens: every batch fails, and reports come faster than
+    // anything could be sent.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = closed.local_addr().expect("addr");
+    drop(closed);
+    let c = client(&format!("http://{addr}"), WireFormat::Json).await;
+    let n = proxy_delegate_tokio::FEEDBACK_CAPACITY as u64 * 8;
+    for i in 0..n {
+        c.report_feedback(feedback(&format!("ex{}", i % 16)));
+    }
+    let (_, fb) = c.stats();
+    assert_eq!(fb.reported, n, "{fb:?}");
+    assert!(fb.is_conserved(), "{fb:?}");
+    assert!(fb.dropped > 0, "more than fits was reported: {fb:?}");
+    assert!(fb.queued <= proxy_delegate_tokio::FEEDBACK_CAPACITY, "{fb:?}");
+    let report = c.shutdown(Duration::from_millis(200)).await;
+    assert_eq!(
+        report.delivered + report.undelivered + report.dropped,
+        n,
+        "every event is delivered, undelivered or counted as dropped: {report:?}"
+    );
+    assert_eq!(report.delivered, 0);
+}
