@@ -264,7 +264,10 @@ async fn feedback_is_conserved_when_reports_outrun_the_service() {
     assert_eq!(fb.reported, n, "{fb:?}");
     assert!(fb.is_conserved(), "{fb:?}");
     assert!(fb.dropped > 0, "more than fits was reported: {fb:?}");
-    assert!(fb.queued <= proxy_delegate_tokio::FEEDBACK_CAPACITY, "{fb:?}");
+    assert!(
+        fb.queued <= proxy_delegate_tokio::FEEDBACK_CAPACITY,
+        "{fb:?}"
+    );
     let report = c.shutdown(Duration::from_millis(200)).await;
     assert_eq!(
         report.delivered + report.undelivered + report.dropped,
