@@ -242,9 +242,16 @@ fn bench(c: &mut Criterion) {
 criterion_group!(benches, bench);
 
 fn main() {
-    // The caches and resolvers are built by `new_boxed`: one copy of a
-    // Cache<ProxyResponse, 4096> (a few MiB) passes through the main
-    // thread's 8 MiB stack while building, in this optimised build.
-    benches();
-    Criterion::default().configure_from_args().final_summary();
+    // A Cache<ProxyResponse, 4096> and a Resolver around one are several MiB
+    // each; `new_boxed` still passes a copy through the stack while building
+    // (rustc does not build in place), more than the main thread's 8 MiB.
+    std::thread::Builder::new()
+        .stack_size(64 << 20)
+        .spawn(|| {
+            benches();
+            Criterion::default().configure_from_args().final_summary();
+        })
+        .expect("bench thread")
+        .join()
+        .expect("bench thread finished");
 }
