@@ -276,3 +276,73 @@ async fn feedback_is_conserved_when_reports_outrun_the_service() {
     );
     assert_eq!(report.delivered, 0);
 }
+
+/// A service in the test's own process that answers every request with a
+/// short TTL, counting the requests.
+#[derive(Default)]
+struct ShortTtl {
+    resolves: std::sync::atomic::AtomicU64,
+}
+
+impl proxy_delegate_tokio::Transport for ShortTtl {
+    fn send<'a>(
+        &'a self,
+        call: proxy_delegate_tokio::ServiceCall<'a>,
+    ) -> proxy_delegate_tokio::BoxFuture<
+        'a,
+        Result<proxy_delegate_tokio::ServiceAnswer, proxy_delegate_tokio::ServiceError>,
+    > {
+        use proxy_delegate_core::resolver::TransmitKind;
+        let body: &'static [u8] = match call.kind {
+            TransmitKind::Resolve => {
+                self.resolves
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                br#"{"proxy_url":"socks5://192.0.2.77:1080","strategy":"round_robin","ttl_seconds":2,"fallback_policy":"embedded_fallback","metadata":{"proxy_id":"p77"}}"#
+            }
+            _ => b"{}",
+        };
+        Box::pin(async move {
+            Ok(proxy_delegate_tokio::ServiceAnswer {
+                status: 200,
+                body: bytes::Bytes::from_static(body),
+                retry_after: None,
+            })
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cache_hit_near_expiry_refreshes_in_the_background() {
+    let s = settings("http://127.0.0.1:9");
+    let mut delegation = s
+        .external_service
+        .delegation(ClientId::new("tokio-test").expect("valid"))
+        .expect("a working block");
+    // Answers are fresh for 2 s; from 80% of that a hit refreshes ahead.
+    delegation.config.cache.min_ttl = embassy_time::Duration::from_secs(1);
+    let service = Arc::new(ShortTtl::default());
+    let c = ProxyServiceClient::with_transport(delegation, s, service.clone()).expect("client");
+    let request = c.request(ExchangeId::new("okx").expect("valid"), ConnectionType::Http);
+    let resolves = || service.resolves.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        c.get_proxy(&request).await.expect("route").source,
+        Source::Service
+    );
+    assert_eq!(resolves(), 1);
+    tokio::time::sleep(Duration::from_millis(1_700)).await;
+    // A hit past 80% of the TTL: answered from the cache at once, and it
+    // wakes the driver, which asks the service ahead of expiry.
+    assert_eq!(
+        c.get_proxy(&request).await.expect("route").source,
+        Source::Cache
+    );
+    eventually("the refresh request", || resolves() == 2).await;
+    // Past the first answer's TTL, the refreshed entry answers: no wait, no
+    // new request.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        c.get_proxy(&request).await.expect("route").source,
+        Source::Cache
+    );
+    assert_eq!(resolves(), 2);
+}
