@@ -2072,3 +2072,37 @@ async fn junk_exchanges_in_feedback_never_block_a_reload() {
     );
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_well_formed_correlation_id_is_echoed_and_nothing_else() {
+    let h = start(&base_config()).await;
+    let send = |id: &'static str| {
+        h.http
+            .post(h.url("/api/v1/proxy/request"))
+            .bearer_auth("tok-feed-1")
+            .header(CONTENT_TYPE, "application/json")
+            .header("x-correlation-id", id)
+            .body(REQUEST_JSON)
+            .send()
+    };
+    let r = send("00ff00ff00ff00ff").await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["x-correlation-id"], "00ff00ff00ff00ff");
+    // Refused requests echo it too (the client logs the refusal with it).
+    let r = h
+        .http
+        .post(h.url("/api/v1/proxy/request"))
+        .bearer_auth("wrong-token")
+        .header("x-correlation-id", "0123456789abcdef")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(r.headers()["x-correlation-id"], "0123456789abcdef");
+    // Anything but 16 hex digits is not taken.
+    for odd in ["not-an-id", "0123456789abcdef0", "tok-feed-1 secret"] {
+        let r = send(odd).await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert!(r.headers().get("x-correlation-id").is_none(), "{odd}");
+    }
+}
