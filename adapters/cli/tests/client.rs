@@ -549,7 +549,7 @@ async fn a_frozen_service_gives_fallbacks_by_the_deadline_and_is_used_again_afte
 
     // Stopped: the kernel still accepts connections; nothing answers. (On
     // a failure the guard kills the stopped process.)
-    service.signal("STOP");
+    service.freeze();
     assert_falls_back(&client, "frozen", 12, "service stopped").await;
     service.signal("CONT");
     // The requests that hung during the freeze count as failures: the

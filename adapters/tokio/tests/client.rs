@@ -35,6 +35,14 @@ fn settings(endpoint: &str) -> Box<proxy_delegate_config::Settings> {
 }
 
 async fn client(endpoint: &str, wire: WireFormat) -> ProxyServiceClient {
+    client_with(endpoint, wire, |_| {}).await
+}
+
+async fn client_with(
+    endpoint: &str,
+    wire: WireFormat,
+    tweak: impl FnOnce(&mut proxy_delegate_core::delegation::Delegation),
+) -> ProxyServiceClient {
     let s = settings(endpoint);
     let mut delegation = s
         .external_service
@@ -43,6 +51,7 @@ async fn client(endpoint: &str, wire: WireFormat) -> ProxyServiceClient {
     delegation.config.wire = wire;
     // Feedback goes out as soon as one event waits.
     delegation.config.feedback.batch_size = 1;
+    tweak(&mut delegation);
     let transport =
         HttpTransport::new(TransportConfig::from_settings(&s.external_service)).expect("transport");
     ProxyServiceClient::with_transport(delegation, s, Arc::new(transport)).expect("client")
@@ -186,7 +195,17 @@ async fn a_dropped_get_proxy_frees_its_slot() {
             conns.push(c);
         }
     });
-    let c = client(&format!("http://{addr}"), WireFormat::Json).await;
+    // Nothing times out while the test runs, however slow the machine: no
+    // resolve deadline, request timeout or failed health check can answer
+    // a resolve early.
+    let long = embassy_time::Duration::from_secs(60);
+    let c = client_with(&format!("http://{addr}"), WireFormat::Json, |d| {
+        d.config.resolve_deadline = long;
+        d.config.request_timeout = long;
+        d.config.endpoints.check_interval = long;
+        d.config.endpoints.check_timeout = long;
+    })
+    .await;
     // More callers than WAITER_CAPACITY, each dropped after a moment: if
     // dropping did not free the slot, the later ones would be refused at
     // once as overloaded instead of waiting.

@@ -156,6 +156,28 @@ impl ServeProcess {
         assert!(status.success(), "kill -{name}");
     }
 
+    /// SIGSTOP, returning once the kernel reports the process stopped
+    /// (`T` in `/proc/<pid>/stat`): a signal is delivered asynchronously,
+    /// and a request sent just after `kill` returns could still be answered.
+    pub(crate) fn freeze(&self) {
+        self.signal("STOP");
+        let stat = format!("/proc/{}/stat", self.child.id());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = std::fs::read_to_string(&stat).unwrap_or_default();
+            // The state follows the command name, which is in parentheses.
+            let state = text
+                .rsplit(')')
+                .next()
+                .and_then(|rest| rest.split_whitespace().next());
+            if state == Some("T") {
+                return;
+            }
+            assert!(Instant::now() < deadline, "not stopped within 10 s: {text}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// SIGKILL, and reap: the port is free when this returns.
     pub(crate) fn kill(&mut self) {
         self.child.kill().expect("SIGKILL the service");
