@@ -316,7 +316,7 @@ impl proxy_delegate_tokio::Transport for ShortTtl {
             TransmitKind::Resolve => {
                 self.resolves
                     .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                br#"{"proxy_url":"socks5://192.0.2.77:1080","strategy":"round_robin","ttl_seconds":2,"fallback_policy":"embedded_fallback","metadata":{"proxy_id":"p77"}}"#
+                br#"{"proxy_url":"socks5://192.0.2.77:1080","strategy":"round_robin","ttl_seconds":4,"fallback_policy":"embedded_fallback","metadata":{"proxy_id":"p77"}}"#
             }
             _ => b"{}",
         };
@@ -337,8 +337,10 @@ async fn a_cache_hit_near_expiry_refreshes_in_the_background() {
         .external_service
         .delegation(ClientId::new("tokio-test").expect("valid"))
         .expect("a working block");
-    // Answers are fresh for 2 s; from 80% of that a hit refreshes ahead.
+    // Answers are fresh for 4 s; from half of that a hit refreshes ahead.
+    // (Wide windows: a slow machine oversleeps.)
     delegation.config.cache.min_ttl = embassy_time::Duration::from_secs(1);
+    delegation.config.cache.refresh_ahead_percent = 50;
     let service = Arc::new(ShortTtl::default());
     let c = ProxyServiceClient::with_transport(delegation, s, service.clone()).expect("client");
     let request = c.request(ExchangeId::new("okx").expect("valid"), ConnectionType::Http);
@@ -348,8 +350,9 @@ async fn a_cache_hit_near_expiry_refreshes_in_the_background() {
         Source::Service
     );
     assert_eq!(resolves(), 1);
-    tokio::time::sleep(Duration::from_millis(1_700)).await;
-    // A hit past 80% of the TTL: answered from the cache at once, and it
+    let first = tokio::time::Instant::now();
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    // A hit past half the TTL: answered from the cache at once, and it
     // wakes the driver, which asks the service ahead of expiry.
     assert_eq!(
         c.get_proxy(&request).await.expect("route").source,
@@ -358,7 +361,7 @@ async fn a_cache_hit_near_expiry_refreshes_in_the_background() {
     eventually("the refresh request", || resolves() == 2).await;
     // Past the first answer's TTL, the refreshed entry answers: no wait, no
     // new request.
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    tokio::time::sleep_until(first + Duration::from_millis(4_600)).await;
     assert_eq!(
         c.get_proxy(&request).await.expect("route").source,
         Source::Cache
