@@ -116,7 +116,15 @@ pub const fn is_success(status: u16) -> bool {
 /// to another endpoint, cannot help, and it says nothing about the
 /// endpoint's health.
 pub const fn is_request_refused(status: u16) -> bool {
-    matches!(status, 400 | 404 | 413 | 415 | 422)
+    status == 404 || is_body_refused(status)
+}
+
+/// Whether an error status refuses the body that was sent (malformed, too
+/// large, wrong media type, invalid field): the same body will never be
+/// taken. Unlike a 404, which during a deployment may be the route that is
+/// missing for a while, so a queued feedback batch is kept and retried.
+pub const fn is_body_refused(status: u16) -> bool {
+    matches!(status, 400 | 413 | 415 | 422)
 }
 
 /// Whether an error status means the client's credentials were refused

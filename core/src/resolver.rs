@@ -1079,9 +1079,7 @@ impl<
                     self.feedback.handle_sent(now, batch)
                 }
                 // The service refused the batch itself: retrying cannot help.
-                // (A 404 is retried: during a deployment it is the route that
-                // is missing, not the batch that is wrong.)
-                Reply::Status { code, .. } if contract::is_request_refused(code) && code != 404 => {
+                Reply::Status { code, .. } if contract::is_body_refused(code) => {
                     self.feedback.handle_rejected(now, batch)
                 }
                 Reply::Status { retry_after, .. } => {

@@ -20,6 +20,7 @@
 //! path, touches no metric at all.
 
 use proxy_delegate_core::breaker::BreakerState;
+use proxy_delegate_core::endpoints::ServiceUrl;
 use proxy_delegate_core::resolver::{Event, Source};
 
 use crate::client::ClientResolver;
@@ -60,6 +61,21 @@ pub(crate) struct Published {
     fallbacks: [u64; 4],
     sent: u64,
     dropped: u64,
+    /// The gauges as last set: they are set again only when they change
+    /// (this runs on every driver pass, under the client's lock).
+    queued: Option<usize>,
+    breakers: Vec<(ServiceUrl, f64)>,
+}
+
+/// The breaker gauge's value for a state.
+fn breaker_value(state: BreakerState) -> f64 {
+    match state {
+        BreakerState::Closed => 0.0,
+        BreakerState::HalfOpen => 1.0,
+        BreakerState::Open => 2.0,
+        BreakerState::ForcedOpen => 3.0,
+        BreakerState::Disabled => 4.0,
+    }
 }
 
 /// Publishes the core's counters and gauges (called by the driver after each
@@ -99,26 +115,30 @@ pub(crate) fn record_state(
     if dropped > 0 {
         metrics::counter!(FEEDBACK, "outcome" => "dropped").increment(dropped);
     }
-    metrics::gauge!(FEEDBACK_QUEUED).set(fb.queued as f64);
-    for i in 0..r.endpoints().len() {
-        if let (Some(e), Some(state)) = (r.endpoint(i), r.endpoints().breaker_state(i)) {
-            let value = match state {
-                BreakerState::Closed => 0.0,
-                BreakerState::HalfOpen => 1.0,
-                BreakerState::Open => 2.0,
-                BreakerState::ForcedOpen => 3.0,
-                BreakerState::Disabled => 4.0,
-            };
-            metrics::gauge!(BREAKER_STATE, "endpoint" => e.url.to_string()).set(value);
+    if last.queued != Some(fb.queued) {
+        metrics::gauge!(FEEDBACK_QUEUED).set(fb.queued as f64);
+        last.queued = Some(fb.queued);
+    }
+    let n = r.endpoints().len();
+    let current = |i: usize| {
+        r.endpoint(i)
+            .zip(r.endpoints().breaker_state(i))
+            .map(|(e, state)| (&e.url, breaker_value(state)))
+    };
+    let unchanged = last.breakers.len() == n
+        && (0..n).all(|i| current(i) == Some((&last.breakers[i].0, last.breakers[i].1)));
+    if !unchanged {
+        last.breakers.clear();
+        for (url, value) in (0..n).filter_map(current) {
+            metrics::gauge!(BREAKER_STATE, "endpoint" => url.to_string()).set(value);
+            last.breakers.push((url.clone(), value));
         }
     }
-    *last = Published {
-        resolved: stats.resolved,
-        failed: stats.failed,
-        fallbacks: stats.fallbacks,
-        sent: fb.sent,
-        dropped: fb.dropped,
-    };
+    last.resolved = stats.resolved;
+    last.failed = stats.failed;
+    last.fallbacks = stats.fallbacks;
+    last.sent = fb.sent;
+    last.dropped = fb.dropped;
 }
 
 /// Logs an event of the core and records what it measures.

@@ -165,10 +165,20 @@ async fn delegates_and_reports(wire: WireFormat) {
         .text()
         .await
         .expect("text");
-    assert!(
-        metrics.contains("feedback") && !metrics.contains("pw-embedded"),
-        "{metrics}"
+    // (It was `contains("feedback")`, which every metrics page satisfies:
+    // read the applied-events counter itself.)
+    let applied: f64 = metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("proxy_delegate_feedback_total{") && l.contains("event=\"success\"")
+        })
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum();
+    assert_eq!(
+        applied, 1.0,
+        "the service applied the one event:\n{metrics}"
     );
+    assert!(!metrics.contains("pw-embedded"), "{metrics}");
     service.shutdown().await;
 }
 
