@@ -378,6 +378,11 @@ impl ProxyServiceClient {
         weak.upgrade().map(|inner| Self { inner })
     }
 
+    /// The id this client reports as (`client_id` in requests and feedback).
+    pub fn client_id(&self) -> &ClientId {
+        &self.inner.client_id
+    }
+
     /// The request this client sends for an exchange connection: its
     /// client id and configured region.
     pub fn request(

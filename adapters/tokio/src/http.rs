@@ -493,30 +493,15 @@ fn auth_header(
 /// The rustls configuration: the trusted CAs, the client certificate for
 /// `mutual_tls`, ALPN `h2` then `http/1.1`.
 fn tls_config(config: &TransportConfig) -> Result<rustls::ClientConfig, BuildError> {
-    let mut roots = rustls::RootCertStore::empty();
-    if config.system_roots {
-        let native = rustls_native_certs::load_native_certs();
-        let (added, ignored) = roots.add_parsable_certificates(native.certs);
-        tracing::debug!(
-            added,
-            ignored,
-            errors = native.errors.len(),
-            "platform CA store loaded"
-        );
-    }
-    if let Some(path) = &config.credentials.ca_file {
-        let path = Path::new(path.as_str());
-        let certs = read_certs(CA_KEY, path)?;
-        for (i, cert) in certs.into_iter().enumerate() {
-            roots.add(cert).map_err(|e| {
-                BuildError::file(
-                    CA_KEY,
-                    path,
-                    format!("certificate {} is not a usable CA certificate: {e}", i + 1),
-                )
-            })?;
-        }
-    }
+    let roots = root_store(
+        config.system_roots,
+        config
+            .credentials
+            .ca_file
+            .as_ref()
+            .map(|p| Path::new(p.as_str())),
+        CA_KEY,
+    )?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -543,6 +528,39 @@ fn tls_config(config: &TransportConfig) -> Result<rustls::ClientConfig, BuildErr
     };
     tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(tls)
+}
+
+/// The CAs a TLS client trusts: the platform's store (when `system_roots`)
+/// and the certificates of `ca_file`; `key` names the setting in errors.
+pub(crate) fn root_store(
+    system_roots: bool,
+    ca_file: Option<&Path>,
+    key: &'static str,
+) -> Result<rustls::RootCertStore, BuildError> {
+    let mut roots = rustls::RootCertStore::empty();
+    if system_roots {
+        let native = rustls_native_certs::load_native_certs();
+        let (added, ignored) = roots.add_parsable_certificates(native.certs);
+        tracing::debug!(
+            added,
+            ignored,
+            errors = native.errors.len(),
+            "platform CA store loaded"
+        );
+    }
+    if let Some(path) = ca_file {
+        let certs = read_certs(key, path)?;
+        for (i, cert) in certs.into_iter().enumerate() {
+            roots.add(cert).map_err(|e| {
+                BuildError::file(
+                    key,
+                    path,
+                    format!("certificate {} is not a usable CA certificate: {e}", i + 1),
+                )
+            })?;
+        }
+    }
+    Ok(roots)
 }
 
 fn read_pem(key: &'static str, path: &Path) -> Result<Vec<u8>, BuildError> {

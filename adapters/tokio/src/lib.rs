@@ -14,6 +14,9 @@
 //!   [`ProxyServiceClient::shutdown`] delivers what is queued within a bound.
 //! * Failures are [`ServiceError`]s classified by [`FailureKind`], with a
 //!   message that says what to do; [`metrics`] lists every metric.
+//! * Feature `injector` (on by default): [`ProxyInjector`] opens HTTP
+//!   clients and WebSockets to exchanges through their delegated proxies
+//!   (HTTP CONNECT, SOCKS4/4a/5/5h) and reports every connection.
 //! * Feature `dns-srv`: endpoints from DNS SRV records (the `srv` module).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -24,6 +27,8 @@ mod discovery;
 pub mod error;
 #[cfg(feature = "reqwest")]
 mod http;
+#[cfg(feature = "injector")]
+mod inject;
 pub mod metrics;
 #[cfg(feature = "dns-srv")]
 pub mod srv;
@@ -36,4 +41,6 @@ pub use client::{
 pub use error::{BuildError, FailureKind, ServiceError};
 #[cfg(feature = "reqwest")]
 pub use http::{HttpTransport, TransportConfig};
+#[cfg(feature = "injector")]
+pub use inject::{ConnectError, InjectedWebSocket, InjectorConfig, ProxyInjector, Tunnel};
 pub use transport::{BoxFuture, ServiceAnswer, ServiceCall, Transport};

@@ -14,6 +14,7 @@
 //! | `proxy_delegate_feedback_total` | counter | `outcome` (`sent`, `dropped`) | feedback events |
 //! | `proxy_delegate_feedback_queued` | gauge | | feedback events waiting to be sent |
 //! | `proxy_delegate_resolve_seconds` | histogram | `source` | from a resolve that had to wait to its answer |
+//! | `proxy_delegate_connections_total` | counter | `transport` (`http`, `websocket`), `event` (`connect_start`, `success`, `failure`, `timeout`, `disconnect`), `category` (an error category, or `none`) | connections made by the [`ProxyInjector`](crate::ProxyInjector), by what they reported |
 //!
 //! Counters that the core keeps ([`Stats`](proxy_delegate_core::resolver::Stats))
 //! are published by the driver as they change, so a cache hit, the hot
@@ -41,6 +42,8 @@ pub const BREAKER_STATE: &str = "proxy_delegate_breaker_state";
 pub const FEEDBACK: &str = "proxy_delegate_feedback_total";
 /// Feedback events queued.
 pub const FEEDBACK_QUEUED: &str = "proxy_delegate_feedback_queued";
+/// Connections made by the injector, by reported event and category.
+pub const CONNECTIONS: &str = "proxy_delegate_connections_total";
 /// Latency of resolves that waited.
 pub const RESOLVE_LATENCY: &str = "proxy_delegate_resolve_seconds";
 
