@@ -131,12 +131,14 @@ impl Failure {
 
     /// The proxy's answer to `CONNECT`.
     pub(crate) fn connect_refused(status: u16, reason: &str) -> Self {
-        if status == 407 {
+        // 407 is the standard answer; tinyproxy answers a refused
+        // Proxy-Authorization on CONNECT with 401.
+        if status == 407 || status == 401 {
             Self::new(
                 ErrorCategory::ProxyAuth,
                 format!(
-                    "the proxy refused the credentials (HTTP 407 {reason}): check the user name \
-                     and password of this proxy"
+                    "the proxy refused the credentials (HTTP {status} {reason}): check the user \
+                     name and password of this proxy"
                 ),
             )
         } else {
