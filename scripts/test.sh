@@ -5,7 +5,8 @@
 #   2. a short smoke run of every fuzz target,
 #   3. cargo test for the whole workspace (the service's tests include a
 #      real headless chromium rendering its status page; the client's DNS SRV
-#      tests a real dnsmasq on 127.0.0.1),
+#      tests a real dnsmasq on 127.0.0.1; the injector's tests real tinyproxy,
+#      microsocks and `ssh -D` proxies on 127.0.0.1),
 #   4. an OpenAPI fuzzer (schemathesis) against the real service binary,
 # and ends with one "N passed, N failed" line.
 #
@@ -43,6 +44,23 @@ fi
 if ! command -v dnsmasq >/dev/null 2>&1 && [ ! -x /usr/sbin/dnsmasq ]; then
   log "installing dnsmasq (the DNS SRV discovery tests)"
   apt_install dnsmasq-base
+fi
+
+# The injector's tests tunnel through real proxies on 127.0.0.1: tinyproxy
+# (HTTP CONNECT, BasicAuth) and microsocks (SOCKS5, username/password).
+if ! command -v tinyproxy >/dev/null 2>&1; then
+  log "installing tinyproxy (the injector's HTTP proxy tests)"
+  apt_install tinyproxy
+fi
+if ! command -v microsocks >/dev/null 2>&1; then
+  log "installing microsocks (the injector's SOCKS5 proxy tests)"
+  apt_install microsocks
+fi
+# SOCKS4 and SOCKS4a (which microsocks does not speak): OpenSSH's dynamic
+# forwarding, `ssh -D`, through an sshd the tests start on 127.0.0.1.
+if [ ! -x /usr/sbin/sshd ] || ! command -v ssh >/dev/null 2>&1; then
+  log "installing openssh-server and openssh-client (the injector's SOCKS4/4a tests)"
+  apt_install openssh-server openssh-client
 fi
 
 if ! rustup target list --installed | grep -qx "$EMBEDDED_TARGET"; then

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::proxies::{Microsocks, Tinyproxy};
+use common::ssh_socks::SshSocks;
 use common::targets::{Target, TestPki, closed_port, http_target, tls_front, ws_echo};
 use futures_util::{SinkExt as _, StreamExt as _};
 use proxy_delegate_core::model::ErrorCategory;
@@ -478,4 +479,42 @@ async fn an_unreachable_proxy_is_proxy_connect_and_bad_urls_say_what_is_wrong() 
         .await
         .expect_err("bad exchange id");
     assert!(e.to_string().contains("exchange"), "{e}");
+}
+
+#[tokio::test]
+async fn socks4_and_socks4a_carry_websockets_and_http() {
+    let pki = TestPki::new();
+    let ws_plain = ws_echo(None).await;
+    let ws_tls = ws_echo(Some(&pki)).await;
+    let http_tls = http_target(Some(&pki)).await;
+    let ssh = SshSocks::start();
+    for scheme in ["socks4", "socks4a"] {
+        let yaml = format!(
+            "proxy:\n  enabled: true\n  default:\n    websocket: {}\n    http: {}\n",
+            ssh.url_with_user(scheme, "desk"),
+            ssh.url(scheme)
+        );
+        let injector =
+            ProxyInjector::with_config(settings(&yaml), None, config(&pki)).expect("injector");
+        for target in [&ws_plain, &ws_tls] {
+            // socks4 resolves "localhost" here; socks4a leaves it to the proxy.
+            let mut ws = injector
+                .connect_websocket(&target.url_for_host("localhost", "/"), EXCHANGE)
+                .await
+                .unwrap_or_else(|e| panic!("{scheme}: {e}"));
+            assert_eq!(
+                ws.route().proxy_url.as_ref().map(|p| p.scheme().as_str()),
+                Some(scheme)
+            );
+            echo(&mut ws).await;
+        }
+        let url = http_tls.url_for_host("localhost", "/status/200");
+        let request = reqwest::Request::new(reqwest::Method::GET, url.parse().expect("URL"));
+        let response = injector
+            .send(EXCHANGE, request)
+            .await
+            .unwrap_or_else(|e| panic!("{scheme} GET: {e}"));
+        assert_eq!(response.status(), 200);
+    }
+    assert_eq!(ws_plain.upgraded() + ws_tls.upgraded(), 4);
 }
