@@ -518,3 +518,70 @@ async fn socks4_and_socks4a_carry_websockets_and_http() {
     }
     assert_eq!(ws_plain.upgraded() + ws_tls.upgraded(), 4);
 }
+
+#[tokio::test]
+async fn an_untrusted_target_certificate_is_target_tls_and_not_retried() {
+    let pki = TestPki::new();
+    let other = TestPki::new();
+    let ws = ws_echo(Some(&pki)).await;
+    let socks = Microsocks::start(Some((USER, PASS)));
+    let yaml = format!(
+        "proxy:\n  enabled: true\n  default:\n    websocket: {}\n",
+        socks.url("socks5h")
+    );
+    // This injector trusts another CA only.
+    let injector =
+        ProxyInjector::with_config(settings(&yaml), None, config(&other)).expect("injector");
+    let e = injector
+        .connect_websocket(&ws.url_for_host("localhost", "/"), EXCHANGE)
+        .await
+        .expect_err("the certificate is not trusted");
+    assert_eq!(e.category(), Some(ErrorCategory::TargetTls), "{e}");
+    assert!(e.to_string().contains("certificate was refused"), "{e}");
+    ws.wait_opened(1).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(ws.opened(), 1, "the target's fault: no second try");
+}
+
+#[tokio::test]
+async fn a_proxy_that_never_answers_times_out_within_the_bound() {
+    let pki = TestPki::new();
+    let hole = common::targets::black_hole().await;
+    let yaml = format!(
+        "proxy:\n  enabled: true\n  default:\n    websocket: socks5://{USER}:{PASS}@{}\n",
+        hole.addr
+    );
+    let mut cfg = config(&pki);
+    cfg.connect_timeout = Duration::from_millis(400);
+    let injector = ProxyInjector::with_config(settings(&yaml), None, cfg).expect("injector");
+    let started = std::time::Instant::now();
+    let e = injector
+        .connect_websocket("ws://127.0.0.1:9/", EXCHANGE)
+        .await
+        .expect_err("the proxy never answers");
+    assert!(e.is_timeout(), "{e}");
+    assert_eq!(e.category(), Some(ErrorCategory::Timeout), "{e}");
+    // Bounded: it gave up (generous margin for a loaded machine).
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn without_a_service_picks_follow_the_embedded_configuration_exactly() {
+    let pki = TestPki::new();
+    let yaml = "proxy:\n  enabled: true\n  default:\n    http:\n      pool:\n        strategy: random\n        proxies:\n          - url: socks5://10.0.0.1:1080\n          - url: socks5://10.0.0.2:1080\n          - url: http://10.0.0.3:3128\n";
+    let injector =
+        ProxyInjector::with_config(settings(yaml), None, config(&pki)).expect("injector");
+    let mut alone = settings(yaml);
+    let exchange = proxy_delegate_core::model::ExchangeId::new(EXCHANGE).expect("valid");
+    for i in 0..50 {
+        let expected = alone
+            .resolve(&exchange, proxy_delegate_core::model::ConnectionType::Http)
+            .map(|p| p.proxy_url.clone());
+        let got = injector.http_proxy_url(EXCHANGE).await.expect("a route");
+        assert_eq!(got, expected, "pick {i}");
+    }
+}
