@@ -1,8 +1,19 @@
 //! # proxy-delegate-core
 //!
 //! The sans-IO heart of proxy-delegate: the data model of the proxy-delegation
-//! protocol and its two wire formats (JSON and postcard), with state machines to
-//! follow in later modules.
+//! protocol and its two wire formats (JSON and postcard), the HTTP contract
+//! ([`contract`]), and the state machines an adapter drives: the client's
+//! [`resolver::Resolver`] (with its [`cache`], [`breaker`]s, [`endpoints`],
+//! [`backoff`] and [`feedback`] queue, falling back to the cryptofeed-compatible
+//! [`settings`]), and the service's [`pool`]. [`delegation`] turns the loaded
+//! `external_service` block into the Resolver's configuration.
+//!
+//! An adapter owns the clock and the sockets: it calls
+//! [`Resolver::resolve`](resolver::Resolver::resolve) and
+//! [`Resolver::report`](resolver::Resolver::report), drains
+//! [`Resolver::poll_output`](resolver::Resolver::poll_output) until it says
+//! `Timeout`, sends each `Transmit`, and feeds each reply back with
+//! [`Resolver::handle_reply`](resolver::Resolver::handle_reply).
 //!
 //! The crate is `#![no_std]`, never allocates and never performs IO or reads a
 //! clock. Every value is validated when it is built and when it is decoded; an

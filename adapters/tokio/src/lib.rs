@@ -18,6 +18,40 @@
 //!   clients and WebSockets to exchanges through their delegated proxies
 //!   (HTTP CONNECT, SOCKS4/4a/5/5h) and reports every connection.
 //! * Feature `dns-srv`: endpoints from DNS SRV records (the `srv` module).
+//!
+//! ```no_run
+//! use futures_util::{SinkExt as _, StreamExt as _};
+//! use proxy_delegate_tokio::{ProxyInjector, ProxyServiceClient};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let loaded = proxy_delegate_config::Loader::new()
+//!     .yaml_file("config.yaml")
+//!     .process_env()
+//!     .load()?;
+//! let client_id = loaded.client_id();
+//! // Delegation on: ask the service; off: the embedded configuration alone.
+//! let client = if loaded.settings.external_service.enabled {
+//!     Some(ProxyServiceClient::from_settings(&loaded.settings, &client_id).await?)
+//! } else {
+//!     None
+//! };
+//! let injector = ProxyInjector::new(loaded.settings, client.clone())?;
+//!
+//! let mut ws = injector
+//!     .connect_websocket("wss://stream.binance.com:9443/ws", "binance")
+//!     .await?;
+//! ws.send(tokio_tungstenite::tungstenite::Message::text("{}")).await?;
+//! if let Some(message) = ws.next().await {
+//!     println!("{:?}", message?);
+//! }
+//! drop(ws); // reports `disconnect`
+//!
+//! if let Some(client) = client {
+//!     let report = client.shutdown(std::time::Duration::from_secs(2)).await;
+//!     eprintln!("{} feedback events not delivered", report.undelivered);
+//! }
+//! # Ok(()) }
+//! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
