@@ -585,3 +585,31 @@ async fn without_a_service_picks_follow_the_embedded_configuration_exactly() {
         assert_eq!(got, expected, "pick {i}");
     }
 }
+
+#[tokio::test]
+async fn an_embedded_entry_bounds_each_attempt_with_its_timeout_seconds() {
+    let pki = TestPki::new();
+    let hole = common::targets::black_hole().await;
+    let yaml = format!(
+        "proxy:\n  enabled: true\n  default:\n    websocket:\n      url: socks5://{}\n      timeout_seconds: 1\n",
+        hole.addr
+    );
+    // The injector's own bound is far away: the entry's 1 s decides.
+    let mut cfg = config(&pki);
+    cfg.connect_timeout = Duration::from_secs(30);
+    let injector = ProxyInjector::with_config(settings(&yaml), None, cfg).expect("injector");
+    let started = std::time::Instant::now();
+    let e = injector
+        .connect_websocket("ws://127.0.0.1:9/", EXCHANGE)
+        .await
+        .expect_err("the proxy never answers");
+    assert!(e.is_timeout(), "{e}");
+    assert!(e.to_string().contains("within 1000 ms"), "{e}");
+    // Two attempts (a timeout is the proxy's fault), each 1 s.
+    assert_eq!(hole.accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}

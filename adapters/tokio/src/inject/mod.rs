@@ -48,11 +48,15 @@ pub use websocket::InjectedWebSocket;
 
 use outcome::Failure;
 
+/// Most reqwest clients kept (one per proxy).
+const MAX_HTTP_CLIENTS: usize = 64;
+
 /// How the injector connects.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InjectorConfig {
-    /// The bound of one connection attempt — resolve, tunnel, TLS and
-    /// handshake, and the one retry through a fresh proxy. Default 10 s.
+    /// The bound of one connection — resolve, tunnel, TLS and handshake,
+    /// and the one retry through a fresh proxy. Default 10 s. An attempt
+    /// through an embedded entry is also bounded by its `timeout_seconds`.
     pub connect_timeout: Duration,
     /// An extra CA (PEM) trusted for targets and `https://` proxies, besides
     /// the platform's store. Certificates are verified either way.
@@ -308,8 +312,12 @@ impl ProxyInjector {
             let context = describe(connection_type, target, &exchange, &resolved.route);
             let started = Instant::now();
             self.report(&exchange, connection_type, &resolved.route, Report::Start);
+            let (until, bound) = match resolved.timeout {
+                Some(t) if started + t < deadline => (started + t, t),
+                _ => (deadline, bound),
+            };
             let outcome =
-                match tokio::time::timeout_at(deadline, attempt(resolved.route.proxy_url.clone()))
+                match tokio::time::timeout_at(until, attempt(resolved.route.proxy_url.clone()))
                     .await
                 {
                     Ok(outcome) => outcome,
@@ -386,7 +394,11 @@ impl ProxyInjector {
                 .get_proxy(&request)
                 .await
                 .map_err(|e| ConnectError::unresolved(&e))?;
-            return Ok(Resolved { route, lease: None });
+            return Ok(Resolved {
+                route,
+                lease: None,
+                timeout: None,
+            });
         }
         let mut settings = self
             .inner
@@ -401,6 +413,7 @@ impl ProxyInjector {
                     source: Source::Embedded,
                 },
                 lease: pick.lease,
+                timeout: Some(Duration::from_secs(pick.timeout_seconds.into())),
             },
             None => Resolved {
                 route: Route {
@@ -409,6 +422,7 @@ impl ProxyInjector {
                     source: Source::Direct,
                 },
                 lease: None,
+                timeout: None,
             },
         })
     }
@@ -443,6 +457,11 @@ impl ProxyInjector {
         if let Some(c) = clients.get(&key) {
             return Ok(c.clone());
         }
+        if clients.len() >= MAX_HTTP_CLIENTS {
+            // A service handing out ever new proxies must not grow this
+            // without bound; clients handed out keep working.
+            clients.clear();
+        }
         let mut builder = reqwest::Client::builder()
             .use_preconfigured_tls(self.inner.http_tls.clone())
             .connect_timeout(self.inner.config.connect_timeout)
@@ -472,6 +491,9 @@ impl ProxyInjector {
 struct Resolved {
     route: Route,
     lease: Option<Lease>,
+    /// The embedded entry's `timeout_seconds`, which bounds an attempt
+    /// through it (as cryptofeed's connector does).
+    timeout: Option<Duration>,
 }
 
 enum Report<'a> {
