@@ -164,15 +164,25 @@ impl ProxyInjector {
         self.inner.client.as_ref()
     }
 
-    /// The proxy for this exchange's HTTP connections, or `None` for a
-    /// direct connection: from the service, its cache or the fallback (or
-    /// the embedded configuration alone, without a client). No connection
-    /// is made, so a `least_connections` pick is given back at once.
-    pub async fn http_proxy_url(&self, exchange: &str) -> Result<Option<ProxyUrl>, ConnectError> {
+    /// The route for this exchange connection — from the service, its cache
+    /// or the fallback (or the embedded configuration alone, without a
+    /// client) — without connecting: a `least_connections` pick is given
+    /// back at once.
+    pub async fn route(
+        &self,
+        exchange: &str,
+        connection_type: ConnectionType,
+    ) -> Result<Route, ConnectError> {
         let exchange = exchange_id(exchange)?;
-        let resolved = self.resolve(&exchange, ConnectionType::Http).await?;
-        self.release(&exchange, ConnectionType::Http, &resolved);
-        Ok(resolved.route.proxy_url)
+        let resolved = self.resolve(&exchange, connection_type).await?;
+        self.release(&exchange, connection_type, &resolved);
+        Ok(resolved.route)
+    }
+
+    /// The proxy for this exchange's HTTP connections, or `None` for a
+    /// direct connection (see [`route`](Self::route)).
+    pub async fn http_proxy_url(&self, exchange: &str) -> Result<Option<ProxyUrl>, ConnectError> {
+        Ok(self.route(exchange, ConnectionType::Http).await?.proxy_url)
     }
 
     /// A reqwest client for this exchange, configured with its resolved
