@@ -5,6 +5,14 @@
 //! * `resolve --exchange <ID> --type <http|websocket> [--region <R>] [--config
 //!   <config.yaml>] [--embedded-only] [--repeat <N>] [--json]`: which proxy
 //!   this exchange connection gets.
+//! * `connect <url> --exchange <ID> [--type <http|websocket>] [--config
+//!   <config.yaml>] [--json] [--timeout <seconds>] [--ca-file <pem>]`: opens
+//!   one real connection to `url` through the exchange's proxy, as a
+//!   `ProxyInjector` does (a GET for `http://` / `https://`, a WebSocket
+//!   handshake then a clean close for `ws://` / `wss://`), prints the route,
+//!   the latency and, for HTTP, the status, and reports the feedback to the
+//!   proxy service when delegation is on. A failed connection exits 1 with
+//!   one line `error: ...` on stderr naming the category in parentheses.
 //! * `check-config <config.yaml>`: the effective settings (redacted) and where
 //!   each value came from.
 //! * `serve [--config <service.toml>] [--listen <addr>]`: the reference proxy
@@ -14,7 +22,7 @@
 //!
 //! Exit status: 0 on success, 2 on an invalid configuration or invalid
 //! arguments (the message, naming the path and the reason, is on stderr), 1 on
-//! any other failure.
+//! any other failure (for `connect`: the connection did not open).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -24,6 +32,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use proxy_delegate_config::{Loaded, Loader};
 use proxy_delegate_core::model::{ConnectionType, ExchangeId};
 use serde::Serialize;
+
+mod connect;
+mod summary;
+
+use connect::ConnectArgs;
 
 /// Status for an invalid configuration or invalid arguments.
 const EXIT_INVALID: u8 = 2;
@@ -49,6 +62,18 @@ enum Command {
     /// the proxy service is asked, and the source says where the route came
     /// from: service, cache, stale, embedded or direct.
     Resolve(ResolveArgs),
+    /// Open one connection to an exchange URL through its proxy, and report it.
+    ///
+    /// The route comes from the same settings as `resolve` (and from the
+    /// proxy service when `external_service.enabled` is true). An http:// or
+    /// https:// URL gets a GET (the status is printed); a ws:// or wss:// URL
+    /// gets a WebSocket handshake, then a clean close. Prints the route
+    /// (passwords as ***), where it came from and how long connecting took;
+    /// the feedback (connect_start, success or failure, disconnect) goes to
+    /// the proxy service before the command exits. A connection that fails,
+    /// or an HTTP status 403, 407, 429, 451 or 5xx, exits 1 with one line on
+    /// stderr: `error: <what happened> (<category>)`.
+    Connect(ConnectArgs),
     /// Print the effective settings (secrets redacted) and where each value
     /// came from: file, environment or default.
     CheckConfig(CheckArgs),
@@ -157,6 +182,7 @@ fn main() -> ExitCode {
     let mut out = stdout.lock();
     let result = match cli.command {
         Command::Resolve(args) => resolve(&args, &mut out),
+        Command::Connect(args) => connect::connect(&args, &mut out),
         Command::CheckConfig(args) => check_config(&args, &mut out),
         Command::Serve(args) => serve(&args),
     };
@@ -165,6 +191,10 @@ fn main() -> ExitCode {
         Err(Failure::Invalid(message)) => {
             eprintln!("error: {message}");
             ExitCode::from(EXIT_INVALID)
+        }
+        Err(Failure::Failed(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
         }
         Err(Failure::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(Failure::Io(e)) => {
@@ -180,6 +210,9 @@ enum Failure {
     Invalid(String),
     /// Writing the output failed.
     Io(std::io::Error),
+    /// The operation was tried and failed (`connect`: the connection did not
+    /// open); the message is one complete line. Exit status 1.
+    Failed(String),
 }
 
 impl From<std::io::Error> for Failure {

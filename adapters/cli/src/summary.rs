@@ -2,6 +2,9 @@
 //! successes, failures by category, resolutions by source, resolve latency,
 //! the longest wait for a fallback answer, and the feedback counts.
 
+// Wired into `demo` and `soak` next.
+#![allow(dead_code)]
+
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::Duration;

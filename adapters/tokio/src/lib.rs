@@ -76,5 +76,7 @@ pub use error::{BuildError, FailureKind, ServiceError};
 #[cfg(feature = "reqwest")]
 pub use http::{HttpTransport, TransportConfig};
 #[cfg(feature = "injector")]
-pub use inject::{ConnectError, InjectedWebSocket, InjectorConfig, ProxyInjector, Tunnel};
+pub use inject::{
+    ConnectError, Connected, InjectedWebSocket, InjectorConfig, ProxyInjector, Tunnel,
+};
 pub use transport::{BoxFuture, ServiceAnswer, ServiceCall, Transport};

@@ -48,6 +48,16 @@ pub use websocket::InjectedWebSocket;
 
 use outcome::Failure;
 
+/// How a request sent by [`ProxyInjector::send`] went: in the response's
+/// extensions (`response.extensions().get::<Connected>()`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connected {
+    /// The route it went through (the proxy prints its password as `***`).
+    pub route: Route,
+    /// From the start of the attempt that succeeded to the response's head.
+    pub latency: Duration,
+}
+
 /// Most reqwest clients kept (one per proxy).
 const MAX_HTTP_CLIENTS: usize = 64;
 
@@ -193,7 +203,7 @@ impl ProxyInjector {
         let resolved = self.resolve(&exchange, ConnectionType::Http).await?;
         self.release(&exchange, ConnectionType::Http, &resolved);
         self.client_for(resolved.route.proxy_url.as_ref())
-            .map_err(|f| f.into_error(format!("HTTP client for {exchange}")))
+            .map_err(|f| f.into_error(format!("HTTP client for {exchange}"), None))
     }
 
     /// Sends `request` to the exchange through its delegated proxy and
@@ -201,6 +211,14 @@ impl ProxyInjector {
     /// 5xx is a failure (its category says which); any other response is
     /// the caller's. A proxy failure is retried once through a freshly
     /// resolved proxy when the request can be cloned (no streaming body).
+    /// The response's extensions hold its [`Connected`] (route, latency).
+    ///
+    /// The connection is reqwest's, so a failure is classified from what
+    /// reqwest says; when it says only that an HTTP proxy refused `CONNECT`,
+    /// the injector asks the proxy once more on a tunnel of its own to learn
+    /// the answer (tinyproxy refuses credentials with 401, which is
+    /// `proxy_auth`). A plain `http://` request is forwarded by an HTTP proxy
+    /// (no tunnel), so the proxy's own error pages read as the target's.
     pub async fn send(
         &self,
         exchange: &str,
@@ -210,19 +228,43 @@ impl ProxyInjector {
         let retryable = request.try_clone();
         let mut request = Some(request);
         let mut retry = retryable;
-        let (response, connection) = self
+        let (mut response, connection) = self
             .connect(exchange, ConnectionType::Http, &target, |proxy| {
                 let req = request.take().or_else(|| retry.take());
                 let client = self.client_for(proxy.as_ref());
+                let tls = self.inner.tls.clone();
                 async move {
                     let Some(req) = req else {
                         return Err(Failure::other("the request body cannot be sent twice"));
                     };
                     let client = client?;
-                    let response = client
-                        .execute(req)
-                        .await
-                        .map_err(|e| classify_reqwest(&e, proxy.is_some()))?;
+                    let host = req.url().host_str().map(str::to_owned);
+                    let port = req.url().port_or_known_default();
+                    let response = match client.execute(req).await {
+                        Ok(response) => response,
+                        Err(e) => {
+                            let failure = classify_reqwest(&e, proxy.is_some());
+                            return Err(match (failure.category, &proxy, host, port) {
+                                // reqwest keeps only "unsuccessful" of a
+                                // refused CONNECT: ask the proxy again, on a
+                                // tunnel of our own, to learn its answer.
+                                (ErrorCategory::TunnelRefused, Some(p), Some(host), Some(port))
+                                    if matches!(p.scheme(), Scheme::Http | Scheme::Https) =>
+                                {
+                                    let target = tunnel::Target {
+                                        host: &host,
+                                        port,
+                                        tls: false,
+                                    };
+                                    match tunnel::open(Some(p), target, &tls).await {
+                                        Err(precise) => precise,
+                                        Ok(_) => failure,
+                                    }
+                                }
+                                _ => failure,
+                            });
+                        }
+                    };
                     let status = response.status().as_u16();
                     if status == 407 {
                         return Err(Failure::connect_refused(
@@ -237,6 +279,10 @@ impl ProxyInjector {
                 }
             })
             .await?;
+        response.extensions_mut().insert(Connected {
+            route: connection.route().clone(),
+            latency: connection.latency(),
+        });
         // The exchange answered: this request's connection is done with.
         drop(connection);
         Ok(response)
@@ -384,7 +430,7 @@ impl ProxyInjector {
                         failure.problem
                     );
                     if !retry {
-                        return Err(failure.into_error(context));
+                        return Err(failure.into_error(context, Some(resolved.route.clone())));
                     }
                 }
             }
@@ -680,28 +726,74 @@ fn redact_error(e: &reqwest::Error) -> String {
     "invalid proxy URL".to_owned()
 }
 
-/// A reqwest failure, classified from its chain of causes.
+/// A reqwest failure, classified from its chain of causes. reqwest tunnels
+/// through hyper-util's CONNECT and SOCKS connectors, whose errors are
+/// generic types: they are told apart by their (fixed) messages.
 fn classify_reqwest(e: &reqwest::Error, proxied: bool) -> Failure {
     let chain = outcome::causes(e);
-    if let Some(socks) = chain
-        .iter()
-        .find_map(|c| c.downcast_ref::<tokio_socks::Error>())
-    {
-        return Failure::socks(socks);
-    }
     let text: Vec<String> = chain.iter().map(|c| c.to_string().to_lowercase()).collect();
     let says = |needle: &str| text.iter().any(|t| t.contains(needle));
+    let detail = || text.iter().skip(1).cloned().collect::<Vec<_>>().join(": ");
     if e.is_timeout() || says("timed out") {
         return Failure::timeout_after(Duration::ZERO);
     }
-    if says("proxy authentication required") {
+    // TLS first: reqwest wraps rustls's error in an io::Error.
+    if let Some(tls) = chain.iter().find_map(|c| c.downcast_ref::<rustls::Error>()) {
+        return Failure::target_tls(&std::io::Error::other(tls.clone()));
+    }
+    if says("proxy authorization required") {
         return Failure::connect_refused(407, "Proxy Authentication Required");
     }
-    if says("unsuccessful tunnel") || says("tunnel") && proxied {
-        return Failure::new(
-            ErrorCategory::TunnelRefused,
-            "the proxy refused the tunnel".to_owned(),
-        );
+    let underlying = says("failed to create underlying connection");
+    if says("tunnel error") && !underlying {
+        return if says("unsuccessful") {
+            Failure::new(
+                ErrorCategory::TunnelRefused,
+                "the proxy refused the tunnel (a CONNECT answer other than 2xx)",
+            )
+        } else {
+            Failure::new(
+                ErrorCategory::ProxyConnect,
+                format!("the proxy broke off CONNECT: {}", detail()),
+            )
+        };
+    }
+    if says("socks error") && !underlying {
+        let auth = [
+            "credentials not accepted",
+            "user/pass authentication",
+            "authentication incorrectly",
+            "ident",
+        ];
+        let refused = [
+            "general server failure",
+            "connection not allowed",
+            "network unreachable",
+            "host unreachable",
+            "connection refused",
+            "ttl expired",
+            "server failed to execute command",
+        ];
+        return if auth.iter().any(|n| says(n)) {
+            Failure::new(
+                ErrorCategory::ProxyAuth,
+                format!(
+                    "the SOCKS proxy refused the credentials ({}): check the user name and \
+                     password of this proxy",
+                    detail()
+                ),
+            )
+        } else if refused.iter().any(|n| says(n)) {
+            Failure::new(
+                ErrorCategory::TunnelRefused,
+                format!("the SOCKS proxy refused the tunnel: {}", detail()),
+            )
+        } else {
+            Failure::new(
+                ErrorCategory::ProxyConnect,
+                format!("the SOCKS handshake failed: {}", detail()),
+            )
+        };
     }
     if let Some(io) = chain
         .iter()
@@ -714,17 +806,10 @@ fn classify_reqwest(e: &reqwest::Error, proxied: bool) -> Failure {
             Failure::target_unreachable(io)
         };
     }
-    if chain
-        .iter()
-        .any(|c| c.downcast_ref::<rustls::Error>().is_some())
-    {
-        let io = std::io::Error::other(text.last().cloned().unwrap_or_default());
-        return Failure::target_tls(&io);
-    }
     if e.is_connect() && proxied {
         return Failure::new(
             ErrorCategory::ProxyConnect,
-            format!("cannot connect through the proxy: {}", text.join(": ")),
+            format!("cannot connect through the proxy: {}", detail()),
         );
     }
     Failure::other(text.join(": "))

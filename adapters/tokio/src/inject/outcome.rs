@@ -6,7 +6,7 @@ use std::fmt;
 use std::io;
 
 use proxy_delegate_core::model::ErrorCategory;
-use proxy_delegate_core::resolver::ResolveError;
+use proxy_delegate_core::resolver::{ResolveError, Route};
 
 /// Why a connection through the injector did not open.
 ///
@@ -18,6 +18,9 @@ use proxy_delegate_core::resolver::ResolveError;
 pub struct ConnectError {
     pub(crate) category: Option<ErrorCategory>,
     pub(crate) timed_out: bool,
+    pub(crate) status: Option<u16>,
+    /// Boxed: a route holds a whole proxy URL, and errors travel by value.
+    pub(crate) route: Option<Box<Route>>,
     pub(crate) context: String,
     pub(crate) problem: String,
 }
@@ -38,10 +41,25 @@ impl ConnectError {
         &self.problem
     }
 
+    /// The HTTP status that refused the connection, when one did: the
+    /// target's (403, 429, 451, 5xx, ...) or the proxy's answer to
+    /// `CONNECT`.
+    pub fn status(&self) -> Option<u16> {
+        self.status
+    }
+
+    /// The route of the last attempt (its proxy prints the password as
+    /// `***`), when one was resolved.
+    pub fn route(&self) -> Option<&Route> {
+        self.route.as_deref()
+    }
+
     pub(crate) fn invalid(problem: impl Into<String>) -> Self {
         Self {
             category: None,
             timed_out: false,
+            status: None,
+            route: None,
             context: String::new(),
             problem: problem.into(),
         }
@@ -76,6 +94,7 @@ impl StdError for ConnectError {}
 pub(crate) struct Failure {
     pub(crate) category: ErrorCategory,
     pub(crate) timed_out: bool,
+    pub(crate) status: Option<u16>,
     pub(crate) problem: String,
 }
 
@@ -84,6 +103,7 @@ impl Failure {
         Self {
             category,
             timed_out: false,
+            status: None,
             problem: problem.into(),
         }
     }
@@ -96,6 +116,11 @@ impl Failure {
             format!("no connection within {} ms", after.as_millis())
         };
         Self::new(ErrorCategory::Timeout, problem).timed_out()
+    }
+
+    fn with_status(mut self, status: u16) -> Self {
+        self.status = Some(status);
+        self
     }
 
     fn timed_out(mut self) -> Self {
@@ -133,7 +158,7 @@ impl Failure {
     pub(crate) fn connect_refused(status: u16, reason: &str) -> Self {
         // 407 is the standard answer; tinyproxy answers a refused
         // Proxy-Authorization on CONNECT with 401.
-        if status == 407 || status == 401 {
+        let failure = if status == 407 || status == 401 {
             Self::new(
                 ErrorCategory::ProxyAuth,
                 format!(
@@ -146,7 +171,8 @@ impl Failure {
                 ErrorCategory::TunnelRefused,
                 format!("the proxy refused the tunnel (HTTP {status} {reason})"),
             )
-        }
+        };
+        failure.with_status(status)
     }
 
     /// A SOCKS handshake that failed.
@@ -239,7 +265,7 @@ impl Failure {
             500..=599 => (ErrorCategory::TargetHttp5xx, "the target failed"),
             _ => (ErrorCategory::Other, "the target refused the request"),
         };
-        Self::new(category, format!("{what} (HTTP {status})"))
+        Self::new(category, format!("{what} (HTTP {status})")).with_status(status)
     }
 
     /// Any other failure (a broken handshake, a protocol error).
@@ -248,10 +274,12 @@ impl Failure {
     }
 
     /// The failure with its context, as the caller sees it.
-    pub(crate) fn into_error(self, context: String) -> ConnectError {
+    pub(crate) fn into_error(self, context: String, route: Option<Route>) -> ConnectError {
         ConnectError {
             category: Some(self.category),
             timed_out: self.timed_out,
+            status: self.status,
+            route: route.map(Box::new),
             context,
             problem: self.problem,
         }
@@ -260,7 +288,7 @@ impl Failure {
 
 impl From<Failure> for ConnectError {
     fn from(f: Failure) -> Self {
-        f.into_error(String::new())
+        f.into_error(String::new(), None)
     }
 }
 
