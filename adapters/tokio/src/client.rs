@@ -615,6 +615,7 @@ impl Drop for CancelOnDrop<'_> {
 /// The settings, copied to the heap. Out of line, so that the copy's
 /// temporary lives in this short frame, not in the caller's async state.
 #[inline(never)]
+#[cfg(feature = "reqwest")]
 fn boxed_clone(settings: &proxy_delegate_config::Settings) -> Embedded {
     Box::new(settings.clone())
 }

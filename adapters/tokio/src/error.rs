@@ -526,6 +526,31 @@ impl fmt::Display for BuildError {
 
 impl std::error::Error for BuildError {}
 
+/// The errors of a chain, outermost first. `io::Error::source` skips the
+/// error it wraps (it gives that error's source): step into it instead, so
+/// that a `rustls::Error` inside an I/O error is seen.
+#[cfg(feature = "reqwest")]
+pub(crate) fn causes<'e>(
+    error: &'e (dyn std::error::Error + 'static),
+) -> Vec<&'e (dyn std::error::Error + 'static)> {
+    let mut chain = Vec::new();
+    let mut next = Some(error);
+    while let Some(e) = next {
+        chain.push(e);
+        if chain.len() >= 32 {
+            break;
+        }
+        next = match e
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => e.source(),
+        };
+    }
+    chain
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -46,7 +46,7 @@ use reqwest::header::{
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::error::{BuildError, ServiceError};
+use crate::error::{BuildError, ServiceError, causes};
 use crate::transport::{BoxFuture, ServiceAnswer, ServiceCall, Transport};
 
 const TOKEN_KEY: &str = "external_service.auth_credentials.token";
@@ -336,25 +336,6 @@ impl Transport for HttpTransport {
     ) -> BoxFuture<'a, Result<ServiceAnswer, ServiceError>> {
         Box::pin(self.exchange(call))
     }
-}
-
-/// The errors of a chain, outermost first. `io::Error::source` skips the
-/// error it wraps (it gives that error's source): step into it instead, so
-/// that a `rustls::Error` inside an I/O error is seen.
-fn causes<'e>(error: &'e (dyn StdError + 'static)) -> Vec<&'e (dyn StdError + 'static)> {
-    let mut chain = Vec::new();
-    let mut next = Some(error);
-    while let Some(e) = next {
-        chain.push(e);
-        if chain.len() >= 32 {
-            break;
-        }
-        next = match e.downcast_ref::<io::Error>().and_then(io::Error::get_ref) {
-            Some(inner) => Some(inner as &(dyn StdError + 'static)),
-            None => e.source(),
-        };
-    }
-    chain
 }
 
 /// What went wrong in a TLS handshake, and what to do.

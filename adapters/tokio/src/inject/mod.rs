@@ -185,7 +185,7 @@ impl ProxyInjector {
     ) -> Result<Route, ConnectError> {
         let exchange = exchange_id(exchange)?;
         let resolved = self.resolve(&exchange, connection_type).await?;
-        self.release(&exchange, connection_type, &resolved);
+        self.inner.release(&exchange, connection_type, &resolved);
         Ok(resolved.route)
     }
 
@@ -201,7 +201,8 @@ impl ProxyInjector {
     pub async fn http_client(&self, exchange: &str) -> Result<reqwest::Client, ConnectError> {
         let exchange = exchange_id(exchange)?;
         let resolved = self.resolve(&exchange, ConnectionType::Http).await?;
-        self.release(&exchange, ConnectionType::Http, &resolved);
+        self.inner
+            .release(&exchange, ConnectionType::Http, &resolved);
         self.client_for(resolved.route.proxy_url.as_ref())
             .map_err(|f| f.into_error(format!("HTTP client for {exchange}"), None))
     }
@@ -367,7 +368,8 @@ impl ProxyInjector {
                 };
             let context = describe(connection_type, target, &exchange, &resolved.route);
             let started = Instant::now();
-            self.report(&exchange, connection_type, &resolved.route, Report::Start);
+            self.inner
+                .report(&exchange, connection_type, &resolved.route, Report::Start);
             let (until, bound) = match resolved.timeout {
                 Some(t) if started + t < deadline => (started + t, t),
                 _ => (deadline, bound),
@@ -382,7 +384,7 @@ impl ProxyInjector {
             match outcome {
                 Ok(value) => {
                     let latency = started.elapsed();
-                    self.report(
+                    self.inner.report(
                         &exchange,
                         connection_type,
                         &resolved.route,
@@ -407,13 +409,13 @@ impl ProxyInjector {
                     return Ok((value, connection));
                 }
                 Err(failure) => {
-                    let feedback = self.report(
+                    let feedback = self.inner.report(
                         &exchange,
                         connection_type,
                         &resolved.route,
                         Report::Failed(&failure),
                     );
-                    self.release(&exchange, connection_type, &resolved);
+                    self.inner.release(&exchange, connection_type, &resolved);
                     let retry = tries == 1
                         && resolved.route.proxy_url.is_some()
                         && proxy_at_fault(&feedback)
@@ -483,23 +485,6 @@ impl ProxyInjector {
         })
     }
 
-    /// Gives back what the route's pick took (an embedded
-    /// `least_connections` lease); a service lease ends with the
-    /// `disconnect`, `failure` or `timeout` feedback.
-    fn release(&self, exchange: &ExchangeId, connection_type: ConnectionType, r: &Resolved) {
-        self.inner.release(exchange, connection_type, r);
-    }
-
-    fn report(
-        &self,
-        exchange: &ExchangeId,
-        connection_type: ConnectionType,
-        route: &Route,
-        report: Report<'_>,
-    ) -> ProxyFeedback {
-        self.inner.report(exchange, connection_type, route, report)
-    }
-
     /// The reqwest client for this proxy, built once.
     fn client_for(&self, proxy: Option<&ProxyUrl>) -> Result<reqwest::Client, Failure> {
         let key = proxy
@@ -560,6 +545,9 @@ enum Report<'a> {
 }
 
 impl Inner {
+    /// Gives back what the route's pick took (an embedded
+    /// `least_connections` lease); a service lease ends with the
+    /// `disconnect`, `failure` or `timeout` feedback.
     fn release(&self, exchange: &ExchangeId, connection_type: ConnectionType, r: &Resolved) {
         if let Some(lease) = r.lease {
             self.embedded
@@ -730,7 +718,7 @@ fn redact_error(e: &reqwest::Error) -> String {
 /// through hyper-util's CONNECT and SOCKS connectors, whose errors are
 /// generic types: they are told apart by their (fixed) messages.
 fn classify_reqwest(e: &reqwest::Error, proxied: bool) -> Failure {
-    let chain = outcome::causes(e);
+    let chain = crate::error::causes(e);
     let text: Vec<String> = chain.iter().map(|c| c.to_string().to_lowercase()).collect();
     let says = |needle: &str| text.iter().any(|t| t.contains(needle));
     let detail = || text.iter().skip(1).cloned().collect::<Vec<_>>().join(": ");

@@ -8,6 +8,8 @@ use std::io;
 use proxy_delegate_core::model::ErrorCategory;
 use proxy_delegate_core::resolver::{ResolveError, Route};
 
+use crate::error::causes;
+
 /// Why a connection through the injector did not open.
 ///
 /// [`category`](Self::category) is what the feedback reported (none when no
@@ -304,24 +306,6 @@ fn io_problem(e: &io::Error) -> String {
         io::ErrorKind::UnexpectedEof => "the connection closed early".to_owned(),
         _ => e.to_string(),
     }
-}
-
-/// The errors of a chain, outermost first, stepping into the error an
-/// `io::Error` wraps (its `source` skips it).
-pub(crate) fn causes<'e>(error: &'e (dyn StdError + 'static)) -> Vec<&'e (dyn StdError + 'static)> {
-    let mut chain = Vec::new();
-    let mut next = Some(error);
-    while let Some(e) = next {
-        chain.push(e);
-        if chain.len() >= 32 {
-            break;
-        }
-        next = match e.downcast_ref::<io::Error>().and_then(io::Error::get_ref) {
-            Some(inner) => Some(inner as &(dyn StdError + 'static)),
-            None => e.source(),
-        };
-    }
-    chain
 }
 
 #[cfg(test)]
