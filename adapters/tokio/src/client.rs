@@ -34,8 +34,12 @@ pub type Embedded = Box<proxy_delegate_config::Settings>;
 pub const CACHE_CAPACITY: usize = 256;
 /// Most service endpoints.
 pub const ENDPOINT_CAPACITY: usize = proxy_delegate_core::settings::MAX_ENDPOINTS;
-/// Feedback events queued for the service.
+/// Feedback events in the Resolver's queue (a batch in flight included).
 pub const FEEDBACK_CAPACITY: usize = 128;
+/// Feedback events waiting for room in that queue: `report_feedback` puts
+/// them here (on the heap), and the driver moves them on as batches go out,
+/// so that a burst is held rather than dropped.
+pub const INBOX_CAPACITY: usize = 4096;
 /// Service requests in flight (one per key).
 pub const FLIGHT_CAPACITY: usize = 16;
 /// Resolves waiting for the service at once (more fall back at once, as
@@ -130,9 +134,10 @@ pub(crate) struct Inner {
     /// Feedback not yet handed to the Resolver: `report_feedback` pushes
     /// here, under its own short lock, so it never waits for the driver
     /// (which encodes batches under the Resolver's lock). The driver moves
-    /// it into the Resolver on every pass. It holds at most
-    /// `FEEDBACK_CAPACITY` events: when full, the oldest is dropped and
-    /// counted in `inbox_dropped`, as the feedback queue itself does.
+    /// into the Resolver on every pass, as much as the Resolver's queue has
+    /// room for. It holds at most `INBOX_CAPACITY` events: when full, the
+    /// oldest is dropped and counted in `inbox_dropped`, as the feedback
+    /// queue itself does.
     inbox: Mutex<VecDeque<ProxyFeedback>>,
     /// Events dropped from the full inbox (counted with the queue's drops).
     inbox_dropped: AtomicU64,
@@ -160,16 +165,30 @@ impl Inner {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Hands the inbox to the Resolver, in the order reported. The inbox is
-    /// swapped with the driver's spare buffer, so the inbox's own lock is
-    /// held only for the swap and nothing is allocated.
-    fn move_inbox(&self, st: &mut State) {
+    /// Hands the inbox to the Resolver, in the order reported, as much as
+    /// its feedback queue has room for (`all`: everything, the queue
+    /// dropping its oldest when full, as at shutdown). The events move
+    /// through the driver's spare buffer, so the inbox's own lock is held
+    /// only for the move and nothing is allocated.
+    fn move_inbox(&self, st: &mut State, all: bool) {
+        let room = if all {
+            usize::MAX
+        } else {
+            FEEDBACK_CAPACITY.saturating_sub(st.resolver.feedback_stats().queued)
+        };
+        if room == 0 {
+            return;
+        }
         {
             let mut inbox = self.inbox.lock().unwrap_or_else(|p| p.into_inner());
             if inbox.is_empty() {
                 return;
             }
-            std::mem::swap(&mut *inbox, &mut st.spare);
+            if inbox.len() <= room {
+                std::mem::swap(&mut *inbox, &mut st.spare);
+            } else {
+                st.spare.extend(inbox.drain(..room));
+            }
         }
         let now = self.clock.now();
         for feedback in st.spare.drain(..) {
@@ -177,14 +196,19 @@ impl Inner {
         }
     }
 
-    /// The feedback queue's counters, with the inbox's drops counted as
-    /// reported and dropped (so `sent + queued + dropped + drained ==
-    /// reported` still holds).
+    /// The feedback queue's counters, with the inbox's events counted as
+    /// reported and queued, and its drops as reported and dropped (so
+    /// `sent + queued + dropped + drained == reported` still holds).
     fn feedback_stats(&self, resolver: &ClientResolver) -> proxy_delegate_core::feedback::Stats {
         let mut fb = resolver.feedback_stats();
+        let waiting = self.inbox.lock().unwrap_or_else(|p| p.into_inner()).len();
         let dropped = self.inbox_dropped.load(Ordering::Relaxed);
+        fb.queued = fb.queued.saturating_add(waiting);
         fb.dropped = fb.dropped.saturating_add(dropped);
-        fb.reported = fb.reported.saturating_add(dropped);
+        fb.reported = fb
+            .reported
+            .saturating_add(dropped)
+            .saturating_add(waiting as u64);
         fb
     }
 }
@@ -346,6 +370,7 @@ impl ProxyServiceClient {
                 published: m::Published::default(),
                 spare: VecDeque::with_capacity(FEEDBACK_CAPACITY),
             }),
+            // It grows past this only in a burst (up to INBOX_CAPACITY).
             inbox: Mutex::new(VecDeque::with_capacity(FEEDBACK_CAPACITY)),
             inbox_dropped: AtomicU64::new(0),
             inbox_flagged: AtomicBool::new(false),
@@ -464,7 +489,7 @@ impl ProxyServiceClient {
     pub fn report_feedback(&self, feedback: ProxyFeedback) {
         if proxy_delegate_core::resolver::proxy_at_fault(&feedback) {
             let mut st = self.inner.lock();
-            self.inner.move_inbox(&mut st);
+            self.inner.move_inbox(&mut st, false);
             let now = self.inner.clock.now();
             st.resolver.report(now, feedback);
             drop(st);
@@ -473,7 +498,7 @@ impl ProxyServiceClient {
         }
         let len = {
             let mut inbox = self.inner.inbox.lock().unwrap_or_else(|p| p.into_inner());
-            if inbox.len() >= FEEDBACK_CAPACITY {
+            if inbox.len() >= INBOX_CAPACITY {
                 // The driver is behind: the oldest goes, counted, as the
                 // feedback queue itself does when full.
                 inbox.pop_front();
@@ -517,7 +542,7 @@ impl ProxyServiceClient {
         proxy_delegate_core::feedback::Stats,
     ) {
         let mut st = self.inner.lock();
-        self.inner.move_inbox(&mut st);
+        self.inner.move_inbox(&mut st, false);
         let fb = self.inner.feedback_stats(&st.resolver);
         (st.resolver.stats(), fb)
     }
@@ -560,7 +585,7 @@ impl ProxyServiceClient {
         self.inner.stop.store(true, Ordering::SeqCst);
         self.inner.wake.notify_one();
         let mut st = self.inner.lock();
-        self.inner.move_inbox(&mut st);
+        self.inner.move_inbox(&mut st, true);
         let undelivered = st.resolver.drain_feedback().count() as u64;
         // Waiting resolves: the driver is stopping; they learn it from their
         // dropped sender.
@@ -639,7 +664,7 @@ struct Pass {
 fn pass(inner: &Inner) -> Pass {
     {
         let mut st = inner.lock();
-        inner.move_inbox(&mut st);
+        inner.move_inbox(&mut st, false);
         let now = inner.clock.now();
         st.resolver.handle_timeout(now);
     }

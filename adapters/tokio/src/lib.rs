@@ -70,7 +70,7 @@ pub mod transport;
 
 pub use client::{
     CACHE_CAPACITY, ClientError, ClientResolver, ENDPOINT_CAPACITY, Embedded, FEEDBACK_CAPACITY,
-    FLIGHT_CAPACITY, ProxyServiceClient, ShutdownReport, WAITER_CAPACITY,
+    FLIGHT_CAPACITY, INBOX_CAPACITY, ProxyServiceClient, ShutdownReport, WAITER_CAPACITY,
 };
 pub use error::{BuildError, FailureKind, ServiceError};
 #[cfg(feature = "reqwest")]
