@@ -56,6 +56,8 @@ pub struct Connected {
     pub route: Route,
     /// From the start of the attempt that succeeded to the response's head.
     pub latency: Duration,
+    /// Time spent resolving the route (every attempt's resolve, summed).
+    pub resolve_wait: Duration,
 }
 
 /// Most reqwest clients kept (one per proxy).
@@ -283,6 +285,7 @@ impl ProxyInjector {
         response.extensions_mut().insert(Connected {
             route: connection.route().clone(),
             latency: connection.latency(),
+            resolve_wait: connection.resolve_wait(),
         });
         // The exchange answered: this request's connection is done with.
         drop(connection);
@@ -357,15 +360,21 @@ impl ProxyInjector {
         let bound = self.inner.config.connect_timeout;
         let deadline = Instant::now() + bound;
         let mut tries = 0;
+        let mut resolve_wait = Duration::ZERO;
         loop {
             tries += 1;
+            let asked = Instant::now();
             let resolved =
                 match tokio::time::timeout_at(deadline, self.resolve(&exchange, connection_type))
                     .await
                 {
-                    Ok(r) => r?,
-                    Err(_) => return Err(ConnectError::timeout(bound)),
+                    Ok(r) => r.map_err(|e| e.with_resolve_wait(resolve_wait + asked.elapsed()))?,
+                    Err(_) => {
+                        return Err(ConnectError::timeout(bound)
+                            .with_resolve_wait(resolve_wait + asked.elapsed()));
+                    }
                 };
+            resolve_wait += asked.elapsed();
             let context = describe(connection_type, target, &exchange, &resolved.route);
             let started = Instant::now();
             self.inner
@@ -405,6 +414,7 @@ impl ProxyInjector {
                         connection_type,
                         resolved,
                         latency,
+                        resolve_wait,
                     };
                     return Ok((value, connection));
                 }
@@ -432,7 +442,9 @@ impl ProxyInjector {
                         failure.problem
                     );
                     if !retry {
-                        return Err(failure.into_error(context, Some(resolved.route.clone())));
+                        return Err(failure
+                            .into_error(context, Some(resolved.route.clone()))
+                            .with_resolve_wait(resolve_wait));
                     }
                 }
             }
@@ -620,6 +632,7 @@ pub(crate) struct Connection {
     connection_type: ConnectionType,
     resolved: Resolved,
     latency: Duration,
+    resolve_wait: Duration,
 }
 
 impl Connection {
@@ -629,6 +642,10 @@ impl Connection {
 
     pub(crate) fn latency(&self) -> Duration {
         self.latency
+    }
+
+    pub(crate) fn resolve_wait(&self) -> Duration {
+        self.resolve_wait
     }
 
     pub(crate) fn close(&mut self) {

@@ -23,6 +23,7 @@ pub struct ConnectError {
     pub(crate) status: Option<u16>,
     /// Boxed: a route holds a whole proxy URL, and errors travel by value.
     pub(crate) route: Option<Box<Route>>,
+    pub(crate) resolve_wait: Option<std::time::Duration>,
     pub(crate) context: String,
     pub(crate) problem: String,
 }
@@ -56,12 +57,24 @@ impl ConnectError {
         self.route.as_deref()
     }
 
+    /// Time spent resolving routes before this error (every attempt's
+    /// resolve, summed), when a resolve was tried.
+    pub fn resolve_wait(&self) -> Option<std::time::Duration> {
+        self.resolve_wait
+    }
+
+    pub(crate) fn with_resolve_wait(mut self, wait: std::time::Duration) -> Self {
+        self.resolve_wait = Some(wait);
+        self
+    }
+
     pub(crate) fn invalid(problem: impl Into<String>) -> Self {
         Self {
             category: None,
             timed_out: false,
             status: None,
             route: None,
+            resolve_wait: None,
             context: String::new(),
             problem: problem.into(),
         }
@@ -282,6 +295,7 @@ impl Failure {
             timed_out: self.timed_out,
             status: self.status,
             route: route.map(Box::new),
+            resolve_wait: None,
             context,
             problem: self.problem,
         }

@@ -41,6 +41,11 @@ impl InjectedWebSocket {
         self.connection.latency()
     }
 
+    /// Time spent resolving the route (every attempt's resolve, summed).
+    pub fn resolve_wait(&self) -> std::time::Duration {
+        self.connection.resolve_wait()
+    }
+
     /// The WebSocket stream itself (its configuration, its state).
     pub fn get_ref(&self) -> &WebSocketStream<Tunnel> {
         &self.ws
