@@ -5,10 +5,10 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use proxy_delegate_core::model::{ConnectionType, ExchangeId};
+use proxy_delegate_core::model::{ConnectionType, ErrorCategory, ExchangeId};
 use serde::Serialize;
 
-use crate::{Failure, TypeArg, init_logging, load};
+use crate::{Failure, TypeArg, client_build_failure, init_logging, load};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct ConnectArgs {
@@ -41,7 +41,7 @@ pub(crate) struct ConnectArgs {
 }
 
 /// `--timeout`: seconds, more than 0 and at most 300.
-fn parse_timeout(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_timeout(text: &str) -> Result<Duration, String> {
     let seconds: f64 = text
         .trim()
         .parse()
@@ -95,7 +95,7 @@ struct Opened {
 }
 
 /// How long closing the WebSocket may take once it is open.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long the feedback may take to reach the proxy service at the end.
 const FEEDBACK_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -106,7 +106,7 @@ pub(crate) fn connect(args: &ConnectArgs, out: &mut impl Write) -> Result<(), Fa
     // Checked before anything else runs.
     ExchangeId::new(&args.exchange)
         .map_err(|e| Failure::Invalid(format!("--exchange: {}", e.reason)))?;
-    let (url, connection_type) = connect_target(&args.url, args.connection_type)?;
+    let (url, connection_type) = connect_target(&args.url, args.connection_type, "connect")?;
     let shown_url = redacted_url(&url);
     let loaded = load(args.config.as_ref())?;
     // The injector's own warning about a failed attempt would repeat the
@@ -125,12 +125,7 @@ pub(crate) fn connect(args: &ConnectArgs, out: &mut impl Write) -> Result<(), Fa
         let client = if loaded.settings.external_service.enabled {
             let client = ProxyServiceClient::from_settings(&loaded.settings, &loaded.client_id())
                 .await
-                .map_err(|e| match e {
-                    proxy_delegate_tokio::ClientError::Discovery(_) => {
-                        Failure::Failed(e.to_string())
-                    }
-                    _ => Failure::Invalid(e.to_string()),
-                })?;
+                .map_err(|e| client_build_failure(&e, args.config.as_deref()))?;
             Some(client)
         } else {
             None
@@ -231,14 +226,60 @@ pub(crate) fn connect(args: &ConnectArgs, out: &mut impl Write) -> Result<(), Fa
         printed?;
         match outcome {
             Ok(_) => Ok(()),
-            Err(e) => Err(Failure::Failed(e.to_string())),
+            Err(e) => {
+                let failure = Failure::Failed(e.to_string());
+                Err(match category_hint(e.category()) {
+                    Some(hint) => failure.with_hint(hint),
+                    None => failure,
+                })
+            }
         }
+    })
+}
+
+/// What to check after a connection failed with `category`: the `hint:`
+/// line under the error (`None`: nothing useful to say).
+pub(crate) fn category_hint(category: Option<ErrorCategory>) -> Option<&'static str> {
+    Some(match category? {
+        ErrorCategory::ProxyAuth => {
+            "the proxy refused its credentials: check the user name and password in the \
+             proxy's URL (in the configuration, or in the service's inventory)"
+        }
+        ErrorCategory::ProxyConnect => {
+            "is the proxy running and reachable from this host? check its address and port, \
+             and any firewall in between"
+        }
+        ErrorCategory::TunnelRefused => {
+            "the proxy would not open the tunnel: check its ACL (allowed clients, allowed \
+             CONNECT ports) and the target's port"
+        }
+        ErrorCategory::TargetTls => {
+            "the target's certificate was not accepted: for a private CA, pass it with \
+             --ca-file <pem>; check the certificate's names and dates"
+        }
+        ErrorCategory::GeoBlocked => {
+            "the exchange refuses this proxy's location: the proxy service should move this \
+             exchange to another proxy (without a service, configure another proxy for it)"
+        }
+        ErrorCategory::RateLimited => {
+            "the exchange is rate limiting this proxy's address: the proxy service should \
+             move this exchange to another proxy (without a service, configure another one)"
+        }
+        ErrorCategory::TargetHttp5xx => {
+            "the exchange itself failed (HTTP 5xx), not the proxy: try again later"
+        }
+        ErrorCategory::Timeout => {
+            "nothing answered in time: raise --timeout, or check that the proxy and the \
+             target are reachable from this host"
+        }
+        // `other`, and categories added later.
+        _ => return None,
     })
 }
 
 /// Sends a Close and waits (a little) for the peer's, so that the socket
 /// ends cleanly; whatever happens, the socket is closed afterwards.
-async fn close_websocket(ws: &mut proxy_delegate_tokio::InjectedWebSocket) {
+pub(crate) async fn close_websocket(ws: &mut proxy_delegate_tokio::InjectedWebSocket) {
     use futures_util::{SinkExt as _, StreamExt as _};
     let closing = async {
         if ws.close().await.is_ok() {
@@ -249,11 +290,12 @@ async fn close_websocket(ws: &mut proxy_delegate_tokio::InjectedWebSocket) {
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, closing).await;
 }
 
-/// The URL of `connect` and its connection type: from the scheme, which
-/// `--type` must agree with.
-fn connect_target(
+/// The target URL of `command` (`connect`, `soak`) and its connection type:
+/// from the scheme, which `--type` must agree with.
+pub(crate) fn connect_target(
     text: &str,
     given: Option<TypeArg>,
+    command: &str,
 ) -> Result<(reqwest::Url, ConnectionType), Failure> {
     let shown = proxy_delegate_config::redact_text(text);
     let url = reqwest::Url::parse(text)
@@ -264,7 +306,7 @@ fn connect_target(
         "ws" | "wss" => ConnectionType::Websocket,
         other => {
             return Err(Failure::Invalid(format!(
-                "{shown}: connect takes an http://, https://, ws:// or wss:// URL, not {other}://"
+                "{shown}: {command} takes an http://, https://, ws:// or wss:// URL, not {other}://"
             )));
         }
     };
@@ -291,7 +333,7 @@ fn connect_target(
 }
 
 /// The URL with its password, if any, as `***`.
-fn redacted_url(url: &reqwest::Url) -> String {
+pub(crate) fn redacted_url(url: &reqwest::Url) -> String {
     if url.password().is_none() {
         return url.to_string();
     }

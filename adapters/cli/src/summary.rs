@@ -2,9 +2,6 @@
 //! successes, failures by category, resolutions by source, resolve latency,
 //! the longest wait for a fallback answer, and the feedback counts.
 
-// Wired into `demo` and `soak` next.
-#![allow(dead_code)]
-
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::Duration;
@@ -192,8 +189,9 @@ pub(crate) fn feedback_counts(
             sent: fb.sent,
             // Refused by the service: not delivered either.
             dropped: fb.dropped.saturating_add(fb.rejected),
-            // A batch in flight is not delivered yet.
-            queued: u64::try_from(fb.queued.saturating_add(fb.in_flight)).unwrap_or(u64::MAX),
+            // The batch in flight is not delivered yet; its events are
+            // among `queued` already (`in_flight` counts them again).
+            queued: u64::try_from(fb.queued).unwrap_or(u64::MAX),
         }
     })
 }

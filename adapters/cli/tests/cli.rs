@@ -651,3 +651,198 @@ fn bad_arguments_exit_2() {
     assert_eq!(o.status.code(), Some(0));
     assert!(stdout(&o).contains("resolve"));
 }
+
+/// The subcommands `proxy-delegate --help` lists (without `help`).
+fn subcommands() -> Vec<String> {
+    let o = run(&["--help"], &[]);
+    assert_eq!(o.status.code(), Some(0));
+    let out = stdout(&o);
+    let listed: Vec<String> = out
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .map(str::to_owned)
+        .collect();
+    for expected in ["resolve", "connect", "check-config", "serve", "soak"] {
+        assert!(listed.iter().any(|n| n == expected), "{expected} in\n{out}");
+    }
+    listed
+}
+
+/// `--help` of the tool and of every subcommand ends with examples (and
+/// `-h` shows them too), on stdout with status 0.
+#[test]
+fn every_help_shows_an_example() {
+    let mut commands: Vec<Vec<String>> = vec![vec![]];
+    commands.extend(subcommands().into_iter().map(|c| vec![c]));
+    for command in commands {
+        for flag in ["--help", "-h"] {
+            let mut args: Vec<&str> = command.iter().map(String::as_str).collect();
+            args.push(flag);
+            let o = run(&args, &[]);
+            assert_eq!(o.status.code(), Some(0), "{args:?}");
+            let out = stdout(&o);
+            let examples = out
+                .lines()
+                .position(|l| l.starts_with("Example"))
+                .unwrap_or_else(|| panic!("{args:?}: no Examples section:\n{out}"));
+            let first = out.lines().nth(examples + 1).unwrap_or_default();
+            let first = if first.trim_start().starts_with('#') {
+                out.lines().nth(examples + 2).unwrap_or_default()
+            } else {
+                first
+            };
+            assert!(
+                first.trim_start().starts_with("proxy-delegate "),
+                "{args:?}: the example is a command line:\n{out}"
+            );
+            if let Some(sub) = command.first() {
+                assert!(
+                    out.contains(&format!("proxy-delegate {sub} ")),
+                    "{args:?}: an example of {sub}:\n{out}"
+                );
+            }
+            assert!(stderr(&o).is_empty(), "{args:?}: {}", stderr(&o));
+            // Not a terminal: no colour.
+            assert!(!out.contains('\u{1b}'), "{args:?}: escape codes in\n{out}");
+        }
+    }
+}
+
+/// An invalid configuration: exit 2, the `error:` line naming the path and
+/// the reason, then a `hint:` line saying what to run or read.
+#[test]
+fn an_invalid_configuration_gives_an_error_and_a_hint() {
+    let d = Dir::new();
+    let cfg = d.file(
+        "config.yaml",
+        "proxy:\n  enabled: true\n  default:\n    http: http://bob:topsecret@proxy-a\n",
+    );
+    let path = cfg.to_str().unwrap();
+    let cases: [(Vec<&str>, &str); 3] = [
+        (
+            vec![
+                "resolve",
+                "--exchange",
+                "binance",
+                "--type",
+                "http",
+                "--config",
+                path,
+            ],
+            "proxy-delegate check-config",
+        ),
+        (
+            vec![
+                "connect",
+                "http://127.0.0.1:9/",
+                "--exchange",
+                "binance",
+                "--config",
+                path,
+            ],
+            "proxy-delegate check-config",
+        ),
+        (vec!["check-config", path], "docs/configuration.md"),
+    ];
+    for (args, hint) in cases {
+        let o = run(&args, &[]);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        let err = stderr(&o);
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), 2, "{args:?}: an error and a hint:\n{err}");
+        assert!(
+            lines[0].starts_with("error: ")
+                && lines[0].contains("proxy.default.http.url: missing port"),
+            "{args:?}: {err}"
+        );
+        assert!(
+            lines[1].starts_with("hint: ") && lines[1].contains(hint),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("topsecret"), "{err}");
+        assert!(stdout(&o).is_empty(), "{args:?}");
+    }
+}
+
+/// Arguments clap refuses: one `error:` line (clap's continuation lines
+/// joined to it, no usage block), one `hint:` line, status 2.
+#[test]
+fn argument_errors_are_one_line_and_a_hint() {
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["resolve", "--exchange", "binance", "--type", "ftp"],
+            "possible values: http, websocket",
+        ),
+        (&["resolve", "--type", "http"], "--exchange <EXCHANGE>"),
+        (&["serve", "--listen", "nowhere"], "--listen"),
+    ];
+    for (args, needle) in cases {
+        let o = run(args, &[]);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        let err = stderr(&o);
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), 2, "{args:?}:\n{err}");
+        assert!(lines[0].starts_with("error: "), "{args:?}:\n{err}");
+        assert!(lines[0].contains(needle), "{args:?}:\n{err}");
+        assert!(lines[1].starts_with("hint: "), "{args:?}:\n{err}");
+        assert!(
+            lines[1].contains(&format!("proxy-delegate {} --help", args[0])),
+            "{args:?}:\n{err}"
+        );
+    }
+}
+
+/// `check-config --json`: one object with every effective value by its
+/// path, its source, and no secret.
+#[test]
+fn check_config_json_has_values_sources_and_no_secret() {
+    let d = Dir::new();
+    let cfg = d.file(
+        "config.yaml",
+        "proxy:\n  enabled: true\n  default:\n    http: \"http://alice:hunter2@proxy-a:8080\"\n  external_service:\n    enabled: true\n    endpoints: [\"https://svc:8443\"]\n    auth_method: bearer_token\n    auth_credentials:\n      token: ${SVC_TOKEN}\n",
+    );
+    let o = run(
+        &["check-config", cfg.to_str().unwrap(), "--json"],
+        &[
+            ("SVC_TOKEN", "tok-abcdef-123"),
+            ("CRYPTOFEED_PROXY_EXTERNAL_SERVICE__TIMEOUT_SECONDS", "5"),
+            ("CRYPTOFEED_PROXY_BOGUS", "1"),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["config"], cfg.to_str().unwrap());
+    let s = &v["settings"];
+    assert_eq!(s["proxy.enabled"]["value"], true, "{v}");
+    assert_eq!(s["proxy.enabled"]["source"], "file", "{v}");
+    assert_eq!(
+        s["proxy.default.http.url"]["value"], "http://alice:***@proxy-a:8080",
+        "{v}"
+    );
+    assert_eq!(s["proxy.default.http.timeout_seconds"]["source"], "default");
+    assert_eq!(s["proxy.external_service.timeout_seconds"]["value"], 5);
+    assert_eq!(
+        s["proxy.external_service.timeout_seconds"]["source"],
+        "environment"
+    );
+    assert_eq!(
+        s["proxy.external_service.auth_credentials.token"]["value"],
+        "***"
+    );
+    let warnings = v["warnings"].as_array().expect("warnings");
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("CRYPTOFEED_PROXY_BOGUS")),
+        "{v}"
+    );
+    for secret in ["hunter2", "tok-abcdef-123"] {
+        assert!(!out.contains(secret) && !stderr(&o).contains(secret));
+    }
+}

@@ -181,11 +181,19 @@ fn redacted(scheme: &str, port: u16) -> String {
     format!("{scheme}://{USER}:***@127.0.0.1:{port}")
 }
 
-/// The single stderr line (the error), asserting there is exactly one.
+/// The error line on stderr, asserting it is the first line and that at
+/// most one `hint: ...` line follows it.
 fn the_error_line(run: &Run) -> &str {
     let lines: Vec<&str> = run.stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "one line on stderr:\n{}", run.both());
+    assert!(
+        (1..=2).contains(&lines.len()),
+        "one error line on stderr, and at most a hint:\n{}",
+        run.both()
+    );
     assert!(lines[0].starts_with("error: "), "{}", run.both());
+    if let Some(hint) = lines.get(1) {
+        assert!(hint.starts_with("hint: "), "{}", run.both());
+    }
     lines[0]
 }
 
