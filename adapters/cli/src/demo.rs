@@ -224,6 +224,7 @@ async fn run(show: &mut Show<'_>) -> Result<DemoReport, Failure> {
             ca_file: None,
             // Loopback and ws:// only: no certificate to check.
             system_roots: false,
+            websocket: None,
         },
     )
     .map_err(|e| Failure::Failed(format!("the demo's injector: {e}")))?;

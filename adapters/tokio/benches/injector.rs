@@ -432,6 +432,7 @@ fn injector_config() -> InjectorConfig {
         // Plain ws:// only: no CA is needed.
         ca_file: None,
         system_roots: false,
+        websocket: None,
     }
 }
 

@@ -80,6 +80,7 @@ fn config(pki: &TestPki) -> InjectorConfig {
         connect_timeout: Duration::from_secs(5),
         ca_file: Some(pki.ca_path()),
         system_roots: false,
+        websocket: None,
     }
 }
 

@@ -126,6 +126,7 @@ async fn no_credential_reaches_a_log_line_an_error_or_a_debug() {
         connect_timeout: Duration::from_secs(5),
         ca_file: Some(pki.ca_path()),
         system_roots: false,
+        websocket: None,
     };
     let injector = ProxyInjector::with_config(settings, Some(client.clone()), config.clone())
         .expect("injector");

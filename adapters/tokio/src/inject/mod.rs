@@ -64,7 +64,7 @@ pub struct Connected {
 const MAX_HTTP_CLIENTS: usize = 64;
 
 /// How the injector connects.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct InjectorConfig {
     /// The bound of one connection — resolve, tunnel, TLS and handshake,
     /// and the one retry through a fresh proxy. Default 10 s. An attempt
@@ -75,6 +75,11 @@ pub struct InjectorConfig {
     pub ca_file: Option<PathBuf>,
     /// Trust the platform's CA store. Default true.
     pub system_roots: bool,
+    /// The WebSockets' configuration (message and frame limits, buffer
+    /// sizes); `None`: tungstenite's defaults. A smaller
+    /// `read_buffer_size` than the default 128 KiB costs less per read for
+    /// small messages.
+    pub websocket: Option<tokio_tungstenite::tungstenite::protocol::WebSocketConfig>,
 }
 
 impl Default for InjectorConfig {
@@ -83,6 +88,7 @@ impl Default for InjectorConfig {
             connect_timeout: Duration::from_secs(10),
             ca_file: None,
             system_roots: true,
+            websocket: None,
         }
     }
 }
@@ -321,6 +327,7 @@ impl ProxyInjector {
         };
         let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
         let connector = self.inner.tls.clone();
+        let ws_config = self.inner.config.websocket;
         let (ws, connection) = self
             .connect(exchange, ConnectionType::Websocket, &target_text, |proxy| {
                 let host = host.clone();
@@ -333,9 +340,10 @@ impl ProxyInjector {
                         tls,
                     };
                     let io = tunnel::open(proxy.as_ref(), target, &connector).await?;
-                    let (ws, _response) = tokio_tungstenite::client_async(uri, io)
-                        .await
-                        .map_err(|e| classify_ws(&e))?;
+                    let (ws, _response) =
+                        tokio_tungstenite::client_async_with_config(uri, io, ws_config)
+                            .await
+                            .map_err(|e| classify_ws(&e))?;
                     Ok(ws)
                 }
             })
@@ -375,7 +383,6 @@ impl ProxyInjector {
                     }
                 };
             resolve_wait += asked.elapsed();
-            let context = describe(connection_type, target, &exchange, &resolved.route);
             let started = Instant::now();
             self.inner
                 .report(&exchange, connection_type, &resolved.route, Report::Start);
@@ -442,6 +449,8 @@ impl ProxyInjector {
                         failure.problem
                     );
                     if !retry {
+                        // Formatted only here: a connection that opens needs none.
+                        let context = describe(connection_type, target, &exchange, &resolved.route);
                         return Err(failure
                             .into_error(context, Some(resolved.route.clone()))
                             .with_resolve_wait(resolve_wait));
