@@ -79,9 +79,11 @@ pub(crate) fn expand(s: &str, encode: bool) -> Result<String, String> {
             // like a variable's name: a secret written in place of the name
             // would be.
             if !valid {
-                return Err("invalid ${...} reference (expected ${NAME} with letters, digits \
+                return Err(
+                    "invalid ${...} reference (expected ${NAME} with letters, digits \
                      and '_', or ${file:/path}; the text is not shown)"
-                    .to_owned());
+                        .to_owned(),
+                );
             }
             lookup_env(name).ok_or_else(|| {
                 if shown_name(name) {

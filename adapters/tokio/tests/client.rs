@@ -310,7 +310,10 @@ async fn a_burst_of_feedback_is_held_not_dropped_and_all_of_it_arrives() {
     // the client's inbox while batches go out, and none is dropped.
     let service = start_service().await;
     let base = format!("http://{}", service.local_addr());
-    let c = client_with(&base, WireFormat::Json, |d| d.config.feedback.batch_size = 64).await;
+    let c = client_with(&base, WireFormat::Json, |d| {
+        d.config.feedback.batch_size = 64
+    })
+    .await;
     let n = (proxy_delegate_tokio::FEEDBACK_CAPACITY * 12) as u64;
     for i in 0..n {
         c.report_feedback(feedback(&format!("ex{}", i % 16)));
