@@ -492,6 +492,9 @@ impl ProxyServiceClient {
             self.inner.move_inbox(&mut st, false);
             let now = self.inner.clock.now();
             st.resolver.report(now, feedback);
+            // The service should hear of it now, not at the batching delay:
+            // until it does, it may hand the same proxy out again.
+            st.resolver.flush_feedback();
             drop(st);
             self.inner.wake.notify_one();
             return;
@@ -756,6 +759,35 @@ async fn drive(inner: Arc<Inner>) {
     }
 }
 
+/// Why an answer to a resolve does not decode, said without quoting it (it
+/// may hold a proxy's password); `None` when it decodes, or is not an
+/// answer to a resolve (feedback and health answers carry nothing the
+/// client reads).
+fn undecodable(
+    kind: TransmitKind,
+    wire: proxy_delegate_core::contract::WireFormat,
+    body: &[u8],
+) -> Option<String> {
+    use proxy_delegate_core::codec::{self, DecodeError};
+    use proxy_delegate_core::contract::WireFormat;
+    use proxy_delegate_core::model::ProxyResponse;
+    if kind != TransmitKind::Resolve {
+        return None;
+    }
+    let decoded = match wire {
+        WireFormat::Json => codec::json::decode::<ProxyResponse>(body).map(drop),
+        WireFormat::Postcard => codec::postcard::decode::<ProxyResponse>(body).map(drop),
+    };
+    decoded.err().map(|e| match e {
+        DecodeError::TooLarge { len, max, .. } => format!("{len} bytes, over the {max}-byte limit"),
+        DecodeError::Json(_) => "not a JSON proxy response".to_owned(),
+        DecodeError::Postcard(_) => "not a postcard proxy response".to_owned(),
+        DecodeError::Invalid(v) => format!("its field {} is invalid", v.field),
+        DecodeError::TooDeep { max } => format!("nested deeper than {max} levels"),
+        _ => "not a proxy response".to_owned(),
+    })
+}
+
 /// Sends one transmit and feeds the outcome back.
 async fn send(
     inner: Arc<Inner>,
@@ -788,7 +820,18 @@ async fn send(
     let result = tracing::Instrument::instrument(inner.transport.send(call), span.clone()).await;
     let _enter = span.enter();
     let outcome: &'static str = match &result {
-        Ok(a) if proxy_delegate_core::contract::is_success(a.status) => "ok",
+        Ok(a) if proxy_delegate_core::contract::is_success(a.status) => {
+            match undecodable(t.kind, inner.wire, &a.body) {
+                // The Resolver falls back on it too; the operator hears
+                // of it here, once per answer.
+                Some(detail) => {
+                    let e = ServiceError::malformed(&endpoint, &detail);
+                    log_failure(&e, t.kind);
+                    e.kind().as_str()
+                }
+                None => "ok",
+            }
+        }
         Ok(a) => match ServiceError::from_status_with_auth(
             &endpoint,
             a.status,

@@ -369,6 +369,8 @@ impl ProxyInjector {
         let deadline = Instant::now() + bound;
         let mut tries = 0;
         let mut resolve_wait = Duration::ZERO;
+        // The proxy the first attempt failed through, if it was at fault.
+        let mut failed: Option<ProxyUrl> = None;
         loop {
             tries += 1;
             let asked = Instant::now();
@@ -383,6 +385,24 @@ impl ProxyInjector {
                     }
                 };
             resolve_wait += asked.elapsed();
+            // The service may not know yet (the failure is on its way) and
+            // name the same proxy again: then the retry goes through the
+            // embedded configuration's proxy, if it has another.
+            let resolved = match (&failed, &resolved.route.proxy_url) {
+                (Some(bad), Some(url)) if same_proxy(bad, url) => {
+                    match self
+                        .inner
+                        .embedded_instead_of(&exchange, connection_type, bad)
+                    {
+                        Some(other) => {
+                            self.inner.release(&exchange, connection_type, &resolved);
+                            other
+                        }
+                        None => resolved,
+                    }
+                }
+                _ => resolved,
+            };
             let started = Instant::now();
             self.inner
                 .report(&exchange, connection_type, &resolved.route, Report::Start);
@@ -448,7 +468,9 @@ impl ProxyInjector {
                         "connection to {target} failed: {}",
                         failure.problem
                     );
-                    if !retry {
+                    if retry {
+                        failed = resolved.route.proxy_url.clone();
+                    } else {
                         // Formatted only here: a connection that opens needs none.
                         let context = describe(connection_type, target, &exchange, &resolved.route);
                         return Err(failure
@@ -566,6 +588,38 @@ enum Report<'a> {
 }
 
 impl Inner {
+    /// The embedded configuration's route for this connection, when it
+    /// names a proxy other than `bad` (its pick is given back otherwise).
+    fn embedded_instead_of(
+        &self,
+        exchange: &ExchangeId,
+        connection_type: ConnectionType,
+        bad: &ProxyUrl,
+    ) -> Option<Resolved> {
+        let mut settings = self.embedded.lock().unwrap_or_else(|p| p.into_inner());
+        let pick = settings.resolve(exchange, connection_type)?;
+        let (url, lease, timeout) = (
+            pick.proxy_url.clone(),
+            pick.lease,
+            Duration::from_secs(pick.timeout_seconds.into()),
+        );
+        if same_proxy(&url, bad) {
+            if let Some(lease) = lease {
+                settings.release(lease);
+            }
+            return None;
+        }
+        Some(Resolved {
+            route: Route {
+                proxy_url: Some(url),
+                proxy_id: None,
+                source: Source::Embedded,
+            },
+            lease,
+            timeout: Some(timeout),
+        })
+    }
+
     /// Gives back what the route's pick took (an embedded
     /// `least_connections` lease); a service lease ends with the
     /// `disconnect`, `failure` or `timeout` feedback.
@@ -680,6 +734,12 @@ impl std::fmt::Debug for Inner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Inner").finish_non_exhaustive()
     }
+}
+
+/// Whether two URLs name the same proxy (scheme, host and port; the
+/// credentials aside).
+fn same_proxy(a: &ProxyUrl, b: &ProxyUrl) -> bool {
+    a.scheme() == b.scheme() && a.host().eq_ignore_ascii_case(b.host()) && a.port() == b.port()
 }
 
 fn exchange_id(exchange: &str) -> Result<ExchangeId, ConnectError> {
