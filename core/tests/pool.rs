@@ -611,10 +611,22 @@ fn a_timeout_event_without_category_counts_as_a_proxy_fault() {
     event(&mut p, T0, "a", FeedbackEvent::Timeout);
     event(&mut p, T0, "a", FeedbackEvent::Timeout);
     assert_eq!(state(&p, T0, "a"), ProxyState::Ejected);
-    // An uncategorised failure does not count.
+    let _ = events(&mut p);
+    // An uncategorised failure (no details) counts too: "b" would be
+    // ejected, but the pool's share (one of two) is used up.
     event(&mut p, T0, "b", FeedbackEvent::Failure);
     event(&mut p, T0, "b", FeedbackEvent::Failure);
     assert_eq!(state(&p, T0, "b"), ProxyState::Active);
+    assert!(matches!(
+        events(&mut p).as_slice(),
+        [Event::EjectionSuppressed {
+            reason: EjectReason::ConsecutiveFailures,
+            ..
+        }]
+    ));
+    let b = p.proxy(T0, &id("b")).unwrap();
+    assert_eq!(b.recent_failures.get(ErrorCategory::Other), 2);
+    assert!(b.success_rate < 1.0);
 }
 
 #[test]

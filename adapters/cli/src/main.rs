@@ -280,8 +280,7 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let text = e.render().to_string();
-            let text = proxy_delegate_config::redact_text(&text);
+            let text = clap_text(&e);
             // Help and version go to stdout, errors to stderr, as clap does;
             // an error as one line and a hint, like every other error.
             let written = if !e.use_stderr() {
@@ -313,6 +312,21 @@ fn main() -> ExitCode {
     match result.and_then(|()| out.flush().map_err(Failure::from)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => report(failure),
+    }
+}
+
+/// What clap has to say: the program's own help and version as written;
+/// an error (which quotes the arguments given, a proxy URL with its password
+/// among them) through the same redaction as every other message. Redacting
+/// a help text would mangle what it documents (`user[:password@]host`).
+fn clap_text(e: &clap::Error) -> String {
+    use clap::error::ErrorKind;
+    let text = e.render().to_string();
+    match e.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+        | ErrorKind::DisplayVersion => text,
+        _ => proxy_delegate_config::redact_text(&text),
     }
 }
 
@@ -749,4 +763,44 @@ fn serve(args: &ServeArgs) -> Result<(), Failure> {
         .await
         .map_err(|e| Failure::Io(std::io::Error::other(e.to_string())))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clap_text;
+
+    fn command() -> clap::Command {
+        clap::Command::new("proxy-delegate")
+            .version("1.0")
+            .about("Proxy URLs are scheme://[user[:password@]]host:port")
+            .subcommand(clap::Command::new("resolve").arg(clap::Arg::new("url").long("url")))
+    }
+
+    /// The program's help is printed as written; what an error quotes from
+    /// the arguments is redacted.
+    #[test]
+    fn help_is_printed_as_written_and_errors_redacted() {
+        for args in [
+            &["proxy-delegate", "--help"][..],
+            &["proxy-delegate"][..],
+            &["proxy-delegate", "help"][..],
+        ] {
+            let e = command()
+                .subcommand_required(true)
+                .arg_required_else_help(true)
+                .try_get_matches_from(args)
+                .unwrap_err();
+            let text = clap_text(&e);
+            assert!(
+                text.contains("scheme://[user[:password@]]host:port"),
+                "{args:?}: {text}"
+            );
+        }
+        let e = command()
+            .try_get_matches_from(["proxy-delegate", "socks5://alice:s3cret@proxy:1080"])
+            .unwrap_err();
+        let text = clap_text(&e);
+        assert!(text.contains("alice:***@proxy"), "{text}");
+        assert!(!text.contains("s3cret"), "{text}");
+    }
 }

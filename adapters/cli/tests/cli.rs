@@ -390,7 +390,7 @@ fn invalid_configuration_exits_2_with_path_and_reason() {
     let o = run(&["check-config", cfg.to_str().unwrap()], &[]);
     assert_eq!(o.status.code(), Some(2));
     assert!(
-        stderr(&o).contains("proxy.exchanges.binance.http: unknown field `urll`"),
+        stderr(&o).contains("proxy.exchanges.binance.http.urll: unknown field `urll`"),
         "{}",
         stderr(&o)
     );

@@ -10,10 +10,6 @@ use std::path::Path;
 /// service's file), in bytes.
 pub const MAX_CONFIG_FILE: u64 = 1 << 20;
 
-/// Deepest nesting of YAML flow collections (`[`, `{`) accepted: parsing
-/// deeper nesting takes time that grows with the square of the depth.
-pub const MAX_YAML_NESTING: usize = 64;
-
 /// Reads a regular file of at most `max` bytes. Anything else (a directory, a
 /// device, a pipe, a longer file) is an error of kind `InvalidInput` that says
 /// which, and the file is not read.
@@ -51,96 +47,9 @@ pub fn read_bounded_text(path: &Path, max: u64) -> io::Result<String> {
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8 text"))
 }
 
-/// The 1-based line at which YAML flow collections (`[`, `{`) first nest
-/// deeper than [`MAX_YAML_NESTING`], if they do. Quoted scalars and comments
-/// are skipped; brackets in plain scalars count, which can only make a file
-/// with more than 64 unclosed brackets fail here instead of in the parser.
-pub fn yaml_nesting_too_deep(text: &str) -> Option<usize> {
-    // Fewer opening brackets than the limit cannot nest deeper than it: the
-    // usual file is settled by one quick count. (`[` is 0x5b and `{` 0x7b:
-    // setting bit 0x20 maps both, and only them, to `{`; a byte counter per
-    // 255 bytes lets the compiler count 16 bytes at a time.)
-    let opening: usize = text
-        .as_bytes()
-        .chunks(255)
-        .map(|c| usize::from(c.iter().fold(0u8, |n, &b| n + u8::from((b | 0x20) == b'{'))))
-        .sum();
-    if opening <= MAX_YAML_NESTING {
-        return None;
-    }
-    let mut depth = 0usize;
-    let mut line = 1;
-    let mut chars = text.chars().peekable();
-    let mut prev = '\n';
-    while let Some(c) = chars.next() {
-        match c {
-            '\n' => line += 1,
-            '#' if prev.is_whitespace() => {
-                // A comment runs to the end of the line.
-                for c in chars.by_ref() {
-                    if c == '\n' {
-                        line += 1;
-                        break;
-                    }
-                }
-                prev = '\n';
-                continue;
-            }
-            '"' | '\'' if !prev.is_alphanumeric() => {
-                // A quoted scalar: `\` escapes in double quotes, `''` in single.
-                let quote = c;
-                while let Some(c) = chars.next() {
-                    match c {
-                        '\n' => line += 1,
-                        '\\' if quote == '"' => {
-                            chars.next();
-                        }
-                        '\'' if quote == '\'' && chars.peek() == Some(&'\'') => {
-                            chars.next();
-                        }
-                        c if c == quote => break,
-                        _ => {}
-                    }
-                }
-            }
-            '[' | '{' => {
-                depth += 1;
-                if depth > MAX_YAML_NESTING {
-                    return Some(line);
-                }
-            }
-            ']' | '}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-        prev = c;
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn nesting_is_measured_outside_quotes_and_comments() {
-        let deep = format!("proxy: {}\n", "[".repeat(MAX_YAML_NESTING + 1));
-        assert_eq!(yaml_nesting_too_deep(&deep), Some(1));
-        let ok = format!(
-            "proxy: {}{}\n",
-            "[".repeat(MAX_YAML_NESTING),
-            "]".repeat(MAX_YAML_NESTING)
-        );
-        assert_eq!(yaml_nesting_too_deep(&ok), None);
-        // Brackets in quotes and comments do not count; balanced ones in a
-        // plain scalar (an IPv6 host) cannot add up.
-        let quoted = format!(
-            "a: \"{b}\"\nb: '{b}'\n# {b}\nc: http://[::1]:80\nd: \"\\\"{b}\"\n",
-            b = "[".repeat(100)
-        );
-        assert_eq!(yaml_nesting_too_deep(&quoted), None);
-        let later = format!("a: 1\nb: 2\nc: {}\n", "{".repeat(65));
-        assert_eq!(yaml_nesting_too_deep(&later), Some(3));
-    }
 
     #[test]
     fn only_regular_files_within_the_bound_are_read() {

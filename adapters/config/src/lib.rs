@@ -39,6 +39,7 @@ mod env;
 mod files;
 mod raw;
 mod tree;
+mod yaml;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -49,10 +50,12 @@ use proxy_delegate_core::model::ProxyUrl;
 use proxy_delegate_core::settings::{DEFAULT_EXCHANGES, DEFAULT_POOL, ProxySettings};
 
 pub use env::ENV_PREFIX;
-pub use files::{
-    MAX_CONFIG_FILE, MAX_YAML_NESTING, read_bounded, read_bounded_text, yaml_nesting_too_deep,
-};
+pub use files::{MAX_CONFIG_FILE, read_bounded, read_bounded_text};
 use raw::RawSettings;
+pub use yaml::{
+    MAX_YAML_EXPANDED_TEXT, MAX_YAML_NESTING, MAX_YAML_NODES, YamlLimitError, check_yaml_aliases,
+    check_yaml_text, yaml_nesting_too_deep,
+};
 
 /// The settings type the loader builds: [`DEFAULT_EXCHANGES`] exchanges, pools
 /// of [`DEFAULT_POOL`] proxies.
@@ -216,7 +219,8 @@ pub struct Provenance {
 pub struct Loaded {
     /// The effective settings.
     pub settings: Box<Settings>,
-    /// Warnings (unknown `CRYPTOFEED_PROXY_*` names).
+    /// Warnings: unknown `CRYPTOFEED_PROXY_*` names, and `rest` / `ws` given
+    /// beside `http` / `websocket` (ignored).
     pub warnings: Vec<Warning>,
     /// The layers as read, kept for [`Loaded::provenance`].
     layers: Vec<(Source, RawSettings)>,
@@ -389,6 +393,7 @@ impl Loader {
         if let Some(code) = self.code {
             layers.push((Source::Code, code));
         }
+        let mut warnings = Vec::new();
         if let Some(file) = self.file {
             let (name, text) = match file {
                 FileInput::Path(p) => {
@@ -402,6 +407,7 @@ impl Loader {
                 FileInput::Text(name, text) => (name, text),
             };
             if let Some(layer) = raw::with_lookup(lookup.clone(), || parse_yaml(&name, &text))? {
+                warnings.extend(dropped_aliases(&layer, &name.display().to_string()));
                 layers.push((Source::File, layer));
             }
         }
@@ -412,13 +418,13 @@ impl Loader {
                 reason: "not UTF-8 text".to_owned(),
             });
         }
-        let mut warnings = Vec::new();
         if let Some(vars) = self.env {
             let (layer, w) = raw::with_lookup(lookup, || {
                 env::load_env(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             })?;
-            warnings = w;
+            warnings.extend(w);
             if let Some(layer) = layer {
+                warnings.extend(dropped_aliases(&layer, "environment"));
                 layers.push((Source::Environment, layer));
             }
         }
@@ -426,17 +432,49 @@ impl Loader {
     }
 }
 
+/// A warning for each alias (`rest`, `ws`) a layer gave beside its
+/// canonical key, which was read instead; `source` names the layer.
+fn dropped_aliases(layer: &RawSettings, source: &str) -> Vec<Warning> {
+    let exchanges = layer.exchanges.iter().flatten();
+    let conns = layer
+        .default
+        .iter()
+        .map(|c| ("proxy.default".to_owned(), c))
+        .chain(exchanges.map(|(name, c)| (format!("proxy.exchanges.{}", name.0), c)));
+    let mut warnings = Vec::new();
+    for (path, conn) in conns {
+        for alias in &conn.dropped {
+            let canonical = if *alias == "rest" {
+                "http"
+            } else {
+                "websocket"
+            };
+            warnings.push(Warning {
+                message: format!(
+                    "{path}: both `{canonical}` and its alias `{alias}` are given; `{alias}` is \
+                     ignored, as cryptofeed ignores it ({source})"
+                ),
+            });
+        }
+    }
+    warnings
+}
+
 fn parse_yaml(name: &Path, text: &str) -> Result<Option<RawSettings>, ConfigError> {
     if text.trim().is_empty() {
         return Ok(None);
     }
-    if let Some(line) = yaml_nesting_too_deep(text) {
+    // The parser's own work is bounded first; what the `proxy:` block is
+    // read into is bounded as it arrives (every list and map of it refuses
+    // its first item past the bound), and the rest of a cryptofeed file is
+    // skipped without expanding its aliases.
+    if let Err(e) = check_yaml_text(text) {
         return Err(ConfigError::File {
             file: name.to_owned(),
-            path: String::new(),
-            reason: format!("brackets nested deeper than {MAX_YAML_NESTING} levels (`[` or `{{`)"),
-            line: Some(line),
-            column: None,
+            path: e.path,
+            reason: e.reason,
+            line: e.line,
+            column: e.column,
         });
     }
     match serde_norway::from_str::<Option<raw::ConfigFile>>(text) {
@@ -455,6 +493,7 @@ fn parse_yaml(name: &Path, text: &str) -> Result<Option<RawSettings>, ConfigErro
                 }
                 _ => split_sub_path("", &message),
             };
+            let path = unknown_key_path(&path, &reason).unwrap_or(path);
             Err(ConfigError::File {
                 file: name.to_owned(),
                 path,
@@ -464,6 +503,33 @@ fn parse_yaml(name: &Path, text: &str) -> Result<Option<RawSettings>, ConfigErro
             })
         }
     }
+}
+
+/// The full path of the key a parser's `unknown field `key`, expected ...`
+/// message names under `path` (`proxy.exchanges.binance.http` and `retries`
+/// give `proxy.exchanges.binance.http.retries`), when the key is fit to
+/// quote (see [`quoted`]); `None` for any other message.
+///
+/// ```
+/// use proxy_delegate_config::unknown_key_path;
+///
+/// let reason = "unknown field `retries`, expected one of `url`, `timeout_seconds`, `pool`";
+/// assert_eq!(
+///     unknown_key_path("proxy.default.http", reason).as_deref(),
+///     Some("proxy.default.http.retries")
+/// );
+/// assert_eq!(unknown_key_path("", "unknown field `colour`").as_deref(), Some("colour"));
+/// assert_eq!(unknown_key_path("proxy", "missing port"), None);
+/// ```
+pub fn unknown_key_path(path: &str, reason: &str) -> Option<String> {
+    let rest = reason.strip_prefix("unknown field `")?;
+    let key = &rest[..rest.find('`')?];
+    let key = proxy_delegate_core::quotable(key)?;
+    Some(if path.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{path}.{key}")
+    })
 }
 
 /// Moves an implied field named in a reason (`@url: missing port`) into the

@@ -11,11 +11,11 @@ use crate::quoted;
 use proxy_delegate_core::endpoints::ServiceUrl;
 use proxy_delegate_core::model::{ClientId, ExchangeId, ProxyUrl, Region};
 use proxy_delegate_core::settings::{
-    AuthMethod, CacheTtlSeconds, DEFAULT_POOL, HedgeDelayMs, MAX_ENDPOINTS, MAX_SRV_NAME_LEN,
-    PoolStrategy, ResolveDeadlineMs, Secret, ServiceTimeoutSeconds, StaleGraceSeconds,
-    TimeoutSeconds, Weight,
+    AuthMethod, CacheTtlSeconds, DEFAULT_EXCHANGES, DEFAULT_POOL, HedgeDelayMs, MAX_ENDPOINTS,
+    MAX_SRV_NAME_LEN, PoolStrategy, ResolveDeadlineMs, Secret, ServiceTimeoutSeconds,
+    StaleGraceSeconds, TimeoutSeconds, Weight,
 };
-use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, de::IntoDeserializer};
 
 /// Looks up `${NAME}` references while a layer is being read.
@@ -580,7 +580,7 @@ pub(crate) struct RawPool {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PoolMap {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "pool_proxies")]
     proxies: Option<Vec<RawPoolProxy>>,
     #[serde(default)]
     strategy: Option<Strategy>,
@@ -601,12 +601,6 @@ impl<'de> Deserialize<'de> for RawPool {
                         "@proxies: must not be empty (a pool needs at least one proxy)".into(),
                     );
                 }
-                if proxies.len() > DEFAULT_POOL {
-                    return Err(format!(
-                        "@proxies: too many items: {} (at most {DEFAULT_POOL} allowed)",
-                        proxies.len()
-                    ));
-                }
                 Ok(RawPool {
                     proxies,
                     strategy: m.strategy,
@@ -614,6 +608,56 @@ impl<'de> Deserialize<'de> for RawPool {
             },
         )
     }
+}
+
+/// Reads the rest of a list, refusing it as soon as it holds more than
+/// `max` items: the item past the bound is skipped unread (its aliases not
+/// expanded), nothing after it is looked at. `what` names the items in the
+/// message (`" exchanges"`, or empty).
+fn bounded_list<'de, A, T>(mut seq: A, max: usize, what: &str) -> Result<Vec<T>, A::Error>
+where
+    A: SeqAccess<'de>,
+    T: Deserialize<'de>,
+{
+    let mut out = Vec::new();
+    while out.len() < max {
+        match seq.next_element()? {
+            Some(v) => out.push(v),
+            None => return Ok(out),
+        }
+    }
+    match seq.next_element::<de::IgnoredAny>()? {
+        Some(_) => Err(de::Error::custom(too_many(max, what))),
+        None => Ok(out),
+    }
+}
+
+fn too_many(max: usize, what: &str) -> String {
+    format!("too many items: more than {max} (at most {max}{what} allowed)")
+}
+
+/// `pool.proxies`: null, or a list of at most [`DEFAULT_POOL`] proxies.
+fn pool_proxies<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<RawPoolProxy>>, D::Error> {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = Option<Vec<RawPoolProxy>>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a list of proxies")
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_seq(self)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+            bounded_list(seq, DEFAULT_POOL, "").map(Some)
+        }
+    }
+    d.deserialize_option(V)
 }
 
 /// A pool member as written: `{url, weight, enabled}` or a plain URL.
@@ -664,15 +708,91 @@ impl<'de> Deserialize<'de> for RawPoolProxy {
 pub(crate) struct RawConn {
     pub(crate) http: Option<RawProxyConfig>,
     pub(crate) websocket: Option<RawProxyConfig>,
+    /// Aliases given beside their canonical key (`rest` beside `http`, `ws`
+    /// beside `websocket`) and dropped, as cryptofeed drops them: for a
+    /// warning.
+    pub(crate) dropped: Vec<&'static str>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The keys of a `ConnectionProxies` map: each canonical key, then its alias.
+const CONN_KEYS: [(&str, &str); 2] = [("http", "rest"), ("websocket", "ws")];
+
+/// `{http|rest, websocket|ws}`. cryptofeed (pydantic) reads the canonical
+/// key when both it and its alias are given, even when its value is null,
+/// and drops the alias: so does this. An alias given after its canonical
+/// key is skipped unread; one given before it is read, then dropped.
 struct ConnMap {
-    #[serde(default, alias = "rest")]
     http: Option<RawProxyConfig>,
-    #[serde(default, alias = "ws")]
     websocket: Option<RawProxyConfig>,
+    dropped: Vec<&'static str>,
+}
+
+impl<'de> Deserialize<'de> for ConnMap {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ConnMap;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map {http, websocket}")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ConnMap, A::Error> {
+                // Per connection type: the canonical key's value and the
+                // alias's, each `Some` once given (the value itself may be
+                // null: `Some(None)`).
+                let mut given: [[Option<Option<RawProxyConfig>>; 2]; 2] = Default::default();
+                let mut dropped = Vec::new();
+                while let Some(key) = map.next_key_seed(TextSeed)? {
+                    let Some((kind, alias, name)) =
+                        CONN_KEYS
+                            .iter()
+                            .enumerate()
+                            .find_map(|(kind, &(canon, alias))| {
+                                if key == canon {
+                                    Some((kind, 0, canon))
+                                } else if key == alias {
+                                    Some((kind, 1, alias))
+                                } else {
+                                    None
+                                }
+                            })
+                    else {
+                        return Err(de::Error::unknown_field(
+                            &key,
+                            &["http", "rest", "websocket", "ws"],
+                        ));
+                    };
+                    if given[kind][alias].is_some() {
+                        return Err(de::Error::duplicate_field(name));
+                    }
+                    if alias == 1 && given[kind][0].is_some() {
+                        map.next_value::<de::IgnoredAny>()?;
+                        given[kind][1] = Some(None);
+                    } else {
+                        given[kind][alias] = Some(map.next_value::<Option<RawProxyConfig>>()?);
+                    }
+                }
+                let mut pick = |kind: usize| {
+                    let [canonical, alias] = std::mem::take(&mut given[kind]);
+                    match (canonical, alias) {
+                        (Some(c), Some(_)) => {
+                            dropped.push(CONN_KEYS[kind].1);
+                            c
+                        }
+                        (Some(v), None) | (None, Some(v)) => v,
+                        (None, None) => None,
+                    }
+                };
+                let http = pick(0);
+                let websocket = pick(1);
+                Ok(ConnMap {
+                    http,
+                    websocket,
+                    dropped,
+                })
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 impl<'de> Deserialize<'de> for RawConn {
@@ -686,13 +806,14 @@ impl<'de> Deserialize<'de> for RawConn {
                         url: Some(url_from_str(s, "http.url")?),
                         ..RawProxyConfig::default()
                     }),
-                    websocket: None,
+                    ..RawConn::default()
                 })
             },
             |m: ConnMap| {
                 Ok(RawConn {
                     http: m.http,
                     websocket: m.websocket,
+                    dropped: m.dropped,
                 })
             },
         )
@@ -783,29 +904,67 @@ fn endpoints<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<EndpointValue
         fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
             let mut out = Vec::new();
             for part in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                if out.len() == MAX_ENDPOINTS {
+                    return Err(E::custom(too_many(MAX_ENDPOINTS, "")));
+                }
                 out.push(EndpointValue::deserialize(part.into_deserializer())?);
             }
-            check_endpoints(out).map(Some)
+            Ok(Some(out))
         }
-        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            let mut out = Vec::new();
-            while let Some(e) = seq.next_element::<EndpointValue>()? {
-                out.push(e);
-            }
-            check_endpoints(out).map(Some)
+        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+            bounded_list(seq, MAX_ENDPOINTS, "").map(Some)
         }
     }
     d.deserialize_option(V)
 }
 
-fn check_endpoints<E: de::Error>(v: Vec<EndpointValue>) -> Result<Vec<EndpointValue>, E> {
-    if v.len() > MAX_ENDPOINTS {
-        return Err(E::custom(format!(
-            "too many items: {} (at most {MAX_ENDPOINTS} allowed)",
-            v.len()
-        )));
+/// Entries `exchanges` may hold, an exchange named twice counted twice
+/// (the later entry wins, as in cryptofeed): a bound on the work that
+/// repeated names could make.
+const MAX_EXCHANGE_ENTRIES: usize = 4 * DEFAULT_EXCHANGES;
+
+/// `exchanges`: null, or a map of at most [`DEFAULT_EXCHANGES`] exchanges,
+/// refused at the first exchange past the bound.
+fn exchange_map<'de, D>(d: D) -> Result<Option<BTreeMap<ExchangeName, Option<RawConn>>>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = Option<BTreeMap<ExchangeName, Option<RawConn>>>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a map of exchange names to their proxies")
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_map(self)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            let mut entries = 0;
+            while let Some(name) = map.next_key::<ExchangeName>()? {
+                entries += 1;
+                if entries > MAX_EXCHANGE_ENTRIES {
+                    return Err(de::Error::custom(format!(
+                        "too many entries: more than {MAX_EXCHANGE_ENTRIES} (at most \
+                         {DEFAULT_EXCHANGES} exchanges allowed; a name given twice counts twice)"
+                    )));
+                }
+                if out.len() == DEFAULT_EXCHANGES && !out.contains_key(&name) {
+                    return Err(de::Error::custom(too_many(DEFAULT_EXCHANGES, " exchanges")));
+                }
+                let conn = map.next_value::<Option<RawConn>>()?;
+                out.insert(name, conn);
+            }
+            Ok(Some(out))
+        }
     }
-    Ok(v)
+    d.deserialize_option(V)
 }
 
 /// The `proxy:` block as written. A plain URL string means "enabled, with this
@@ -826,7 +985,7 @@ struct SettingsMap {
     enabled: Option<Flag>,
     #[serde(default)]
     default: Option<RawConn>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "exchange_map")]
     exchanges: Option<BTreeMap<ExchangeName, Option<RawConn>>>,
     #[serde(default)]
     external_service: Option<RawExternal>,
@@ -849,6 +1008,7 @@ impl<'de> Deserialize<'de> for RawSettings {
                     default: Some(RawConn {
                         http: Some(entry.clone()),
                         websocket: Some(entry),
+                        dropped: Vec::new(),
                     }),
                     ..RawSettings::default()
                 })

@@ -189,6 +189,7 @@ fn raw_conn(c: &ConnectionProxies<DEFAULT_POOL>) -> RawConn {
     RawConn {
         http: c.http.as_ref().map(raw_proxy_config),
         websocket: c.websocket.as_ref().map(raw_proxy_config),
+        dropped: Vec::new(),
     }
 }
 

@@ -175,11 +175,32 @@ fn unknown_keys_are_errors_with_path_and_line() {
     )
     .unwrap_err();
     let text = err.to_string();
+    // The unknown key is named by its full path, not its parent's.
     assert!(
-        text.starts_with("proxy.default.http: unknown field `timeout`"),
+        text.starts_with("proxy.default.http.timeout: unknown field `timeout`"),
         "{text}"
     );
     assert!(text.contains("line 6"), "{text}");
+    let text = yaml("proxy:\n  enabled: true\n  defualt:\n    http: http://a:1\n")
+        .unwrap_err()
+        .to_string();
+    assert!(text.starts_with("proxy.defualt: unknown field"), "{text}");
+    let text = yaml("proxy:\n  exchanges:\n    binance:\n      http:\n        retries: 3\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.starts_with("proxy.exchanges.binance.http.retries: unknown field `retries`"),
+        "{text}"
+    );
+    // A key that may be a secret written in the wrong place is not put in
+    // the path (and is masked in the reason as before).
+    let text = yaml("proxy:\n  default:\n    http:\n      url: http://a:1\n      \"sk_live_0123456789abcdefXYZ\": 1\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.starts_with("proxy.default.http: unknown field"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -732,7 +753,7 @@ fn too_many_exchanges_is_an_error() {
     }
     let err = yaml(&text).unwrap_err().to_string();
     assert!(
-        err.starts_with("proxy.exchanges: too many items: 17"),
+        err.starts_with("proxy.exchanges: too many items: more than 16 (at most 16 exchanges allowed) (config.yaml, line"),
         "{err}"
     );
 }

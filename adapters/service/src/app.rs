@@ -60,6 +60,12 @@ pub(crate) struct AppState {
     pub(crate) wake: tokio::sync::Notify,
     pub(crate) source: Option<PathBuf>,
     pub(crate) config: RwLock<ServiceConfig>,
+    /// `GET /openapi.json`: the document of this configuration.
+    openapi: String,
+    /// The budget of `request refused` log lines.
+    refusal_log: Arc<LogBudget>,
+    /// The budget of `connection refused` log lines.
+    pub(crate) connection_log: Arc<LogBudget>,
 }
 
 impl AppState {
@@ -100,6 +106,9 @@ impl AppState {
             ready: AtomicBool::new(true),
             wake: tokio::sync::Notify::new(),
             source: config.source.clone(),
+            openapi: crate::openapi::document_json_for(&config),
+            refusal_log: Arc::new(LogBudget::new("request_refused")),
+            connection_log: Arc::new(LogBudget::new("connection_refused")),
             config: RwLock::new(config),
         })
     }
@@ -147,6 +156,118 @@ impl AppState {
     }
 }
 
+/// Log lines of one kind written per [`LOG_WINDOW`]; the rest are counted
+/// (`log_lines_suppressed_total`) and summed up in one line.
+pub(crate) const LOG_BUDGET: u32 = 20;
+/// The window of [`LOG_BUDGET`].
+pub(crate) const LOG_WINDOW: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A budget of log lines of one kind (`request refused`, `connection
+/// refused`): [`LOG_BUDGET`] a second. Past it, lines are not written but
+/// counted, and one line says how many were left out: written at the end of
+/// the second in which the first was (by a timer task), so a flood that
+/// stops is still reported.
+#[derive(Debug)]
+pub(crate) struct LogBudget {
+    /// The lines' kind, as `log_lines_suppressed_total` labels it.
+    event: &'static str,
+    state: Mutex<BudgetState>,
+}
+
+#[derive(Debug)]
+struct BudgetState {
+    /// When the current window began (`None`: no line yet).
+    window: Option<std::time::Instant>,
+    /// Lines written in it.
+    written: u32,
+    /// Lines left out since the last summary.
+    suppressed: u64,
+    /// Whether a summary is due at the end of the current window.
+    summary_due: bool,
+}
+
+/// What [`LogBudget::decide`] says about one line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Budget {
+    /// Write it.
+    Write,
+    /// Leave it out; `first`: the first left out in this window (a summary
+    /// must be arranged for its end).
+    Suppress { first: bool },
+}
+
+impl LogBudget {
+    pub(crate) fn new(event: &'static str) -> Self {
+        Self {
+            event,
+            state: Mutex::new(BudgetState {
+                window: None,
+                written: 0,
+                suppressed: 0,
+                summary_due: false,
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BudgetState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether a line at `now` is written.
+    pub(crate) fn decide(&self, now: std::time::Instant) -> Budget {
+        let mut s = self.lock();
+        let fresh = s
+            .window
+            .is_none_or(|start| now.saturating_duration_since(start) >= LOG_WINDOW);
+        if fresh {
+            s.window = Some(now);
+            s.written = 0;
+            s.summary_due = false;
+        }
+        if s.written < LOG_BUDGET {
+            s.written += 1;
+            return Budget::Write;
+        }
+        s.suppressed += 1;
+        let first = !s.summary_due;
+        s.summary_due = true;
+        Budget::Suppress { first }
+    }
+
+    /// The lines left out since the last call.
+    pub(crate) fn take_suppressed(&self) -> u64 {
+        std::mem::take(&mut self.lock().suppressed)
+    }
+
+    /// Whether to write a line of `event` now. When not, counts it in
+    /// `log_lines_suppressed_total{event}` and, for the first one of its
+    /// window, spawns the task that writes the summary a window later.
+    pub(crate) fn admit(self: &Arc<Self>, metrics: &Metrics) -> bool {
+        let Budget::Suppress { first } = self.decide(std::time::Instant::now()) else {
+            return true;
+        };
+        metrics
+            .logs_suppressed
+            .get_or_create(&crate::metrics::LogLabels { event: self.event })
+            .inc();
+        if first && let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let budget = self.clone();
+            runtime.spawn(async move {
+                tokio::time::sleep(LOG_WINDOW).await;
+                let suppressed = budget.take_suppressed();
+                if suppressed > 0 {
+                    tracing::warn!(
+                        event = budget.event,
+                        suppressed,
+                        "log lines suppressed: more than {LOG_BUDGET} a second"
+                    );
+                }
+            });
+        }
+        false
+    }
+}
+
 /// What the gate needs to know about the route a path belongs to.
 #[derive(Debug, Clone, Copy)]
 struct Route {
@@ -181,6 +302,17 @@ fn route_of(path: &str, auth: &AuthConfig) -> Route {
     }
 }
 
+/// What the gate enforces on `path` under this configuration: whether it
+/// needs a known client, and whether calls count against a rate limit. The
+/// served OpenAPI document (`openapi::document_json_for`) says the same.
+pub(crate) fn route_policy(path: &str, config: &ServiceConfig) -> (bool, bool) {
+    let route = route_of(path, &config.auth);
+    (
+        config.auth.required && route.scope.is_some(),
+        config.rate_limit.is_some() && route.limited,
+    )
+}
+
 /// Authenticates, authorises and rate-limits every request, and counts it.
 async fn gate(State(state): State<Arc<AppState>>, mut request: Request, next: Next) -> Response {
     let route = route_of(request.uri().path(), &state.auth);
@@ -209,16 +341,21 @@ async fn gate(State(state): State<Arc<AppState>>, mut request: Request, next: Ne
         }
         Err((name, e)) => {
             // Which rule refused whom; the message never holds a secret.
-            tracing::info!(
-                client = %name,
-                correlation_id = %correlation_text,
-                peer = ?peer,
-                route = route.label,
-                status = e.status.as_u16(),
-                code = e.code.as_str(),
-                reason = %e.message,
-                "request refused"
-            );
+            // At most LOG_BUDGET such lines a second: a flood of bad
+            // credentials is counted (auth_failures, http_requests), and
+            // its lines are summed up in one.
+            if state.refusal_log.admit(&state.metrics) {
+                tracing::info!(
+                    client = %name,
+                    correlation_id = %correlation_text,
+                    peer = ?peer,
+                    route = route.label,
+                    status = e.status.as_u16(),
+                    code = e.code.as_str(),
+                    reason = %e.message,
+                    "request refused"
+                );
+            }
             (name, e.into_response())
         }
     };
@@ -393,7 +530,7 @@ fn caller_name(request: &axum::http::Extensions) -> ClientLabel {
         ),
     ),
     responses(
-        (status = 200, description = "The proxy to use (`proxy_url` null: connect directly), for how long, and the fallback policy. Postcard when `Accept` names `application/x-postcard`, JSON when it names `application/json`, else the request's format.", content(
+        (status = 200, description = "The proxy to use (`proxy_url` null: connect directly), for how long, and the fallback policy. In the format `Accept` prefers (q-values honoured; at equal q, a type named outright over one matched by a wildcard, then the request's format); without a preference, the request's format.", content(
             (crate::openapi::ProxyResponseDoc = "application/json"),
             (crate::openapi::PostcardMessage = "application/x-postcard"),
         )),
@@ -401,6 +538,7 @@ fn caller_name(request: &axum::http::Extensions) -> ClientLabel {
         (status = 401, response = crate::openapi::Unauthorized),
         (status = 403, response = crate::openapi::Forbidden),
         (status = 405, response = crate::openapi::MethodNotAllowed),
+        (status = 406, response = crate::openapi::NotAcceptable),
         (status = 408, response = crate::openapi::RequestTimeout),
         (status = 413, response = crate::openapi::PayloadTooLarge),
         (status = 415, response = crate::openapi::UnsupportedMediaType),
@@ -416,6 +554,8 @@ pub(crate) async fn proxy_request(
 ) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
     let wire = Wire::of_request(&parts.headers)?;
+    // Before the pool is asked: a 406 takes no lease.
+    let answer_wire = Wire::of_answer(&parts.headers, wire)?;
     let bytes = read_body(&parts.headers, body).await?;
     let ask: ProxyRequest = body::decode_one(wire, &bytes)?;
     let answer = {
@@ -442,7 +582,7 @@ pub(crate) async fn proxy_request(
         .proxy_requests
         .get_or_create(&OutcomeLabels { outcome, client })
         .inc();
-    Ok(Wire::of_answer(&parts.headers, wire).answer(&answer))
+    Ok(answer_wire.answer(&answer))
 }
 
 /// The answer to `POST /api/v1/proxy/feedback`.
@@ -720,13 +860,13 @@ pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     ),
     security(()),
 )]
-pub(crate) async fn openapi() -> Response {
+pub(crate) async fn openapi(State(state): State<Arc<AppState>>) -> Response {
     (
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         )],
-        crate::openapi::document_json(),
+        state.openapi.clone(),
     )
         .into_response()
 }
@@ -773,4 +913,32 @@ pub(crate) async fn status_page(State(state): State<Arc<AppState>>) -> Response 
         page,
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_budget_writes_twenty_a_second_and_counts_the_rest() {
+        let budget = LogBudget::new("request_refused");
+        let t0 = std::time::Instant::now();
+        let ms = |n: u64| t0 + std::time::Duration::from_millis(n);
+        for i in 0..LOG_BUDGET {
+            assert_eq!(budget.decide(ms(u64::from(i))), Budget::Write, "line {i}");
+        }
+        assert_eq!(budget.decide(ms(500)), Budget::Suppress { first: true });
+        for _ in 0..99 {
+            assert_eq!(budget.decide(ms(900)), Budget::Suppress { first: false });
+        }
+        // A new window: the budget is back, and the count waits for its summary.
+        assert_eq!(budget.decide(ms(1000)), Budget::Write);
+        assert_eq!(budget.take_suppressed(), 100);
+        assert_eq!(budget.take_suppressed(), 0);
+        for _ in 1..LOG_BUDGET {
+            assert_eq!(budget.decide(ms(1500)), Budget::Write);
+        }
+        assert_eq!(budget.decide(ms(1999)), Budget::Suppress { first: true });
+        assert_eq!(budget.take_suppressed(), 1);
+    }
 }

@@ -7,6 +7,7 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use proxy_delegate_core::codec::{self, DecodeError, Message};
+use proxy_delegate_core::{Excerpt, Reason, ValidationError};
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -48,19 +49,56 @@ impl Wire {
         }
     }
 
-    /// The answer's format: postcard when `Accept` names it, JSON when it
-    /// names JSON, else the request's own format.
-    pub(crate) fn of_answer(headers: &HeaderMap, request: Wire) -> Self {
-        let accept = headers
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        if accept.contains(POSTCARD) {
-            Wire::Postcard
-        } else if accept.contains(JSON) {
-            Wire::Json
-        } else {
-            request
+    /// The answer's format, from `Accept` and its q-values (RFC 9110
+    /// §12.5.1): of the two formats, the one `Accept` prefers (the higher
+    /// q; at equal q, one named outright over one matched by `*/*` or
+    /// `application/*`; then the request's own format). A format is refused
+    /// when the range that names it most precisely has `q=0`. When `Accept`
+    /// gives neither a q above 0 (it is absent, or names only other types),
+    /// the request's format, unless refused, else the other one unless
+    /// refused; both refused: 406.
+    pub(crate) fn of_answer(headers: &HeaderMap, request: Wire) -> Result<Self, ApiError> {
+        let mut accept = String::new();
+        for value in headers.get_all(header::ACCEPT) {
+            // A value that is not text says nothing usable: ignored.
+            if let Ok(text) = value.to_str() {
+                if !accept.is_empty() {
+                    accept.push(',');
+                }
+                accept.push_str(text);
+            }
+        }
+        let other = match request {
+            Wire::Json => Wire::Postcard,
+            Wire::Postcard => Wire::Json,
+        };
+        let (mine, theirs) = (
+            preference(&accept, request.media()),
+            preference(&accept, other.media()),
+        );
+        let acceptable = |p: Option<Preference>| p.is_some_and(|p| p.q > 0);
+        if acceptable(mine) || acceptable(theirs) {
+            let key = |p: Option<Preference>| p.filter(|p| p.q > 0).map(|p| (p.q, p.specificity));
+            return Ok(if key(theirs) > key(mine) {
+                other
+            } else {
+                request
+            });
+        }
+        // No q above 0: a format Accept does not name is still fine.
+        match (mine, theirs) {
+            (None, _) => Ok(request),
+            (Some(_), None) => Ok(other),
+            (Some(_), Some(_)) => Err(ApiError::not_acceptable(format!(
+                "Accept refuses both {JSON} and {POSTCARD} (q=0); accept one of them"
+            ))),
+        }
+    }
+
+    fn media(self) -> &'static str {
+        match self {
+            Wire::Json => JSON,
+            Wire::Postcard => POSTCARD,
         }
     }
 
@@ -83,6 +121,69 @@ impl Wire {
                 ApiError::internal().into_response()
             }
         }
+    }
+}
+
+/// What `Accept` says of one media type: the q-value, in thousandths, of the
+/// range that matches it most precisely, and how precisely (3: named, 2:
+/// `application/*`, 1: `*/*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Preference {
+    q: u16,
+    specificity: u8,
+}
+
+/// The preference `accept` (a comma-separated list of media ranges) gives
+/// `media`; `None` when no range matches it. A range with a q-value that is
+/// not one (RFC 9110 §12.4.2: `0` to `1` with at most three decimals) is
+/// ignored; other parameters are.
+fn preference(accept: &str, media: &str) -> Option<Preference> {
+    let mut best: Option<Preference> = None;
+    for element in accept.split(',') {
+        let mut parts = element.split(';');
+        let range = parts.next().unwrap_or("").trim();
+        let specificity = if range.eq_ignore_ascii_case(media) {
+            3
+        } else if range.eq_ignore_ascii_case("application/*") {
+            2
+        } else if range == "*/*" {
+            1
+        } else {
+            continue;
+        };
+        let mut q = Some(1000);
+        for param in parts {
+            let Some((name, value)) = param.split_once('=') else {
+                continue;
+            };
+            if name.trim().eq_ignore_ascii_case("q") {
+                q = qvalue(value.trim());
+            }
+        }
+        let Some(q) = q else {
+            continue;
+        };
+        let this = Preference { q, specificity };
+        best = match best {
+            Some(b) if b.specificity > specificity => Some(b),
+            Some(b) if b.specificity == specificity && b.q >= q => Some(b),
+            _ => Some(this),
+        };
+    }
+    best
+}
+
+/// A q-value in thousandths: `0`, `0.5`, `1`, `1.000`; `None` otherwise.
+fn qvalue(text: &str) -> Option<u16> {
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    if fraction.len() > 3 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let thousandths = format!("{fraction:0<3}").parse::<u16>().ok()?;
+    match whole {
+        "0" => Some(thousandths),
+        "1" if thousandths == 0 => Some(1000),
+        _ => None,
     }
 }
 
@@ -143,12 +244,27 @@ pub(crate) async fn read(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiEr
     if !gzip {
         return Ok(raw);
     }
-    let out = gunzip(&raw).map_err(|e| match e {
+    // Inflating is CPU work of up to MAX_GZIP_MEMBERS decoders and MAX_BODY
+    // bytes: on a blocking thread, so that no runtime worker (and no other
+    // request waiting for one) waits for it.
+    let inflated = tokio::task::spawn_blocking(move || gunzip(&raw))
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "inflating a request body failed");
+            ApiError::internal()
+        })?;
+    let out = inflated.map_err(|e| match e {
         Gunzip::TooLarge => too_large(),
         Gunzip::Malformed(message) => ApiError::malformed(message),
     })?;
     Ok(Bytes::from(out))
 }
+
+/// Most gzip members a body may hold. Each member costs a decoder of its
+/// own (tens of KiB set up and torn down), so a 64 KiB body of 3,000 empty
+/// members cost as much as hundreds of ordinary requests; a client sends
+/// one member, or a few concatenated.
+pub(crate) const MAX_GZIP_MEMBERS: usize = 16;
 
 /// The request's `Content-Encoding`, trimmed and lower-cased: `None` when
 /// absent. Several header lines are one list (RFC 9110 §5.3), joined with
@@ -195,9 +311,17 @@ fn gunzip(raw: &[u8]) -> Result<Vec<u8>, Gunzip> {
     let mut out = Vec::with_capacity(raw.len().saturating_mul(4).min(MAX_BODY + 1));
     let mut rest = raw;
     let mut member = 0usize;
+    #[cfg(test)]
+    tests::inflated_on_this_thread();
     loop {
         member += 1;
         let offset = raw.len() - rest.len();
+        if member > MAX_GZIP_MEMBERS {
+            return Err(Gunzip::Malformed(format!(
+                "gzip body has more than {MAX_GZIP_MEMBERS} members (member {member} starts at \
+                 byte {offset}); send one member, or at most {MAX_GZIP_MEMBERS}"
+            )));
+        }
         let budget = (MAX_BODY + 1 - out.len()) as u64;
         let mut decoder = flate2::bufread::GzDecoder::new(rest);
         let read = (&mut decoder).take(budget).read_to_end(&mut out);
@@ -231,12 +355,42 @@ fn gunzip(raw: &[u8]) -> Result<Vec<u8>, Gunzip> {
 /// 400 anything not well-formed. `at` prefixes the message (`[3]` for a
 /// batch element).
 pub(crate) fn decode_error(e: &DecodeError, at: &str) -> ApiError {
-    let message = format!("{at}{e}");
     match e {
-        DecodeError::TooLarge { .. } => ApiError::too_large(message),
-        DecodeError::Invalid(_) => ApiError::invalid(message),
-        _ => ApiError::malformed(message),
+        DecodeError::TooLarge { .. } => ApiError::too_large(format!("{at}{e}")),
+        DecodeError::Invalid(v) => ApiError::invalid(format!("{at}{}", unquoted(v))),
+        _ => ApiError::malformed(format!("{at}{e}")),
     }
+}
+
+/// A validation error's message without the value it quotes: the core
+/// quotes short values of an enum or a URL scheme (`unknown value "wss"`),
+/// but a 422 never quotes what the client sent, which may be a secret in
+/// the wrong field. Whatever is still in double quotes is dropped too.
+fn unquoted(v: &ValidationError) -> String {
+    let reason = match &v.reason {
+        Reason::UnknownValue { expected, .. } => Reason::UnknownValue {
+            got: Excerpt::new(),
+            expected,
+        },
+        Reason::UnsupportedScheme { .. } => Reason::UnsupportedScheme {
+            got: Excerpt::new(),
+        },
+        other => other.clone(),
+    };
+    let text = ValidationError {
+        field: v.field,
+        reason,
+    }
+    .to_string();
+    let mut out = String::with_capacity(text.len());
+    let mut parts = text.split('"');
+    while let Some(outside) = parts.next() {
+        out.push_str(outside);
+        if parts.next().is_some() {
+            out.push_str("(value not shown)");
+        }
+    }
+    out
 }
 
 /// Decodes exactly one message.
@@ -486,6 +640,141 @@ fn origin(body: &[u8], part: &[u8]) -> (usize, usize) {
 mod tests {
     use super::*;
     use proxy_delegate_core::model::ProxyFeedback;
+
+    std::thread_local! {
+        /// Whether this thread inflated a body.
+        static INFLATED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
+    /// Notes that this thread inflates a body.
+    pub(super) fn inflated_on_this_thread() {
+        INFLATED.with(|i| i.set(true));
+    }
+
+    /// The runtime's thread never inflates: a blocking thread does.
+    #[tokio::test]
+    async fn inflating_leaves_the_runtime_thread_free() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        let body = Body::from(gz(FEEDBACK.as_bytes()));
+        let out = read(&headers, body).await.unwrap();
+        assert_eq!(&out[..], FEEDBACK.as_bytes());
+        assert!(
+            !INFLATED.with(|i| i.get()),
+            "the body was inflated on the runtime's thread"
+        );
+        // (The check itself works.)
+        gunzip(&gz(b"x")).unwrap();
+        assert!(INFLATED.with(|i| i.get()));
+    }
+
+    #[test]
+    fn gzip_members_are_capped() {
+        let empty = gz(b"");
+        let at_cap = empty.repeat(MAX_GZIP_MEMBERS);
+        assert_eq!(gunzip(&at_cap).unwrap(), b"");
+        let over = empty.repeat(3_000);
+        let Err(Gunzip::Malformed(m)) = gunzip(&over) else {
+            panic!("3,000 members are refused");
+        };
+        assert_eq!(
+            m,
+            format!(
+                "gzip body has more than 16 members (member 17 starts at byte {}); send one \
+                 member, or at most 16",
+                16 * empty.len()
+            )
+        );
+    }
+
+    fn answer(accept: &[&'static str], request: Wire) -> Result<Wire, u16> {
+        let mut headers = HeaderMap::new();
+        for a in accept {
+            headers.append(header::ACCEPT, HeaderValue::from_static(a));
+        }
+        Wire::of_answer(&headers, request).map_err(|e| e.status.as_u16())
+    }
+
+    #[test]
+    fn accept_q_values_are_honoured() {
+        use Wire::{Json as J, Postcard as P};
+        for (accept, request, expected) in [
+            (&[][..], J, Ok(J)),
+            (&[][..], P, Ok(P)),
+            (&["application/x-postcard"], J, Ok(P)),
+            (&["application/json"], P, Ok(J)),
+            // q=0 refuses: the other format, even when not named.
+            (&["application/x-postcard;q=0"], P, Ok(J)),
+            (&["application/x-postcard; q=0, application/json"], P, Ok(J)),
+            (&["application/json;q=0"], J, Ok(P)),
+            (&["application/x-postcard;q=0.0, */*"], P, Ok(J)),
+            (&["*/*;q=0.1, application/x-postcard;q=0"], P, Ok(J)),
+            // The higher q wins; at equal q, named over wildcard, then the request's.
+            (
+                &["application/json;q=0.5, application/x-postcard;q=0.9"],
+                J,
+                Ok(P),
+            ),
+            (
+                &["application/json;q=1, application/x-postcard;q=0.999"],
+                P,
+                Ok(J),
+            ),
+            (&["application/x-postcard, */*"], J, Ok(P)),
+            (&["application/*, application/json"], P, Ok(J)),
+            (&["application/x-postcard, application/json"], J, Ok(J)),
+            (&["application/x-postcard, application/json"], P, Ok(P)),
+            (&["APPLICATION/X-POSTCARD;Q=1.000"], J, Ok(P)),
+            // Several header lines are one list.
+            (&["text/html", "application/x-postcard;q=0.3"], J, Ok(P)),
+            // Other types only: no preference, the request's format.
+            (&["text/html"], P, Ok(P)),
+            // A q that is not one: the range is ignored.
+            (&["application/x-postcard;q=2"], J, Ok(J)),
+            (&["application/x-postcard;q=0.1234"], J, Ok(J)),
+            // Both refused: 406.
+            (
+                &["application/x-postcard;q=0, application/json;q=0"],
+                P,
+                Err(406),
+            ),
+            (&["*/*;q=0"], J, Err(406)),
+            (&["text/html, application/*;q=0"], J, Err(406)),
+        ] {
+            assert_eq!(
+                answer(accept, request),
+                expected,
+                "Accept {accept:?}, {request:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn invalid_fields_never_quote_the_value() {
+        let bad = FEEDBACK.replace(r#""websocket""#, r#""Pw-7f3kq9.x""#);
+        let e = decode_one::<ProxyFeedback>(Wire::Json, bad.as_bytes()).unwrap_err();
+        assert_eq!(e.status, axum::http::StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(!e.message.contains("Pw-7f3kq9"), "{}", e.message);
+        assert!(
+            e.message
+                .starts_with("connection_type: unknown value (expected"),
+            "{}",
+            e.message
+        );
+        let bad = FEEDBACK.replace("socks5://user:pass@", "Pw-7f3kq9.x://");
+        let e = decode_one::<ProxyFeedback>(Wire::Json, bad.as_bytes()).unwrap_err();
+        assert_eq!(e.status, axum::http::StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(
+            !e.message.to_lowercase().contains("pw-7f3kq9"),
+            "{}",
+            e.message
+        );
+        assert!(
+            e.message.contains("unsupported scheme (expected"),
+            "{}",
+            e.message
+        );
+    }
 
     const FEEDBACK: &str = r#"{"proxy_url":"socks5://user:pass@proxy-server:1080","exchange_id":"binance","connection_type":"websocket","success":true,"latency_ms":45,"error_details":null,"timestamp":"2024-09-23T10:30:00Z","client_id":"cryptofeed-instance-123"}"#;
 

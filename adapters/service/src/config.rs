@@ -8,6 +8,7 @@
 //! `${file:/path}` (a file's contents); they are held in types whose `Debug`
 //! shows `***`.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -89,6 +90,10 @@ pub struct AuthConfig {
     pub health: bool,
     /// Whether `GET /metrics` needs it. Default false.
     pub metrics: bool,
+    /// Whether the file says `auth.required = false`: serving without
+    /// authentication is a choice, allowed on any address. Without it, a
+    /// service with no client listens only on a loopback address.
+    pub unauthenticated_on_purpose: bool,
 }
 
 /// Per-client rate limit (clients are told apart by name; unauthenticated
@@ -136,7 +141,15 @@ pub struct ServiceConfig {
     /// The file it came from (reloads read it again); `None` for the
     /// embedded default.
     pub source: Option<PathBuf>,
+    /// Most client connections open at once; one more is closed as soon as
+    /// it is accepted. 1-1,000,000, default [`DEFAULT_MAX_CONNECTIONS`].
+    pub max_connections: u32,
 }
+
+/// Client connections the service holds open at once unless
+/// `max_connections` says otherwise: well under the usual soft limit of
+/// 1,024 file descriptors, which leaves room for probes and files.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 512;
 
 /// A configuration that cannot be used. Never holds a secret's value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -189,10 +202,11 @@ struct RawFile {
     unready_seconds: Option<u32>,
     #[serde(default)]
     pool: RawPool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "exchange_policies")]
     exchanges: std::collections::BTreeMap<String, RawExchange>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "inventory")]
     proxies: Vec<RawProxy>,
+    max_connections: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -359,14 +373,122 @@ struct RawExchange {
 struct RawProxy {
     id: String,
     url: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "proxy_regions")]
     regions: Vec<String>,
+    #[serde(default, deserialize_with = "allowed_exchanges")]
     exchanges: Option<Vec<String>>,
     connection_types: Option<Vec<String>>,
     weight: Option<u16>,
     max_connections: Option<u32>,
     #[serde(default = "yes")]
     enabled: bool,
+}
+
+// ------------------------------------------------------------------ bounded lists
+
+/// The lists and maps of the file that have a bound refuse their first item
+/// past it as it arrives, before reading it: a list of a million names (or
+/// one alias repeated) is never built to be counted afterwards.
+fn bounded_list<'de, D, T>(d: D, max: usize, message: &'static str) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    use serde::de::{self, IgnoredAny, SeqAccess, Visitor};
+    struct V<T>(usize, &'static str, std::marker::PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+        type Value = Vec<T>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "a list of at most {} items", self.0)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+            let mut out = Vec::new();
+            while out.len() < self.0 {
+                match seq.next_element()? {
+                    Some(v) => out.push(v),
+                    None => return Ok(out),
+                }
+            }
+            match seq.next_element::<IgnoredAny>()? {
+                Some(_) => Err(de::Error::custom(self.1)),
+                None => Ok(out),
+            }
+        }
+    }
+    d.deserialize_seq(V(max, message, std::marker::PhantomData))
+}
+
+fn inventory<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<RawProxy>, D::Error> {
+    const _: () = assert!(crate::app::MAX_PROXIES == 4096);
+    bounded_list(
+        d,
+        crate::app::MAX_PROXIES,
+        "at most 4096 proxies (MAX_PROXIES)",
+    )
+}
+
+fn proxy_regions<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    const _: () = assert!(proxy_delegate_core::pool::MAX_PROXY_REGIONS == 4);
+    bounded_list(
+        d,
+        proxy_delegate_core::pool::MAX_PROXY_REGIONS,
+        "at most 4 regions per proxy",
+    )
+}
+
+fn allowed_exchanges<'de, D>(d: D) -> Result<Option<Vec<String>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    // Null (YAML) is "not given", as for any optional key.
+    Option::<AllowedExchanges>::deserialize(d).map(|o| o.map(|list| list.0))
+}
+
+/// The `exchanges` of a proxy: at most 16 names.
+struct AllowedExchanges(Vec<String>);
+
+impl<'de> Deserialize<'de> for AllowedExchanges {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        const _: () = assert!(proxy_delegate_core::pool::MAX_ALLOWED_EXCHANGES == 16);
+        bounded_list(
+            d,
+            proxy_delegate_core::pool::MAX_ALLOWED_EXCHANGES,
+            "at most 16 exchanges per proxy (leave the list out to allow all)",
+        )
+        .map(AllowedExchanges)
+    }
+}
+
+fn exchange_policies<'de, D>(
+    d: D,
+) -> Result<std::collections::BTreeMap<String, RawExchange>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::de::{self, MapAccess, Visitor};
+    const MAX: usize = proxy_delegate_core::pool::MAX_EXCHANGE_POLICIES;
+    const _: () = assert!(MAX == 32);
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = std::collections::BTreeMap<String, RawExchange>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a table of exchanges and their policies")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = std::collections::BTreeMap::new();
+            while let Some(name) = map.next_key::<String>()? {
+                if out.len() == MAX && !out.contains_key(&name) {
+                    return Err(de::Error::custom(
+                        "more than 32 exchanges with their own policy",
+                    ));
+                }
+                let policy = map.next_value()?;
+                out.insert(name, policy);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_map(V)
 }
 
 impl ServiceConfig {
@@ -393,17 +515,21 @@ impl ServiceConfig {
     /// Parses and validates configuration text (TOML, or YAML with `yaml`).
     pub fn parse(text: &str, yaml: bool) -> Result<Self, ConfigError> {
         let raw: RawFile = if yaml {
-            if let Some(line) = proxy_delegate_config::yaml_nesting_too_deep(text) {
-                return Err(err(
-                    "",
-                    format!(
-                        "brackets nested deeper than {} levels (line {line})",
-                        proxy_delegate_config::MAX_YAML_NESTING
-                    ),
-                ));
-            }
+            // Bounded before anything is built: the parser's own work (nesting,
+            // size as written), then aliases counted as what they repeat.
+            proxy_delegate_config::check_yaml_text(text)
+                .and_then(|()| proxy_delegate_config::check_yaml_aliases(text))
+                .map_err(|e| {
+                    let at = match (e.line, e.column) {
+                        (Some(l), Some(c)) => format!(" (line {l}, column {c})"),
+                        (Some(l), None) => format!(" (line {l})"),
+                        _ => String::new(),
+                    };
+                    err(e.path, format!("{}{at}", e.reason))
+                })?;
             serde_norway::from_str(text).map_err(|e| yaml_error(&e))?
         } else {
+            toml_size(text)?;
             let de = toml::Deserializer::parse(text).map_err(|e| toml_error(text, "", &e))?;
             serde_path_to_error::deserialize(de).map_err(|e| {
                 let field = e.path().to_string();
@@ -411,6 +537,14 @@ impl ServiceConfig {
             })?
         };
         Self::from_raw(raw)
+    }
+
+    /// Refuses to serve without authentication on an address other than
+    /// loopback, unless the file says so (`auth.required = false`). Loading
+    /// checks the file's `listen`; [`Service::new`](crate::Service::new)
+    /// checks again, for an address given in its place (`--listen`).
+    pub fn check_exposure(&self) -> Result<(), ConfigError> {
+        check_exposure(self.listen, &self.auth)
     }
 
     /// The configuration `proxy-delegate serve` runs without a file: three
@@ -435,6 +569,11 @@ impl ServiceConfig {
         });
 
         let mut clients = Vec::with_capacity(raw.clients.len());
+        // `${...}` references by their text, expanded.
+        let mut expanded: HashMap<String, Result<String, String>> = HashMap::new();
+        // Each token and key (by kind) with the client that holds it first
+        // and where.
+        let mut holders: HashMap<(&'static str, String), (String, String)> = HashMap::new();
         for (i, c) in raw.clients.into_iter().enumerate() {
             let at = |k: &str| format!("clients[{i}].{k}");
             if c.name.trim().is_empty() {
@@ -446,17 +585,56 @@ impl ServiceConfig {
                     format!("duplicate client name {:?}", c.name),
                 ));
             }
-            let secrets = |list: RawSecrets, key: &str| -> Result<Vec<Secret>, ConfigError> {
-                list.0
-                    .iter()
-                    .enumerate()
-                    .map(|(j, s)| {
-                        let at = || format!("{}[{j}]", at(key));
-                        let v = proxy_delegate_config::expand_references(s, false)
-                            .map_err(|m| err(at(), m))?;
-                        Secret::new(&v).map_err(|e| err(at(), e.reason.to_string()))
-                    })
-                    .collect()
+            let mut secrets = |list: RawSecrets, key: &'static str| {
+                let what = if key == "api_keys" {
+                    "API key"
+                } else {
+                    "bearer token"
+                };
+                let mut out = Vec::with_capacity(list.0.len());
+                for (j, s) in list.0.iter().enumerate() {
+                    let field = format!("{}[{j}]", at(key));
+                    // The same reference read once per load, however often
+                    // the file repeats it.
+                    let v = expanded
+                        .entry(s.clone())
+                        .or_insert_with(|| proxy_delegate_config::expand_references(s, false))
+                        .clone()
+                        .map_err(|m| err(&field, m))?;
+                    // The service compares what a request presents with its
+                    // surrounding whitespace trimmed: this could never match.
+                    if v.trim_ascii() != v {
+                        return Err(err(
+                            field,
+                            format!(
+                                "the {what} of client {:?} starts or ends with whitespace, \
+                                 which a request never carries: it could never match (the \
+                                 value is not shown)",
+                                c.name
+                            ),
+                        ));
+                    }
+                    let secret = Secret::new(&v).map_err(|e| err(&field, e.reason.to_string()))?;
+                    // The first client holding a secret always wins it.
+                    if let Some((first, first_field)) = holders.get(&(key, v.clone())) {
+                        if *first != c.name {
+                            return Err(err(
+                                field,
+                                format!(
+                                    "client {:?} has the same {what} as client {first:?} \
+                                     ({first_field}): a request presenting it is always taken \
+                                     for {first:?}; give each client its own (the value is not \
+                                     shown)",
+                                    c.name
+                                ),
+                            ));
+                        }
+                    } else {
+                        holders.insert((key, v), (c.name.clone(), field));
+                    }
+                    out.push(secret);
+                }
+                Ok::<_, ConfigError>(out)
             };
             let bearer_tokens = secrets(c.bearer_tokens, "bearer_tokens")?;
             let api_keys = secrets(c.api_keys, "api_keys")?;
@@ -478,7 +656,9 @@ impl ServiceConfig {
             required: raw.auth.required.unwrap_or(!clients.is_empty()),
             health: raw.auth.health,
             metrics: raw.auth.metrics,
+            unauthenticated_on_purpose: raw.auth.required == Some(false),
         };
+        check_exposure(listen, &auth)?;
         if auth.required && clients.is_empty() {
             return Err(err(
                 "auth.required",
@@ -528,8 +708,96 @@ impl ServiceConfig {
             pool,
             proxies,
             source: None,
+            max_connections: match raw.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS) {
+                n @ 1..=1_000_000 => n,
+                _ => return Err(err("max_connections", "must be between 1 and 1000000")),
+            },
         })
     }
+}
+
+/// Refuses TOML of more than [`MAX_YAML_NODES`](proxy_delegate_config::MAX_YAML_NODES)
+/// keys and values before the parser (which keeps about 150 bytes for each)
+/// sees it: every `=`, `,`, `[` and `{` outside strings and comments counts,
+/// an upper bound of what the document holds. Linear, allocates nothing.
+fn toml_size(text: &str) -> Result<(), ConfigError> {
+    enum In {
+        Code,
+        Comment,
+        Basic,
+        Literal,
+        MultiBasic,
+        MultiLiteral,
+    }
+    let b = text.as_bytes();
+    let (mut state, mut count, mut line, mut i) = (In::Code, 0usize, 1usize, 0usize);
+    while i < b.len() {
+        let c = b[i];
+        if c == b'\n' {
+            line += 1;
+        }
+        match state {
+            In::Code => match c {
+                b'#' => state = In::Comment,
+                b'"' if b[i..].starts_with(b"\"\"\"") => {
+                    state = In::MultiBasic;
+                    i += 2;
+                }
+                b'\'' if b[i..].starts_with(b"'''") => {
+                    state = In::MultiLiteral;
+                    i += 2;
+                }
+                b'"' => state = In::Basic,
+                b'\'' => state = In::Literal,
+                b'=' | b',' | b'[' | b'{' => {
+                    count += 1;
+                    if count > proxy_delegate_config::MAX_YAML_NODES {
+                        return Err(err(
+                            "",
+                            format!(
+                                "more than {} keys and values: too large for a configuration \
+                                 file (line {line})",
+                                proxy_delegate_config::MAX_YAML_NODES
+                            ),
+                        ));
+                    }
+                }
+                _ => {}
+            },
+            In::Comment if c == b'\n' => state = In::Code,
+            In::Basic if c == b'\\' => i += 1,
+            In::Basic | In::Literal if c == b'\n' => state = In::Code,
+            In::Basic if c == b'"' => state = In::Code,
+            In::Literal if c == b'\'' => state = In::Code,
+            In::MultiBasic if c == b'\\' => i += 1,
+            In::MultiBasic if b[i..].starts_with(b"\"\"\"") => {
+                state = In::Code;
+                i += 2;
+            }
+            In::MultiLiteral if b[i..].starts_with(b"'''") => {
+                state = In::Code;
+                i += 2;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+/// See [`ServiceConfig::check_exposure`].
+fn check_exposure(listen: SocketAddr, auth: &AuthConfig) -> Result<(), ConfigError> {
+    if auth.required || auth.unauthenticated_on_purpose || listen.ip().is_loopback() {
+        return Ok(());
+    }
+    Err(err(
+        "auth.required",
+        format!(
+            "no client is configured, so the service would answer anyone who reaches {listen} \
+             without authentication: add [[clients]], listen on a loopback address, or set \
+             auth.required = false to serve without authentication on purpose"
+        ),
+    ))
 }
 
 /// A TOML error as the field (serde_path_to_error's path, `.` for the
@@ -551,6 +819,7 @@ fn toml_error(text: &str, field: &str, e: &toml::de::Error) -> ConfigError {
         .and_then(|k| proxy_delegate_core::quotable(k.trim().trim_matches('"')))
         .map(|k| format!(" `{k}`"))
         .unwrap_or_default();
+    // serde_path_to_error's path already ends with an unknown key.
     err(
         if field == "." { "" } else { field },
         proxy_delegate_config::redact_text(&format!("{}{key}{line}", e.message())),
@@ -569,6 +838,8 @@ fn yaml_error(e: &serde_norway::Error) -> ConfigError {
         Some((path, reason)) if !path.contains(' ') => (path.to_owned(), reason.to_owned()),
         _ => (String::new(), message),
     };
+    // An unknown key is named by its full path, not its parent's.
+    let field = proxy_delegate_config::unknown_key_path(&field, &reason).unwrap_or(field);
     let at = e
         .location()
         .map(|l| format!(" (line {}, column {})", l.line(), l.column()))

@@ -1,6 +1,10 @@
 //! Every rejection the service makes: a status and a JSON body
 //! `{"error": {"code", "message"}}`.
 
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -30,6 +34,9 @@ pub struct ErrorDetail {
 pub enum ErrorCode {
     /// 400: the body is not well-formed JSON, postcard or gzip.
     MalformedBody,
+    /// 400: the request line or a header is not valid HTTP/1.1 (a bad
+    /// `Content-Length`, a control character in a header, ...).
+    MalformedRequest,
     /// 401: no credentials, or unknown ones.
     Unauthorized,
     /// 403: a known client without the route's scope.
@@ -38,6 +45,8 @@ pub enum ErrorCode {
     NotFound,
     /// 405: the route exists, the method does not.
     MethodNotAllowed,
+    /// 406: `Accept` refuses both formats the route answers in.
+    NotAcceptable,
     /// 408: the body did not arrive in time.
     RequestTimeout,
     /// 413: the body is over 64 KiB, before or after inflating.
@@ -49,6 +58,9 @@ pub enum ErrorCode {
     InvalidField,
     /// 429: over the client's rate limit.
     RateLimited,
+    /// 431: the request line and headers are over 32 KiB, or hold more
+    /// than 100 header fields.
+    HeadersTooLarge,
     /// 500: a fault of the service.
     Internal,
 }
@@ -58,15 +70,18 @@ impl ErrorCode {
     pub const fn as_str(self) -> &'static str {
         match self {
             ErrorCode::MalformedBody => "malformed_body",
+            ErrorCode::MalformedRequest => "malformed_request",
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::NotAcceptable => "not_acceptable",
             ErrorCode::RequestTimeout => "request_timeout",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::InvalidField => "invalid_field",
             ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::HeadersTooLarge => "headers_too_large",
             ErrorCode::Internal => "internal",
         }
     }
@@ -144,6 +159,15 @@ impl ApiError {
         )
     }
 
+    /// 406: `Accept` refuses every format the route answers in.
+    pub(crate) fn not_acceptable(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::NOT_ACCEPTABLE,
+            ErrorCode::NotAcceptable,
+            message,
+        )
+    }
+
     /// 413: the body is over the limit.
     pub(crate) fn too_large(message: impl Into<String>) -> Self {
         Self::new(
@@ -208,6 +232,187 @@ impl IntoResponse for ApiError {
     }
 }
 
+// ------------------------------------------------------- below the router
+
+/// Largest request head (request line and headers) the service reads.
+pub(crate) const MAX_HEAD_BYTES: usize = 32 * 1024;
+/// Most header fields a request may have.
+pub(crate) const MAX_HEADER_FIELDS: usize = 100;
+
+/// The rejections hyper makes itself, before the router sees a request: a
+/// request head it cannot parse (400) or one over the limits (431). hyper
+/// writes them with no body; [`JsonRejections`] gives them the JSON error
+/// body every other rejection has. (hyper's 414 for a request target over
+/// 64 KiB cannot happen: a head over [`MAX_HEAD_BYTES`] is 431 first.)
+fn below_router(status: u16) -> Option<ApiError> {
+    match status {
+        400 => Some(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::MalformedRequest,
+            "the request line or a header is not valid HTTP/1.1 (for example a Content-Length \
+             that is not one number, a Transfer-Encoding other than chunked, or a control \
+             character in a header); the connection is closed",
+        )),
+        431 => Some(ApiError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ErrorCode::HeadersTooLarge,
+            format!(
+                "the request line and headers are over {MAX_HEAD_BYTES} bytes, or hold more \
+                 than {MAX_HEADER_FIELDS} header fields; the connection is closed"
+            ),
+        )),
+        _ => None,
+    }
+}
+
+/// hyper's own answer to a request head it refused, rewritten with a JSON
+/// error body: `head` is the whole of what hyper wrote (`HTTP/1.1 431 ...`,
+/// its headers with `content-length: 0`, the blank line). Every answer the
+/// router makes to a 400 has a body, so an empty one is hyper's. `None`:
+/// not such an answer, written as it is.
+fn rewrite_rejection(head: &[u8]) -> Option<Vec<u8>> {
+    let status = head
+        .strip_prefix(b"HTTP/1.1 ")
+        .or_else(|| head.strip_prefix(b"HTTP/1.0 "))
+        .and_then(|rest| rest.get(..3))
+        .and_then(|code| std::str::from_utf8(code).ok())
+        .and_then(|code| code.parse::<u16>().ok())?;
+    let error = below_router(status)?;
+    let text = std::str::from_utf8(head).ok()?;
+    let headers = text.strip_suffix("\r\n\r\n")?;
+    if headers.contains("\r\n\r\n") {
+        return None;
+    }
+    let mut lines: Vec<&str> = headers.split("\r\n").collect();
+    let empty = lines
+        .iter()
+        .position(|l| l.eq_ignore_ascii_case("content-length: 0"))?;
+    lines.remove(empty);
+    let body = serde_json::to_vec(&ErrorBody {
+        error: ErrorDetail {
+            code: error.code,
+            message: error.message,
+        },
+    })
+    .ok()?;
+    let mut out = lines.join("\r\n").into_bytes();
+    out.extend_from_slice(
+        format!(
+            "\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    out.extend_from_slice(&body);
+    Some(out)
+}
+
+/// A connection's stream as hyper sees it: everything passes through,
+/// except hyper's bodiless 400 and 431, which get the JSON error body
+/// ([`rewrite_rejection`]).
+#[derive(Debug)]
+pub(crate) struct JsonRejections<S> {
+    inner: S,
+    /// The rewritten answer, and how much of it is written.
+    pending: Option<(Vec<u8>, usize)>,
+}
+
+impl<S> JsonRejections<S> {
+    pub(crate) fn new(inner: S) -> Self {
+        Self {
+            inner,
+            pending: None,
+        }
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> JsonRejections<S> {
+    /// Writes what is left of a rewritten answer.
+    fn poll_pending(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while let Some((bytes, written)) = &mut self.pending {
+            if *written >= bytes.len() {
+                self.pending = None;
+                break;
+            }
+            let n =
+                std::task::ready!(Pin::new(&mut self.inner).poll_write(cx, &bytes[*written..]))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            *written += n;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Takes `head` as written when it is a rejection to rewrite.
+    fn intercept(&mut self, cx: &mut Context<'_>, head: &[u8]) -> Option<Poll<io::Result<usize>>> {
+        let rewritten = rewrite_rejection(head)?;
+        self.pending = Some((rewritten, 0));
+        // hyper flushes next, which writes whatever this does not.
+        Some(match self.poll_pending(cx) {
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            _ => Poll::Ready(Ok(head.len())),
+        })
+    }
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for JsonRejections<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for JsonRejections<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        std::task::ready!(this.poll_pending(cx))?;
+        if let Some(done) = this.intercept(cx, buf) {
+            return done;
+        }
+        Pin::new(&mut this.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        std::task::ready!(this.poll_pending(cx))?;
+        let mut non_empty = bufs.iter().filter(|b| !b.is_empty());
+        if let (Some(only), None) = (non_empty.next(), non_empty.next())
+            && let Some(done) = this.intercept(cx, only)
+        {
+            return done;
+        }
+        Pin::new(&mut this.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        std::task::ready!(this.poll_pending(cx))?;
+        Pin::new(&mut this.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        std::task::ready!(this.poll_pending(cx))?;
+        Pin::new(&mut this.inner).poll_shutdown(cx)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,15 +421,18 @@ mod tests {
     fn codes_serialize_as_their_wire_spelling() {
         let all = [
             ErrorCode::MalformedBody,
+            ErrorCode::MalformedRequest,
             ErrorCode::Unauthorized,
             ErrorCode::Forbidden,
             ErrorCode::NotFound,
             ErrorCode::MethodNotAllowed,
+            ErrorCode::NotAcceptable,
             ErrorCode::RequestTimeout,
             ErrorCode::PayloadTooLarge,
             ErrorCode::UnsupportedMediaType,
             ErrorCode::InvalidField,
             ErrorCode::RateLimited,
+            ErrorCode::HeadersTooLarge,
             ErrorCode::Internal,
         ];
         for code in all {
@@ -239,5 +447,38 @@ mod tests {
         })
         .unwrap();
         assert_eq!(body["error"]["code"], "invalid_field");
+    }
+
+    #[test]
+    fn bodiless_rejections_of_hyper_get_the_json_body() {
+        let head = b"HTTP/1.1 431 Request Header Fields Too Large\r\nconnection: close\r\n\
+                     content-length: 0\r\ndate: Sun, 06 Dec 2026 21:00:00 GMT\r\n\r\n";
+        let out = String::from_utf8(rewrite_rejection(head).unwrap()).unwrap();
+        let (headers, body) = out.split_once("\r\n\r\n").unwrap();
+        assert!(headers.starts_with("HTTP/1.1 431 "), "{out}");
+        assert!(headers.contains("\r\nconnection: close\r\n"), "{out}");
+        assert!(headers.contains("\r\ndate: "), "{out}");
+        assert!(
+            headers.contains("\r\ncontent-type: application/json"),
+            "{out}"
+        );
+        assert!(
+            headers.contains(&format!("\r\ncontent-length: {}", body.len())),
+            "{out}"
+        );
+        let json: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(json["error"]["code"], "headers_too_large");
+        let head = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n";
+        let out = String::from_utf8(rewrite_rejection(head).unwrap()).unwrap();
+        assert!(out.contains("\"malformed_request\""), "{out}");
+        // Answers of the router, and anything but a whole head, pass as they are.
+        for other in [
+            &b"HTTP/1.1 400 Bad Request\r\ncontent-length: 57\r\n\r\n"[..],
+            b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n",
+            b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n",
+            b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n{}",
+        ] {
+            assert_eq!(rewrite_rejection(other), None, "{other:?}");
+        }
     }
 }

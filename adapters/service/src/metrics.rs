@@ -1,13 +1,18 @@
 //! The service's Prometheus metrics (`GET /metrics`, OpenMetrics text).
 //!
 //! Labels carry proxy ids, client names, strategies and categories — never a
-//! URL, a password or a token.
+//! URL, a password or a token. prometheus-client writes label values as they
+//! are; the text ones here (client names, proxy ids) are escaped as the
+//! exposition format says ([`write_escaped`]), so that no name can end a
+//! value, a line or a sample early and forge another.
 
 use std::sync::atomic::AtomicU64;
 
 use std::sync::Arc;
 
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::encoding::{
+    EncodeLabel, EncodeLabelSet, EncodeLabelValue, LabelSetEncoder, LabelValueEncoder,
+};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -25,7 +30,33 @@ pub(crate) struct ClientLabel(pub(crate) Arc<str>);
 
 impl EncodeLabelValue for ClientLabel {
     fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
-        std::fmt::Write::write_str(encoder, &self.0)
+        write_escaped(encoder, &self.0)
+    }
+}
+
+/// Writes `value` as the inside of a quoted label value: `\`, `"` and a
+/// line feed as `\\`, `\"` and `\n` (Prometheus text format 0.0.4 and
+/// OpenMetrics 1.0 alike); everything else as it is.
+pub(crate) fn write_escaped(out: &mut impl std::fmt::Write, value: &str) -> std::fmt::Result {
+    let mut rest = value;
+    while let Some(i) = rest.find(['\\', '"', '\n']) {
+        out.write_str(&rest[..i])?;
+        out.write_str(match rest.as_bytes()[i] {
+            b'\\' => "\\\\",
+            b'"' => "\\\"",
+            _ => "\\n",
+        })?;
+        rest = &rest[i + 1..];
+    }
+    out.write_str(rest)
+}
+
+/// Text as a label value, escaped ([`write_escaped`]).
+struct Escaped<'a>(&'a str);
+
+impl EncodeLabelValue for Escaped<'_> {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
+        write_escaped(encoder, self.0)
     }
 }
 
@@ -52,15 +83,28 @@ pub(crate) struct StrategyLabels {
     pub(crate) strategy: &'static str,
 }
 
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Debug, Clone, Hash, PartialEq, Eq)]
 pub(crate) struct ProxyLabels {
     pub(crate) proxy: String,
 }
 
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+impl EncodeLabelSet for ProxyLabels {
+    fn encode(&self, encoder: &mut LabelSetEncoder<'_>) -> Result<(), std::fmt::Error> {
+        ("proxy", Escaped(&self.proxy)).encode(encoder.encode_label())
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq)]
 pub(crate) struct EjectionLabels {
     pub(crate) proxy: String,
     pub(crate) reason: &'static str,
+}
+
+impl EncodeLabelSet for EjectionLabels {
+    fn encode(&self, encoder: &mut LabelSetEncoder<'_>) -> Result<(), std::fmt::Error> {
+        ("proxy", Escaped(&self.proxy)).encode(encoder.encode_label())?;
+        ("reason", self.reason).encode(encoder.encode_label())
+    }
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -73,6 +117,12 @@ pub(crate) struct FeedbackLabels {
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct ReasonLabels {
     pub(crate) reason: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct LogLabels {
+    /// The message of the log lines: `request_refused`, `connection_refused`.
+    pub(crate) event: &'static str,
 }
 
 /// Every metric of one service instance, in its own registry (no globals:
@@ -89,6 +139,13 @@ pub(crate) struct Metrics {
     pub(crate) feedback_ignored: Family<ReasonLabels, Counter>,
     pub(crate) auth_failures: Family<ReasonLabels, Counter>,
     pub(crate) reloads: Family<ReloadLabels, Counter>,
+    pub(crate) logs_suppressed: Family<LogLabels, Counter>,
+    /// Client connections open now (TLS handshakes included).
+    pub(crate) connections: Gauge,
+    /// `max_connections`.
+    pub(crate) connections_max: Gauge,
+    /// Connections closed at once because `max_connections` were open.
+    pub(crate) connections_refused: Counter,
     events_dropped: Counter,
     health: Family<ProxyLabels, Gauge<f64, AtomicU64>>,
     open_connections: Family<ProxyLabels, Gauge>,
@@ -110,6 +167,10 @@ impl Metrics {
             feedback_ignored: Family::default(),
             auth_failures: Family::default(),
             reloads: Family::default(),
+            logs_suppressed: Family::default(),
+            connections: Gauge::default(),
+            connections_max: Gauge::default(),
+            connections_refused: Counter::default(),
             events_dropped: Counter::default(),
             health: Family::default(),
             open_connections: Family::default(),
@@ -163,6 +224,27 @@ impl Metrics {
             "config_reloads",
             "Configuration reloads, by outcome",
             m.reloads.clone(),
+        );
+        registry.register(
+            "log_lines_suppressed",
+            "Log lines not written because too many of their kind came at once \
+             (over 20 a second), by event (request_refused, connection_refused)",
+            m.logs_suppressed.clone(),
+        );
+        registry.register(
+            "http_connections",
+            "Client connections open now",
+            m.connections.clone(),
+        );
+        registry.register(
+            "http_connections_max",
+            "Most client connections open at once (max_connections)",
+            m.connections_max.clone(),
+        );
+        registry.register(
+            "http_connections_refused",
+            "Client connections closed as soon as accepted, because max_connections were open",
+            m.connections_refused.clone(),
         );
         registry.register(
             "pool_events_dropped",
@@ -225,5 +307,71 @@ impl Metrics {
             tracing::error!(error = %e, "encoding metrics failed");
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn escaped(s: &str) -> String {
+        let mut out = String::new();
+        write_escaped(&mut out, s).unwrap();
+        out
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escaped("feed-eu"), "feed-eu");
+        assert_eq!(escaped(r#"a"b\c"#), r#"a\"b\\c"#);
+        assert_eq!(escaped("x\ny"), "x\\ny");
+        assert_eq!(escaped("\"\n\\"), "\\\"\\n\\\\");
+        assert_eq!(escaped("é\r\t"), "é\r\t");
+    }
+
+    #[test]
+    fn no_name_forges_a_sample() {
+        let m = Metrics::new();
+        let forged = "x\"} 1\nproxy_delegate_forged_total{a=\"";
+        m.http_requests
+            .get_or_create(&RequestLabels {
+                route: "/health",
+                status: 200,
+                client: ClientLabel(Arc::from(forged)),
+            })
+            .inc();
+        m.ejections
+            .get_or_create(&EjectionLabels {
+                proxy: forged.into(),
+                reason: "other",
+            })
+            .inc();
+        let snapshot = Snapshot {
+            summary: crate::snapshot::PoolSummary {
+                proxies: 0,
+                available: 0,
+                ejected: 0,
+                max_ejected: 0,
+            },
+            proxies: Vec::new(),
+        };
+        let text = m.render(&snapshot, 0);
+        assert!(
+            !text.lines().any(|l| l.starts_with("proxy_delegate_forged")),
+            "{text}"
+        );
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("proxy_delegate_http_requests_total{"))
+            .unwrap();
+        assert!(
+            line.contains(r#"client="x\"} 1\nproxy_delegate_forged_total{a=\"""#),
+            "{line}"
+        );
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("proxy_delegate_ejections_total{"))
+            .unwrap();
+        assert!(line.ends_with(r#"",reason="other"} 1"#), "{line}");
     }
 }

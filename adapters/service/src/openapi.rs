@@ -14,11 +14,17 @@
 //!   the core's `MAX_*` constants, so the two cannot drift apart unnoticed;
 //! * the error answers, one reusable response per status, each with the
 //!   [`ErrorBody`](crate::ErrorBody) JSON schema;
-//! * the security schemes: bearer token, `X-API-Key`, mutual TLS.
+//! * the security schemes: bearer token, `X-API-Key`, mutual TLS;
+//! * what every route has in common: the `X-Correlation-Id` header (sent,
+//!   and echoed), and the 400 and 431 that come before routing.
 //!
-//! `GET /openapi.json` serves [`document_json`]; `docs/openapi.json` holds
-//! the same text, and `tests/openapi.rs` fails when they differ (run it with
-//! `UPDATE_OPENAPI=1` to rewrite the file).
+//! [`document_json`] describes every configuration at once (the security of
+//! a service with clients, `/health` and `/metrics` open or not); it is
+//! `docs/openapi.json`, and `tests/openapi.rs` fails when they differ (run
+//! it with `UPDATE_OPENAPI=1` to rewrite the file). `GET /openapi.json`
+//! serves [`document_json_for`] the running configuration: security only
+//! where the service enforces it, no 401 or 403 where it cannot answer them,
+//! no 429 without a rate limit.
 //!
 //! Text bounds in the core are in bytes of UTF-8. JSON Schema counts
 //! characters, so `maxLength` here is the byte bound: text of that many ASCII
@@ -27,17 +33,27 @@
 
 use std::borrow::Cow;
 
-use utoipa::openapi::header::HeaderBuilder;
+use std::collections::BTreeSet;
+
+use utoipa::openapi::Required;
+use utoipa::openapi::header::{Header, HeaderBuilder};
+use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn, PathItem};
 use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::schema::{
     AllOfBuilder, AnyOfBuilder, ArrayBuilder, KnownFormat, ObjectBuilder, OneOfBuilder,
     SchemaFormat, Type,
 };
+use utoipa::openapi::security::SecurityRequirement;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Schema};
 use utoipa::{Modify, OpenApi, PartialSchema, ToResponse, ToSchema};
 
+use crate::ServiceConfig;
 use crate::body::{JSON, POSTCARD};
+
+/// The correlation header as the document spells it
+/// (`contract::CORRELATION_HEADER`, in the usual case).
+const CORRELATION_HEADER: &str = "X-Correlation-Id";
 
 /// The text of an identifier field (`exchange_id`, `region`, `strategy`):
 /// ASCII letters, digits, `_`, `-` and `.`.
@@ -139,12 +155,20 @@ be sent with `Content-Encoding: gzip`. Bodies are limited to 65536 bytes, before
 decompression; one message to 16384 bytes.
 
 **Errors.** Every rejection is a JSON body `{\"error\": {\"code\", \"message\"}}` \
-(schema `ErrorBody`): 400 `malformed_body`, 401 `unauthorized` (with `WWW-Authenticate`), \
-403 `forbidden`, 404 `not_found` (any path not listed here), 405 `method_not_allowed` \
-(with `Allow`), 408 `request_timeout`, 413 `payload_too_large`, 415 \
+(schema `ErrorBody`): 400 `malformed_body` or `malformed_request` (a request line or header \
+that is not valid HTTP/1.1), 401 `unauthorized` (with `WWW-Authenticate`), 403 \
+`forbidden`, 404 `not_found` (any path not listed here), 405 `method_not_allowed` (with \
+`Allow`), 406 `not_acceptable`, 408 `request_timeout`, 413 `payload_too_large`, 415 \
 `unsupported_media_type`, 422 `invalid_field` (the message names the field, and the batch \
-element as `[i]`), 429 `rate_limited` (with `Retry-After`), 500 `internal`. \
-`GET /health` answers 503 with its usual body while the service shuts down.
+element as `[i]`, never its value), 429 `rate_limited` (with `Retry-After`), 431 \
+`headers_too_large` (request line and headers over 32768 bytes, or over 100 header \
+fields), 500 `internal`. The 400 `malformed_request` and the 431 close the connection and \
+carry no `X-Correlation-Id`. `GET /health` answers 503 with its usual body while the service \
+shuts down.
+
+**Correlation.** A request may carry `X-Correlation-Id`: 16 hex digits identifying the \
+call. The service logs it and echoes it in the answer; a value of any other shape is \
+ignored and not echoed.
 
 **Authentication.** When clients are configured, every route but `/health`, `/metrics` and \
 `/openapi.json` needs one of: `Authorization: Bearer <token>`, `X-API-Key: <key>`, or a \
@@ -152,7 +176,10 @@ client certificate (mutual TLS). A client is limited to its scopes (`request`, `
 `read`; 403 otherwise). `/health` and `/metrics` need the `read` scope when the \
 configuration says so (`auth.health`, `auth.metrics`); otherwise they, like \
 `/openapi.json` and unknown paths, ignore credentials, even unknown ones. Routes that need a \
-scope are rate limited per client (429); `/health`, `/metrics` and `/openapi.json` never are.";
+scope are rate limited per client (429); `/health`, `/metrics` and `/openapi.json` never are. \
+`GET /openapi.json` serves the document of the running configuration: the security of each \
+operation is what that service enforces (none at all without clients), and statuses it \
+cannot answer (401 and 403 where nothing is enforced, 429 without a rate limit) are left out.";
 
 /// The OpenAPI description of every route, status and content type.
 #[derive(Debug, OpenApi)]
@@ -196,11 +223,13 @@ scope are rate limited per client (429); `/health`, `/metrics` and `/openapi.jso
             Forbidden,
             NotFound,
             MethodNotAllowed,
+            NotAcceptable,
             RequestTimeout,
             PayloadTooLarge,
             UnsupportedMediaType,
             UnprocessableEntity,
             TooManyRequests,
+            HeadersTooLarge,
             InternalError,
         ),
     ),
@@ -213,12 +242,121 @@ scope are rate limited per client (429); `/health`, `/metrics` and `/openapi.jso
 )]
 pub struct ApiDoc;
 
-/// The document as pretty-printed JSON (what `GET /openapi.json` serves and
+/// The document of every configuration, as pretty-printed JSON (what
 /// `docs/openapi.json` holds).
 pub fn document_json() -> String {
     ApiDoc::openapi()
         .to_pretty_json()
         .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+}
+
+/// The document of a service running `config`, as pretty-printed JSON (what
+/// its `GET /openapi.json` serves): each operation's security is what the
+/// service enforces on it, the bearer token and the API key, and client
+/// certificates when `tls.client_ca_file` is set, or none; without it, no
+/// 401 or 403; without a rate limit on it, no 429. Schemes and responses no
+/// operation uses are left out.
+pub fn document_json_for(config: &ServiceConfig) -> String {
+    let mut doc = ApiDoc::openapi();
+    tailor(&mut doc, config);
+    doc.to_pretty_json()
+        .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+}
+
+/// Every operation of a path.
+fn operations_mut(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
+    [
+        item.get.as_mut(),
+        item.put.as_mut(),
+        item.post.as_mut(),
+        item.delete.as_mut(),
+        item.options.as_mut(),
+        item.head.as_mut(),
+        item.patch.as_mut(),
+        item.trace.as_mut(),
+    ]
+    .into_iter()
+    .flatten()
+}
+
+fn tailor(doc: &mut utoipa::openapi::OpenApi, config: &ServiceConfig) {
+    let mutual_tls = config
+        .tls
+        .as_ref()
+        .is_some_and(|t| t.client_ca_file.is_some());
+    let schemes: Vec<&str> = ["bearer", "api_key"]
+        .into_iter()
+        .chain(mutual_tls.then_some("mutual_tls"))
+        .collect();
+    let mut secured = Vec::new();
+    let mut used = BTreeSet::new();
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let (auth, limited) = crate::app::route_policy(path, config);
+        for op in operations_mut(item) {
+            if auth {
+                op.security = Some(
+                    schemes
+                        .iter()
+                        .map(|s| SecurityRequirement::new(*s, Vec::<String>::new()))
+                        .collect(),
+                );
+                secured.push(path.clone());
+            } else {
+                op.security = None;
+                op.responses.responses.remove("401");
+                op.responses.responses.remove("403");
+            }
+            if !limited {
+                op.responses.responses.remove("429");
+            }
+            for r in op.responses.responses.values() {
+                if let RefOr::Ref(r) = r {
+                    used.insert(r.ref_location.rsplit('/').next().unwrap_or("").to_owned());
+                }
+            }
+        }
+    }
+    if let Some(components) = doc.components.as_mut() {
+        components.responses.retain(|name, _| used.contains(name));
+        if secured.is_empty() {
+            components.security_schemes.clear();
+        } else if !mutual_tls {
+            components.security_schemes.remove("mutual_tls");
+        }
+    }
+    let open = |path: &str| {
+        if secured.iter().any(|p| p == path) {
+            "needs the `read` scope"
+        } else {
+            "is open"
+        }
+    };
+    let this = if secured.is_empty() {
+        "**This service.** Authentication is off: no operation needs credentials, and \
+         credentials sent are ignored."
+            .to_owned()
+    } else {
+        format!(
+            "**This service.** Operations with `security` need a known client ({}); \
+             `/health` {}, `/metrics` {}.",
+            if mutual_tls {
+                "a bearer token, an API key or a client certificate"
+            } else {
+                "a bearer token or an API key; client certificates are not configured"
+            },
+            open(proxy_delegate_core::contract::HEALTH_PATH),
+            open("/metrics"),
+        )
+    };
+    let limit = if config.rate_limit.is_some() {
+        " Operations that need a scope are rate limited (429)."
+    } else {
+        " No operation is rate limited."
+    };
+    let description = doc.info.description.get_or_insert_with(String::new);
+    description.push_str("\n\n");
+    description.push_str(&this);
+    description.push_str(limit);
 }
 
 /// What the derive cannot spell: the security schemes and the feedback's
@@ -258,6 +396,60 @@ impl Modify for Finish {
                 extensions: None,
             },
         );
+        // Every route: the correlation header, sent and echoed, and the 400
+        // and 431 that hyper answers before any route is chosen.
+        let echoed = || -> Header {
+            HeaderBuilder::new()
+                .schema(
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .pattern(Some("^[0-9A-Fa-f]{16}$")),
+                )
+                .description(Some(
+                    "The request's `X-Correlation-Id`, when it had one of 16 hex digits.",
+                ))
+                .build()
+        };
+        let correlation = ParameterBuilder::new()
+            .name(CORRELATION_HEADER)
+            .parameter_in(ParameterIn::Header)
+            .required(Required::False)
+            .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+            .description(Some(
+                "16 hex digits identifying this call (e.g. `0123456789abcdef`): logged as \
+                 `correlation_id` and echoed in the answer. A value of any other shape is \
+                 ignored and not echoed.",
+            ))
+            .build();
+        for item in openapi.paths.paths.values_mut() {
+            for op in operations_mut(item) {
+                op.parameters
+                    .get_or_insert_with(Vec::new)
+                    .push(correlation.clone());
+                for status in ["400", "431"] {
+                    let name = if status == "400" {
+                        "BadRequest"
+                    } else {
+                        "HeadersTooLarge"
+                    };
+                    op.responses
+                        .responses
+                        .entry(status.into())
+                        .or_insert_with(|| Ref::from_response_name(name).into());
+                }
+                for r in op.responses.responses.values_mut() {
+                    if let RefOr::T(r) = r {
+                        r.headers.insert(CORRELATION_HEADER.into(), echoed());
+                    }
+                }
+            }
+        }
+        let components = openapi.components.get_or_insert_with(Default::default);
+        for r in components.responses.values_mut() {
+            if let RefOr::T(r) = r {
+                r.headers.insert(CORRELATION_HEADER.into(), echoed());
+            }
+        }
         // A feedback without `event` needs `success` (and the reverse):
         // the derived object cannot say so, an `anyOf` beside it can.
         if let Some(fields) = components.schemas.remove("ProxyFeedback") {
@@ -629,10 +821,12 @@ macro_rules! error_responses {
 
 error_responses! {
     /// 400.
-    BadRequest => "`malformed_body`: the body is not well-formed (JSON with a syntax error, \
-        named with its line and column; nesting deeper than 16; postcard that does not \
-        decode; gzip that does not inflate, or bytes after its last member that are not a \
-        gzip member).";
+    BadRequest => "`malformed_body` (routes with a body): the body is not well-formed (JSON \
+        with a syntax error, named with its line and column; nesting deeper than 16; postcard \
+        that does not decode; gzip that does not inflate, of more than 16 members, or with \
+        bytes after its last member that are not a gzip member). `malformed_request` (any \
+        route): the request line or a header is not valid HTTP/1.1 (a `Content-Length` that \
+        is not one number, a control character in a header, ...); the connection is closed.";
     /// 401.
     Unauthorized => "`unauthorized`: credentials are missing (on a route that needs them) \
         or unknown."
@@ -644,6 +838,9 @@ error_responses! {
     /// 405.
     MethodNotAllowed => "`method_not_allowed`: the route does not take this method."
         [("Allow", "The methods the route takes.", Type::String)];
+    /// 406.
+    NotAcceptable => "`not_acceptable`: `Accept` refuses both `application/json` and \
+        `application/x-postcard` (`q=0`, or `*/*;q=0` with neither named).";
     /// 408.
     RequestTimeout => "`request_timeout`: the body did not arrive within 10 s.";
     /// 413.
@@ -661,6 +858,10 @@ error_responses! {
     /// 429.
     TooManyRequests => "`rate_limited`: the client is over its rate limit."
         [("Retry-After", "Seconds to wait before retrying (at least 1).", Type::Integer)];
+    /// 431.
+    HeadersTooLarge => "`headers_too_large`: the request line and headers are over 32768 \
+        bytes, or hold more than 100 header fields; the connection is closed. (A request \
+        target too long for the service is 431 too, never 414.)";
     /// 500.
     InternalError => "`internal`: a fault of the service; the detail is in its log.";
 }
@@ -962,7 +1163,7 @@ mod tests {
     fn every_error_status_has_the_error_body() {
         let doc = document();
         let responses = doc["components"]["responses"].as_object().unwrap();
-        assert_eq!(responses.len(), 11);
+        assert_eq!(responses.len(), 13);
         for (name, r) in responses {
             assert_eq!(
                 r["content"][JSON]["schema"]["$ref"], "#/components/schemas/ErrorBody",
@@ -982,6 +1183,127 @@ mod tests {
         assert_eq!(
             doc["components"]["securitySchemes"]["mutual_tls"]["type"],
             "mutualTLS"
+        );
+    }
+
+    /// `(path, method, operation)` of every operation.
+    fn operations(doc: &Value) -> Vec<(String, String, Value)> {
+        let mut out = Vec::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                out.push((path.clone(), method.clone(), op.clone()));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_operation_takes_and_echoes_the_correlation_id() {
+        assert!(
+            CORRELATION_HEADER
+                .eq_ignore_ascii_case(proxy_delegate_core::contract::CORRELATION_HEADER)
+        );
+        let doc = document();
+        let echoed = |r: &Value| {
+            let header = &r["headers"][CORRELATION_HEADER];
+            assert_eq!(header["schema"]["pattern"], "^[0-9A-Fa-f]{16}$", "{r}");
+        };
+        for (path, method, op) in operations(&doc) {
+            let params = op["parameters"].as_array().unwrap();
+            let p = params
+                .iter()
+                .find(|p| p["name"] == CORRELATION_HEADER)
+                .unwrap_or_else(|| panic!("{method} {path} has no {CORRELATION_HEADER}"));
+            assert_eq!(p["in"], "header");
+            assert_eq!(p["required"], false);
+            // Any text: a value of another shape is ignored, not refused.
+            assert_eq!(p["schema"], serde_json::json!({"type": "string"}));
+            for (status, r) in op["responses"].as_object().unwrap() {
+                if r.get("$ref").is_none() {
+                    echoed(r);
+                }
+                let _ = status;
+            }
+            // Before routing, any request can be 400 or 431.
+            for status in ["400", "431"] {
+                assert!(
+                    op["responses"][status].is_object(),
+                    "{method} {path} {status}"
+                );
+            }
+        }
+        for r in doc["components"]["responses"].as_object().unwrap().values() {
+            echoed(r);
+        }
+    }
+
+    fn served(toml: &str) -> Value {
+        let config = ServiceConfig::parse(toml, false).unwrap();
+        serde_json::from_str(&document_json_for(&config)).unwrap()
+    }
+
+    const PROXY: &str = "[[proxies]]\nid = \"p\"\nurl = \"socks5://192.0.2.1:1080\"\n";
+
+    #[test]
+    fn served_document_follows_the_configuration() {
+        // No clients: no security anywhere, no 401 or 403, no schemes.
+        let doc =
+            serde_json::from_str::<Value>(&document_json_for(&ServiceConfig::embedded_default()))
+                .unwrap();
+        for (path, method, op) in operations(&doc) {
+            assert!(op.get("security").is_none(), "{method} {path}: {op}");
+            for status in ["401", "403"] {
+                assert!(
+                    op["responses"].get(status).is_none(),
+                    "{method} {path} {status}"
+                );
+            }
+        }
+        assert!(doc["components"].get("securitySchemes").is_none());
+        let responses = doc["components"]["responses"].as_object().unwrap();
+        assert!(!responses.contains_key("Unauthorized") && !responses.contains_key("Forbidden"));
+        // The embedded default keeps its rate limit, per address.
+        assert!(doc["paths"]["/api/v1/proxy/request"]["post"]["responses"]["429"].is_object());
+        assert!(
+            doc["paths"]["/health"]["get"]["responses"]
+                .get("429")
+                .is_none()
+        );
+        assert!(
+            doc["info"]["description"]
+                .as_str()
+                .unwrap()
+                .contains("Authentication is off")
+        );
+
+        // Clients, /health behind auth, /metrics open, no rate limit, no mutual TLS.
+        let doc = served(&format!(
+            "[auth]\nhealth = true\n[rate_limit]\nenabled = false\n\
+             [[clients]]\nname = \"c\"\nbearer_tokens = [\"t\"]\n{PROXY}"
+        ));
+        let security = |path: &str, method: &str| doc["paths"][path][method]["security"].clone();
+        let both = serde_json::json!([{"bearer": []}, {"api_key": []}]);
+        for (path, method) in [
+            ("/api/v1/proxy/request", "post"),
+            ("/api/v1/proxy/feedback", "post"),
+            ("/api/v1/proxies", "get"),
+            ("/", "get"),
+            ("/health", "get"),
+        ] {
+            assert_eq!(security(path, method), both, "{method} {path}");
+            assert!(doc["paths"][path][method]["responses"]["401"].is_object());
+            assert!(doc["paths"][path][method]["responses"].get("429").is_none());
+        }
+        for path in ["/metrics", "/openapi.json"] {
+            assert!(security(path, "get").is_null(), "{path}");
+            assert!(doc["paths"][path]["get"]["responses"].get("401").is_none());
+        }
+        let schemes = keys(&doc["components"]["securitySchemes"]);
+        assert_eq!(schemes, ["api_key", "bearer"].map(String::from).into());
+        assert!(
+            doc["components"]["responses"]
+                .get("TooManyRequests")
+                .is_none()
         );
     }
 }

@@ -20,6 +20,7 @@ use crate::StartError;
 use crate::app::{AppState, router};
 use crate::auth::{Clients, TlsIdentity};
 use crate::config::{ConfigError, ServiceConfig, TlsConfig};
+use crate::error::{JsonRejections, MAX_HEAD_BYTES, MAX_HEADER_FIELDS};
 use crate::metrics::{EjectionLabels, ProxyLabels, ReloadLabels};
 
 /// How long a client has to send its request head, and to finish a TLS handshake.
@@ -62,6 +63,10 @@ impl std::fmt::Debug for Service {
 impl Service {
     /// Builds the pool from `config` and loads the TLS material it names.
     pub fn new(config: ServiceConfig) -> Result<Self, StartError> {
+        // Again here: the address may have been given in place of the file's.
+        config
+            .check_exposure()
+            .map_err(|e| StartError::Config(e.to_string()))?;
         let tls = config.tls.as_ref().map(tls_acceptor).transpose()?;
         Ok(Self {
             state: Arc::new(AppState::new(config)?),
@@ -78,12 +83,24 @@ impl Service {
     /// Starts serving on `listener` and driving the pool; returns at once.
     pub fn start(self, listener: TcpListener) -> Result<Running, StartError> {
         let local_addr = listener.local_addr().map_err(StartError::Io)?;
+        let required = (self.state.config.read())
+            .unwrap_or_else(|p| p.into_inner())
+            .auth
+            .required;
+        if !required {
+            // Said at every start, on purpose or not.
+            tracing::warn!(
+                listen = %local_addr,
+                "authentication is off: anyone who reaches this address may use the API"
+            );
+        }
         let (stop_tx, stop_rx) = watch::channel(false);
         let driver = tokio::spawn(drive_pool(self.state.clone(), stop_rx.clone()));
         let server = tokio::spawn(accept_loop(
             listener,
             self.tls,
             router(self.state.clone()),
+            self.state.clone(),
             stop_rx,
         ));
         Ok(Running {
@@ -119,13 +136,55 @@ impl Running {
     /// change to them is logged. On error nothing changes.
     pub fn reload(&self) -> Result<ReloadReport, ConfigError> {
         let result = reload(&self.state);
+        self.count_reload(&result);
+        result
+    }
+
+    /// [`reload`](Self::reload), with the file read and checked on a thread
+    /// of its own: the task awaiting this (the signal loop of
+    /// [`run_until_signal`]) stays free, and dropping the future leaves the
+    /// read to finish unseen. The same bounds as at start-up hold (at most
+    /// 1 MiB, YAML nesting, size and aliases), so a hostile file is refused
+    /// in well under a second and a few tens of MiB; on error nothing
+    /// changes.
+    pub async fn reload_in_background(&self) -> Result<ReloadReport, ConfigError> {
+        let result = match source_of(&self.state) {
+            Err(e) => Err(e),
+            Ok(path) => {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                let file = path.clone();
+                let spawned = std::thread::Builder::new()
+                    .name("config-reload".into())
+                    .spawn(move || {
+                        // The receiver may be gone (shutting down): nothing to tell.
+                        let _ = tx.send(ServiceConfig::load(&file));
+                    });
+                let failed = |message: String| ConfigError {
+                    file: Some(path.clone()),
+                    field: String::new(),
+                    message,
+                };
+                match spawned {
+                    Err(e) => Err(failed(format!("cannot start reading the file: {e}"))),
+                    Ok(_) => match rx.await {
+                        Ok(Ok(new)) => apply_reload(&self.state, &path, new),
+                        Ok(Err(e)) => Err(e),
+                        Err(_) => Err(failed("reading the file stopped unexpectedly".into())),
+                    },
+                }
+            }
+        };
+        self.count_reload(&result);
+        result
+    }
+
+    fn count_reload(&self, result: &Result<ReloadReport, ConfigError>) {
         let outcome = if result.is_ok() { "ok" } else { "error" };
         self.state
             .metrics
             .reloads
             .get_or_create(&ReloadLabels { outcome })
             .inc();
-        result
     }
 
     /// Answers 503 on `/health` from now on; after the configured
@@ -148,28 +207,48 @@ impl Running {
     }
 }
 
+/// The file the service was started from.
+fn source_of(state: &AppState) -> Result<std::path::PathBuf, ConfigError> {
+    state.source.clone().ok_or_else(|| ConfigError {
+        file: None,
+        field: String::new(),
+        message:
+            "the service runs on the embedded default configuration; there is no file to reload"
+                .into(),
+    })
+}
+
 fn reload(state: &AppState) -> Result<ReloadReport, ConfigError> {
-    let Some(path) = state.source.as_ref() else {
-        return Err(ConfigError {
-            file: None,
-            field: String::new(),
-            message:
-                "the service runs on the embedded default configuration; there is no file to reload"
-                    .into(),
-        });
-    };
-    let new = ServiceConfig::load(path)?;
-    let change = {
+    let path = source_of(state)?;
+    let new = ServiceConfig::load(&path)?;
+    apply_reload(state, &path, new)
+}
+
+/// Puts a loaded configuration in place (see [`Running::reload`]).
+fn apply_reload(
+    state: &AppState,
+    path: &std::path::Path,
+    new: ServiceConfig,
+) -> Result<ReloadReport, ConfigError> {
+    let (change, events) = {
         let now = state.now();
-        state
-            .pool()
-            .replace_inventory(now, &new.proxies)
-            .map_err(|e| ConfigError {
-                file: Some(path.clone()),
-                field: "proxies".into(),
-                message: e.to_string(),
-            })?
+        let mut pool = state.pool();
+        // Drained first: the cool-downs a reload ends need room for their
+        // events (the pool never drops a timer's, but selections leave them).
+        let mut events: Vec<Event> = std::iter::from_fn(|| pool.poll_event()).collect();
+        let change = pool.replace_inventory(now, &new.proxies);
+        events.extend(std::iter::from_fn(|| pool.poll_event()));
+        (change, events)
     };
+    for e in events {
+        record_event(state, e);
+    }
+    state.wake.notify_one();
+    let change = change.map_err(|e| ConfigError {
+        file: Some(path.to_owned()),
+        field: "proxies".into(),
+        message: e.to_string(),
+    })?;
     *state.clients.write().unwrap_or_else(|p| p.into_inner()) =
         Arc::new(Clients::new(&new.clients));
     let mut current = state.config.write().unwrap_or_else(|p| p.into_inner());
@@ -211,6 +290,12 @@ fn reload(state: &AppState) -> Result<ReloadReport, ConfigError> {
 /// reloading the configuration file on SIGHUP. `on_ready` is called once the
 /// signal handlers are in place and the service is listening: a signal sent
 /// after it can no longer kill the process by its default action.
+///
+/// A reload reads the file on a thread of its own
+/// ([`Running::reload_in_background`]): SIGTERM and SIGINT are heard while
+/// it runs, and stop the service at once. A SIGHUP during a reload is
+/// answered by one more reload when it ends. A file that fails is refused,
+/// with the reason logged, and the previous configuration stays.
 pub async fn run_until_signal(
     service: Service,
     listener: TcpListener,
@@ -222,16 +307,36 @@ pub async fn run_until_signal(
     let mut int = signal(SignalKind::interrupt()).map_err(StartError::Io)?;
     let running = service.start(listener)?;
     on_ready(&running);
+    type Reload<'a> =
+        std::pin::Pin<Box<dyn Future<Output = Result<ReloadReport, ConfigError>> + Send + 'a>>;
+    let mut reloading: Option<Reload<'_>> = None;
+    let mut again = false;
     loop {
         tokio::select! {
-            _ = hup.recv() => match running.reload() {
-                Ok(_) => {}
-                Err(e) => tracing::error!(error = %e, "reload failed; the previous configuration stays"),
-            },
+            _ = hup.recv() => {
+                if reloading.is_some() {
+                    again = true;
+                } else {
+                    reloading = Some(Box::pin(running.reload_in_background()));
+                }
+            }
+            result = async { reloading.as_mut().expect("polled only while reloading").await },
+                if reloading.is_some() =>
+            {
+                reloading = None;
+                if let Err(e) = result {
+                    tracing::error!(error = %e, "reload failed; the previous configuration stays");
+                }
+                if std::mem::take(&mut again) {
+                    reloading = Some(Box::pin(running.reload_in_background()));
+                }
+            }
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
     }
+    // A reload still reading the file is left to finish unseen.
+    drop(reloading);
     tracing::info!("shutting down: draining requests in flight");
     running.shutdown().await;
     tracing::info!("stopped");
@@ -324,13 +429,35 @@ fn certificate_names(der: &[u8]) -> Vec<String> {
 
 // ------------------------------------------------------------------ accept loop
 
+/// One open client connection: counted in `http_connections` while it
+/// lives.
+struct Slot(prometheus_client::metrics::gauge::Gauge);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 async fn accept_loop(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     app: axum::Router,
+    state: Arc<AppState>,
     mut stop: watch::Receiver<bool>,
 ) {
     let graceful = GracefulShutdown::new();
+    // `max_connections` (restart only). Only this loop adds connections, so
+    // the gauge it tests cannot pass the cap between the test and the add.
+    let max_connections = i64::from(
+        state
+            .config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .max_connections,
+    );
+    let open = state.metrics.connections.clone();
+    state.metrics.connections_max.set(max_connections);
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -344,11 +471,28 @@ async fn accept_loop(
             },
             _ = stop.changed() => break,
         };
+        if open.get() >= max_connections {
+            // Closed at once: the descriptor is back before the next accept,
+            // and the client learns now, not at a timeout, to go elsewhere.
+            drop(stream);
+            state.metrics.connections_refused.inc();
+            if state.connection_log.admit(&state.metrics) {
+                tracing::warn!(
+                    %peer,
+                    max_connections,
+                    "connection refused: max_connections are open"
+                );
+            }
+            continue;
+        }
+        open.inc();
+        let slot = Slot(open.clone());
         let _ = stream.set_nodelay(true);
         let app = app.clone();
         let tls = tls.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
+            let _slot = slot;
             match tls {
                 None => serve_connection(stream, peer, None, app, watcher).await,
                 Some(acceptor) => {
@@ -400,9 +544,12 @@ async fn serve_connection<S>(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(HANDSHAKE_TIMEOUT)
+        .max_header_size(MAX_HEAD_BYTES)
+        .max_headers(MAX_HEADER_FIELDS)
         .keep_alive(true);
-    let connection =
-        builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+    // hyper's own 400 and 431 get the JSON error body.
+    let io = TokioIo::new(JsonRejections::new(stream));
+    let connection = builder.serve_connection(io, TowerToHyperService::new(service));
     if let Err(e) = watcher.watch(connection).await {
         tracing::debug!(%peer, error = %e, "connection ended with an error");
     }
@@ -416,14 +563,21 @@ async fn drive_pool(state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
         let (events, probes, next) = {
             let now = state.now();
             let mut pool = state.pool();
-            pool.handle_timeout(now);
             let mut probes = Vec::new();
-            while let Some(p) = pool.poll_transmit(now) {
-                probes.push(p);
-            }
             let mut events = Vec::new();
-            while let Some(e) = pool.poll_event() {
-                events.push(e);
+            // Timers whose events find the pool's queue full stay due: drain
+            // and go again until none is, so no event is lost.
+            loop {
+                pool.handle_timeout(now);
+                while let Some(p) = pool.poll_transmit(now) {
+                    probes.push(p);
+                }
+                while let Some(e) = pool.poll_event() {
+                    events.push(e);
+                }
+                if pool.poll_timeout().is_none_or(|t| t > now) {
+                    break;
+                }
             }
             (events, probes, pool.poll_timeout())
         };

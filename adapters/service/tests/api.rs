@@ -1885,7 +1885,25 @@ async fn json_type_errors_name_the_field_not_the_value() {
         "{m}"
     );
 
-    // The core's own validation errors are exactly what they were.
+    // A value the core would quote (short and plain, like a mistyped enum)
+    // is never quoted back either: it may be a secret in the wrong field.
+    for (field, value) in [
+        ("connection_type", r#""Pw-7f3kq9.x""#),
+        ("proxy_url", r#""Pw-7f3kq9.x://192.0.2.10:1080""#),
+        ("event", r#""Pw-7f3kq9""#),
+        ("error_category", r#""Pw-7f3kq9""#),
+    ] {
+        let body = feedback_with(field, value);
+        let r = h.post_json(feedback, "tok-feed-1", &body).await;
+        let m = expect_error(r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field").await;
+        assert!(m.starts_with(field), "{m}");
+        assert!(
+            !m.to_lowercase().contains("pw-7f3kq9"),
+            "{body}: quoted in {m:?}"
+        );
+    }
+
+    // The core's own validation errors stand, without the value it quotes.
     let bad_element = feedback_with("exchange_id", r#""""#);
     let cases = [
         (
@@ -1916,7 +1934,8 @@ async fn json_type_errors_name_the_field_not_the_value() {
         ),
     ];
     for (path, body, core, at) in cases {
-        let core = format!("{at}{}", core.expect_err("the core refuses it"));
+        let core = format!("{at}{}", core.expect_err("the core refuses it"))
+            .replace(" \"carrier-pigeon\"", "");
         let r = h.post_json(path, "tok-feed-1", &body).await;
         let m = expect_error(r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field").await;
         assert_eq!(m, core, "{body}");

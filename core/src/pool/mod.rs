@@ -10,13 +10,23 @@
 //! * Only failures that are the proxy's fault count against it:
 //!   `proxy_connect`, `proxy_auth`, `tunnel_refused` and `timeout` (a
 //!   `timeout` event without a category counts as `timeout`).
+//! * A failure without a category (what a client that speaks only the
+//!   published API sends: `success: false` with free-text `error_details`)
+//!   takes the category its `error_details` name, by the fixed table of
+//!   [`category_from_details`] (`timed out` → `timeout`, `connection
+//!   refused` → `proxy_connect`, `407` → `proxy_auth`, `451` →
+//!   `geo_blocked`, `429` → `rate_limited`, ...), and then counts as that
+//!   category does. When the text names none (or there is no text), the
+//!   failure counts against the proxy, and appears as `other` in its recent
+//!   failures. Only an explicit category can say a failure is not the
+//!   proxy's fault.
 //! * `geo_blocked` bars the proxy for that exchange for
 //!   [`PoolConfig::geo_block_cooldown`]; when the proxy has exactly one
 //!   region, that region is barred for the exchange as well (every proxy
 //!   whose regions are all barred is skipped for it). `rate_limited` bars the
 //!   proxy for that exchange for [`PoolConfig::rate_limit_cooldown`].
-//!   `target_tls`, `target_http_5xx`, `other` and uncategorised failures do
-//!   not count against the proxy; they only appear in its recent failures.
+//!   `target_tls`, `target_http_5xx` and `other` failures do not count
+//!   against the proxy; they only appear in its recent failures.
 //! * The pool tracks at most [`MAX_EXCHANGES`] exchanges by name at once:
 //!   those the allow-lists name and those with a live cool-down. An
 //!   exchange whose cool-downs are over and that no allow-list names gives
@@ -46,6 +56,26 @@
 //! connection type, and not barred for the exchange. Among eligible proxies,
 //! those in the requested region are preferred; any other region is used
 //! only when none of those is eligible.
+//!
+//! # Events
+//!
+//! Events wait in a queue of 64 until [`Pool::poll_event`] takes them.
+//! Timers never push an event out: a timer that would emit an event (a
+//! lease expiring, an ejection ending, a reload's restore for the share
+//! limit) is processed only while the queue has room for its events and
+//! one more; the rest stay due, and [`Pool::poll_timeout`] stays at or
+//! before `now`. So many timers ending at once (hundreds of ejections) are
+//! delivered in turns: drain [`Pool::poll_event`], call
+//! [`Pool::handle_timeout`] again, until [`Pool::poll_timeout`] is after
+//! `now`. Until then, the timers held back act late: a proxy stays ejected,
+//! a lease open or a cool-down on a little longer, never the other way.
+//!
+//! Every other call emits at most one event of its own
+//! ([`Pool::replace_inventory`]: one per exchange whose cool-downs it ends,
+//! and it keeps room for them before it processes timers). A caller that
+//! drains the events after every call, as the [call order](Pool#call-order)
+//! says, never loses one; one that lets more than 64 pile up loses the
+//! oldest ([`Pool::events_dropped`]), and its timers wait until it drains.
 //!
 //! # Cost and size
 //!
@@ -88,11 +118,13 @@
 //! build it in a `Box` (or a `static`) on std, on a thread whose stack can
 //! hold it while it is constructed (see `benches/pool.rs`).
 
+mod classify;
 mod config;
 mod inventory;
 mod status;
 mod tree;
 
+pub use classify::category_from_details;
 pub use config::{ConfigError, ExchangePolicy, MAX_EXCHANGE_POLICIES, PoolConfig, StrategyKind};
 pub use inventory::{
     ConnectionTypes, InventoryChange, InventoryError, MAX_ALLOWED_EXCHANGES, MAX_EXCHANGES,
@@ -125,8 +157,12 @@ const MAX_REGION_BARS: usize = 32;
 const BARS_PER_PROXY: usize = 4;
 /// Lease buckets per proxy (a bucket spans a third of the lease TTL).
 const LEASE_BUCKETS: usize = 4;
-/// Events kept until polled; older ones are dropped first.
+/// Events kept until polled. Timers wait for room (see the module docs);
+/// the other calls' own events push the oldest out when nobody polls.
 const EVENT_QUEUE: usize = 64;
+/// Room a timer leaves in the event queue besides its own events: the one
+/// event of the call that processes it (feedback, a probe result).
+const TIMER_RESERVE: usize = 1;
 /// Probes waiting for `poll_transmit`.
 const PROBE_QUEUE: usize = 16;
 const NO_REGION: u8 = u8::MAX;
@@ -189,6 +225,26 @@ fn is_proxy_fault(c: ErrorCategory) -> bool {
     )
 }
 
+/// The category a failure counts as, and whether it counts against the
+/// proxy. Without a category: a `timeout` event is a `timeout`; otherwise
+/// `error_details` may name one ([`category_from_details`]); a failure
+/// nothing categorises counts against the proxy, as `other`.
+fn failure_category(feedback: &ProxyFeedback) -> (ErrorCategory, bool) {
+    let category = match (feedback.error_category, feedback.event) {
+        (Some(c), _) => c,
+        (None, FeedbackEvent::Timeout) => ErrorCategory::Timeout,
+        (None, _) => match feedback
+            .error_details
+            .as_ref()
+            .and_then(|d| category_from_details(d.as_str()))
+        {
+            Some(c) => c,
+            None => return (ErrorCategory::Other, true),
+        },
+    };
+    (category, is_proxy_fault(category))
+}
+
 // ------------------------------------------------------------------ slots
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -231,6 +287,9 @@ struct Slot {
     ejected_until: Option<u64>,
     ejections: u32,
     probe_at: Option<u64>,
+    /// A reload shrank the pool: the ejection ends at `ejected_until` (its
+    /// time) for the share limit ([`RestoreCause::ShareLimit`]).
+    share_restore: bool,
     // recent failures
     window_start: u64,
     fail_cur: [u16; CATEGORIES],
@@ -278,6 +337,12 @@ impl Slot {
             d = d.min(p);
         }
         d
+    }
+
+    fn leases_due(&self, now: u64, ttl: u64) -> bool {
+        self.leases
+            .iter()
+            .any(|l| l.count > 0 && l.start.saturating_add(ttl) <= now)
     }
 
     fn expire_leases(&mut self, now: u64, ttl: u64) -> u32 {
@@ -491,9 +556,11 @@ struct StickyEntry {
 ///    events) and [`Pool::poll_transmit`] (run each probe, then report with
 ///    [`Pool::handle_probe_result`]).
 /// 5. Arm a timer for [`Pool::poll_timeout`]; when it fires, call
-///    [`Pool::handle_timeout`] and go to 4. (`select` and `handle_feedback`
-///    also process the timers due at their `now`, so a late timer never
-///    makes a decision stale.)
+///    [`Pool::handle_timeout`] and go to 4, until [`Pool::poll_timeout`] is
+///    after `now`: timers whose events found no room in the queue wait for
+///    the next turn (see [Events](self#events)). (`select` and
+///    `handle_feedback` also process the timers due at their `now`, so a late
+///    timer never makes a decision stale while the events are drained.)
 ///
 /// [`Pool::proxies`] and [`Pool::stats`] give the snapshot for a status page
 /// or metrics at any time.
@@ -659,7 +726,9 @@ impl<const N: usize, const S: usize> Pool<N, S> {
         }
     }
 
-    /// Events dropped because nobody polled them (the queue keeps the newest 64).
+    /// Events dropped because nobody polled them: the queue keeps the newest
+    /// 64. Timers never drop one (they wait for room), so this stays 0 for a
+    /// caller that drains [`Pool::poll_event`] after every call.
     pub fn events_dropped(&self) -> u64 {
         self.events_dropped
     }
@@ -977,15 +1046,9 @@ impl<const N: usize, const S: usize> Pool<N, S> {
             FeedbackEvent::Success => slot.record_success(feedback.latency_ms, alpha),
             FeedbackEvent::Failure | FeedbackEvent::Timeout => {
                 slot.release_lease();
-                let category = feedback.error_category.unwrap_or(
-                    if feedback.event == FeedbackEvent::Timeout {
-                        ErrorCategory::Timeout
-                    } else {
-                        ErrorCategory::Other
-                    },
-                );
+                let (category, proxy_fault) = failure_category(feedback);
                 slot.count_failure(category, t, window);
-                if is_proxy_fault(category) {
+                if proxy_fault {
                     slot.record_failure(alpha);
                     self.refresh(s);
                     self.maybe_eject(s, t);
@@ -1297,6 +1360,7 @@ impl<const N: usize, const S: usize> Pool<N, S> {
         if slot.ejected_until.take().is_none() {
             return;
         }
+        slot.share_restore = false;
         slot.probe_at = None;
         slot.consecutive = 0;
         slot.samples = 0;
@@ -1316,25 +1380,46 @@ impl<const N: usize, const S: usize> Pool<N, S> {
         (d != u64::MAX).then(|| Instant::from_ticks(d))
     }
 
-    /// Processes every timer due at `now`: ends ejections and cool-downs,
+    /// Processes the timers due at `now`: ends ejections and cool-downs,
     /// expires leases, queues due probes. `O(log N)` per due timer.
+    ///
+    /// Timers never push an event out of the queue: those that would emit
+    /// an event wait while it has no room for it (see the [module
+    /// docs](self#events)). When [`Pool::poll_timeout`] is still at or
+    /// before `now` afterwards, drain [`Pool::poll_event`] and call again.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let t = now.as_ticks();
+        self.process_timers(now.as_ticks(), TIMER_RESERVE);
+    }
+
+    /// Processes the timers due at `t` while the event queue has room for
+    /// their events and `reserve` more; the others stay due.
+    fn process_timers(&mut self, t: u64, reserve: usize) {
         let lease_ttl = ticks(self.config.lease_ttl);
         let probe = self.config.probe_interval.map(|p| ticks(p).max(1));
-        // Each pass moves one slot's deadline past `now`; the bound is a
+        // Each pass moves one slot's deadline past `t`; the bound is a
         // safety net, never reached.
         for _ in 0..(4 * N + 8) {
             let Some(s) = self.tree.due(t) else {
                 break;
             };
+            let room = EVENT_QUEUE - self.events.len();
             let Some(slot) = self.slots.get_mut(s) else {
                 break;
             };
+            let restore = slot.ejected_until.is_some_and(|u| u <= t);
+            let emits = usize::from(slot.leases_due(t, lease_ttl)) + usize::from(restore);
+            if emits > 0 && room < emits + reserve {
+                // Held back until the caller drains the events.
+                break;
+            }
             let expired = slot.expire_leases(t, lease_ttl);
             slot.expire_bars(t);
             let proxy = slot.id.clone();
-            let restore = slot.ejected_until.is_some_and(|u| u <= t);
+            let cause = if slot.share_restore {
+                RestoreCause::ShareLimit
+            } else {
+                RestoreCause::Expired
+            };
             let mut probe_due = false;
             if !restore && slot.probe_at.is_some_and(|p| p <= t) {
                 slot.probe_at = probe.map(|p| t.saturating_add(p));
@@ -1354,7 +1439,7 @@ impl<const N: usize, const S: usize> Pool<N, S> {
                 let _ = self.probes.push_back(token);
             }
             if restore {
-                self.restore(s, RestoreCause::Expired);
+                self.restore(s, cause);
             }
             self.refresh(s);
         }
@@ -1415,9 +1500,11 @@ impl<const N: usize, const S: usize> Pool<N, S> {
         now: Instant,
         inventory: &[ProxySpec],
     ) -> Result<InventoryChange, InventoryError> {
-        self.handle_timeout(now);
-        self.validate_inventory(inventory)?;
         let t = now.as_ticks();
+        let new_names = self.validate_inventory(inventory)?;
+        // The timers due now, leaving room for the events of the cool-downs
+        // this reload may end (at most one per exchange it adds).
+        self.process_timers(t, new_names.max(TIMER_RESERVE));
 
         for spec in inventory {
             for r in &spec.regions {
@@ -1442,6 +1529,7 @@ impl<const N: usize, const S: usize> Pool<N, S> {
                 slot.generation = slot.generation.wrapping_add(1);
                 slot.ejected_until = None;
                 slot.probe_at = None;
+                slot.share_restore = false;
             }
             if was_ejected {
                 self.ejected = self.ejected.saturating_sub(1);
@@ -1504,19 +1592,33 @@ impl<const N: usize, const S: usize> Pool<N, S> {
         self.scratch.clear();
         self.rebuild_tree();
 
-        // A smaller pool may allow fewer ejected proxies.
-        while self.ejected > self.max_ejected() {
+        // A smaller pool may allow fewer ejected proxies: those whose
+        // ejections end first end now, through the timers (so that their
+        // events wait for room like any timer's). Ejections already due
+        // (held back) end anyway.
+        let mut ending = self
+            .slots
+            .iter()
+            .filter(|x| x.ejected_until.is_some_and(|u| u <= t))
+            .count() as u32;
+        while self.ejected.saturating_sub(ending) > self.max_ejected() {
             let first = self
                 .slots
                 .iter()
                 .enumerate()
-                .filter_map(|(s, x)| x.ejected_until.map(|u| (u, s)))
+                .filter_map(|(s, x)| x.ejected_until.filter(|u| *u > t).map(|u| (u, s)))
                 .min();
-            match first {
-                Some((_, s)) => self.restore(s, RestoreCause::ShareLimit),
-                None => break,
+            let Some((_, s)) = first else {
+                break;
+            };
+            if let Some(slot) = self.slots.get_mut(s) {
+                slot.ejected_until = Some(t);
+                slot.share_restore = true;
             }
+            ending += 1;
+            self.refresh(s);
         }
+        self.process_timers(t, TIMER_RESERVE);
         Ok(change)
     }
 
@@ -1538,7 +1640,9 @@ impl<const N: usize, const S: usize> Pool<N, S> {
             .find(|i| inventory.get(*i).is_some_and(|x| &x.id == id))
     }
 
-    fn validate_inventory(&mut self, inventory: &[ProxySpec]) -> Result<(), InventoryError> {
+    /// Checks `inventory` and fills `scratch` with its ids. Returns how
+    /// many exchanges its allow-lists name that the pool does not track yet.
+    fn validate_inventory(&mut self, inventory: &[ProxySpec]) -> Result<usize, InventoryError> {
         if inventory.len() > N {
             return Err(InventoryError::TooManyProxies {
                 len: inventory.len(),
@@ -1601,7 +1705,10 @@ impl<const N: usize, const S: usize> Pool<N, S> {
                 return Err(InventoryError::DuplicateId { id: x.id.clone() });
             }
         }
-        Ok(())
+        Ok(allow_listed
+            .iter()
+            .filter(|e| self.exchange_index(e).is_none())
+            .count())
     }
 
     fn compact(&self, spec: &ProxySpec) -> Compact {
@@ -1726,6 +1833,7 @@ fn new_slot(spec: &ProxySpec, c: &Compact, now: u64) -> Slot {
         ejected_until: None,
         ejections: 0,
         probe_at: None,
+        share_restore: false,
         window_start: now,
         fail_cur: [0; CATEGORIES],
         fail_prev: [0; CATEGORIES],
