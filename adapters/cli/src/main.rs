@@ -162,7 +162,7 @@ enum Command {
     /// Run the reference proxy service.
     ///
     /// With --config, everything comes from the file (TOML, or YAML by
-    /// extension; see docs/service.md). Without it, the service runs on an
+    /// extension; see docs/configuration.md). Without it, the service runs on an
     /// embedded demo inventory, WITHOUT authentication, and only on a loopback
     /// address. SIGHUP reloads the inventory and clients from the file;
     /// SIGINT / SIGTERM stop it after the requests in flight finish.
@@ -706,12 +706,13 @@ fn serve(args: &ServeArgs) -> Result<(), Failure> {
     let mut config = match &args.config {
         Some(path) => ServiceConfig::load(path).map_err(|e| {
             Failure::Invalid(e.to_string())
-                .with_hint("docs/service.md lists every key of the service's configuration")
+                .with_hint("docs/configuration.md lists every key of the service's configuration")
         })?,
         None => ServiceConfig::embedded_default(),
     };
     if let Some(listen) = args.listen {
         config.listen = listen;
+        config.listen_overridden = true;
     }
     if args.config.is_none() {
         if !config.listen.ip().is_loopback() {
@@ -753,7 +754,7 @@ fn serve(args: &ServeArgs) -> Result<(), Failure> {
         };
         let service = Service::new(config).map_err(|e| {
             Failure::Invalid(e.to_string())
-                .with_hint("docs/service.md lists every key of the service's configuration")
+                .with_hint("docs/configuration.md lists every key of the service's configuration")
         })?;
         proxy_delegate_service::run_until_signal(service, listener, |running| {
             // The one line scripts wait for: the address actually bound,

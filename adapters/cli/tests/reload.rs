@@ -140,6 +140,50 @@ async fn a_hostile_file_on_sighup_is_refused_and_sigterm_still_stops_at_once() {
     );
 }
 
+/// A setting read only at start-up, changed in the file, is named in a
+/// warning on reload, and only such a setting (`--listen` overriding the
+/// file is not a change); the inventory still follows the file.
+#[tokio::test]
+async fn a_restart_only_change_is_named_on_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("service.yaml");
+    let file = |max: u32, proxy: &str| {
+        format!(
+            "max_connections: {max}\nclients:\n- {{name: feed, bearer_tokens: [tok-1]}}\n\
+             proxies:\n- {{id: {proxy}, url: 'http://192.0.2.1:3128'}}\n"
+        )
+    };
+    write(&path, &file(100, "px-1"));
+    let server = ServeProcess::start(
+        &[
+            "serve",
+            "--config",
+            path.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        &[],
+    );
+    let http = client();
+    assert_eq!(proxy_ids(&http, &server, "tok-1").await, ["px-1"]);
+
+    write(&path, &file(200, "px-2"));
+    server.signal("HUP");
+    let line = nth_line_with(&server, "takes effect at restart", 1).await;
+    assert!(
+        line.contains("max_connections"),
+        "names the setting: {line}"
+    );
+    assert_eq!(proxy_ids(&http, &server, "tok-1").await, ["px-2"]);
+    // `--listen` overrides the file's default: that is no change to warn of.
+    let warnings = server.stderr_text();
+    let warnings: Vec<&str> = warnings
+        .lines()
+        .filter(|l| l.contains("takes effect at restart"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "only max_connections: {warnings:?}");
+}
+
 /// Runs the binary to completion (bounded): status, stdout and stderr.
 fn run(args: &[&str]) -> (Option<i32>, String, String) {
     let mut child = Command::new(BIN)

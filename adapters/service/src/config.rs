@@ -1,7 +1,7 @@
 //! The service's configuration file (TOML, or YAML by extension `.yaml` /
 //! `.yml`): listen address, TLS, clients and their secrets, rate limit, pool
 //! defaults, per-exchange policies and the inventory. See
-//! `docs/service.md` for every key with its default.
+//! `docs/configuration.md` for every key with its default.
 //!
 //! Secrets (`clients[].bearer_token`, `clients[].api_key`, passwords inside
 //! `proxies[].url`) may be written as `${NAME}` (an environment variable) or
@@ -120,6 +120,10 @@ impl Default for RateLimit {
 pub struct ServiceConfig {
     /// Where to listen.
     pub listen: SocketAddr,
+    /// Whether `listen` came from the command line (`serve --listen`),
+    /// overriding the file's: a reload then ignores the file's `listen`, as
+    /// a restart with the same command would.
+    pub listen_overridden: bool,
     /// TLS, when set.
     pub tls: Option<TlsConfig>,
     /// Which routes need authentication.
@@ -699,6 +703,7 @@ impl ServiceConfig {
         }
         Ok(Self {
             listen,
+            listen_overridden: false,
             tls,
             auth,
             clients,

@@ -132,8 +132,8 @@ impl Running {
     /// Reads the configuration file again and replaces the inventory
     /// (proxies that remain keep their health, leases, cool-downs and
     /// ejections) and the clients. Listen address, TLS, authentication
-    /// switches, rate limit and pool settings take effect at restart; a
-    /// change to them is logged. On error nothing changes.
+    /// switches, rate limit, pool settings and `max_connections` take effect
+    /// at restart; a change to them is logged. On error nothing changes.
     pub fn reload(&self) -> Result<ReloadReport, ConfigError> {
         let result = reload(&self.state);
         self.count_reload(&result);
@@ -253,11 +253,18 @@ fn apply_reload(
         Arc::new(Clients::new(&new.clients));
     let mut current = state.config.write().unwrap_or_else(|p| p.into_inner());
     let restart_only = [
-        ("listen", current.listen != new.listen),
+        (
+            "listen",
+            !current.listen_overridden && current.listen != new.listen,
+        ),
         ("tls", current.tls != new.tls),
         ("auth", current.auth != new.auth),
         ("rate_limit", current.rate_limit != new.rate_limit),
         ("pool / exchanges", current.pool != new.pool),
+        (
+            "max_connections",
+            current.max_connections != new.max_connections,
+        ),
     ];
     for (what, changed) in restart_only {
         if changed {
