@@ -9,43 +9,9 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{BIN, ServeProcess};
-
-/// How long the binary may take to exit once it should.
-const EXIT_TIMEOUT: Duration = Duration::from_secs(20);
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("build the HTTP client")
-}
-
-async fn proxy_ids(http: &reqwest::Client, server: &ServeProcess, token: &str) -> Vec<String> {
-    let r = http
-        .get(server.url_for("/api/v1/proxies"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("GET /api/v1/proxies");
-    assert_eq!(r.status(), reqwest::StatusCode::OK);
-    let v: serde_json::Value = r.json().await.expect("JSON");
-    v["proxies"]
-        .as_array()
-        .expect("a list of proxies")
-        .iter()
-        .map(|p| p["id"].as_str().expect("an id").to_owned())
-        .collect()
-}
-
-fn write(path: &Path, text: &str) {
-    std::fs::write(path, text).expect("write the configuration");
-}
+use common::{EXIT_TIMEOUT, ServeProcess, http_client, proxy_ids, run_to_end, write_config};
 
 /// The service's log once it holds `n` lines containing `needle`, waiting
 /// at most 10 s.
@@ -90,19 +56,10 @@ async fn a_hostile_file_on_sighup_is_refused_and_sigterm_still_stops_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("service.yaml");
     let good = "clients:\n- {name: feed, bearer_tokens: [tok-1]}\nproxies:\n- {id: px-1, url: 'http://192.0.2.1:3128'}\n";
-    write(&path, good);
-    let mut server = ServeProcess::start(
-        &[
-            "serve",
-            "--config",
-            path.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-        ],
-        &[],
-    );
-    let http = client();
-    assert_eq!(proxy_ids(&http, &server, "tok-1").await, ["px-1"]);
+    write_config(&path, good);
+    let mut server = ServeProcess::with_config(&path);
+    let http = http_client();
+    assert_eq!(proxy_ids(&http, &server, Some("tok-1")).await, ["px-1"]);
 
     for (n, (text, why)) in [
         (alias_bomb(), "once aliases are expanded"),
@@ -111,7 +68,7 @@ async fn a_hostile_file_on_sighup_is_refused_and_sigterm_still_stops_at_once() {
     .into_iter()
     .enumerate()
     {
-        write(&path, &text);
+        write_config(&path, &text);
         let sent = Instant::now();
         server.signal("HUP");
         let line = nth_line_with(&server, "reload failed", n + 1).await;
@@ -122,11 +79,11 @@ async fn a_hostile_file_on_sighup_is_refused_and_sigterm_still_stops_at_once() {
             "refused in {took:?} (each took seconds before): {line}"
         );
         // The previous configuration stays, and the service answers.
-        assert_eq!(proxy_ids(&http, &server, "tok-1").await, ["px-1"]);
+        assert_eq!(proxy_ids(&http, &server, Some("tok-1")).await, ["px-1"]);
     }
 
     // SIGTERM right after SIGHUP: the reload does not hold the signal loop.
-    write(&path, &deep_nesting());
+    write_config(&path, &deep_nesting());
     server.signal("HUP");
     let sent = Instant::now();
     server.signal("TERM");
@@ -153,28 +110,19 @@ async fn a_restart_only_change_is_named_on_reload() {
              proxies:\n- {{id: {proxy}, url: 'http://192.0.2.1:3128'}}\n"
         )
     };
-    write(&path, &file(100, "px-1"));
-    let server = ServeProcess::start(
-        &[
-            "serve",
-            "--config",
-            path.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-        ],
-        &[],
-    );
-    let http = client();
-    assert_eq!(proxy_ids(&http, &server, "tok-1").await, ["px-1"]);
+    write_config(&path, &file(100, "px-1"));
+    let server = ServeProcess::with_config(&path);
+    let http = http_client();
+    assert_eq!(proxy_ids(&http, &server, Some("tok-1")).await, ["px-1"]);
 
-    write(&path, &file(200, "px-2"));
+    write_config(&path, &file(200, "px-2"));
     server.signal("HUP");
     let line = nth_line_with(&server, "takes effect at restart", 1).await;
     assert!(
         line.contains("max_connections"),
         "names the setting: {line}"
     );
-    assert_eq!(proxy_ids(&http, &server, "tok-1").await, ["px-2"]);
+    assert_eq!(proxy_ids(&http, &server, Some("tok-1")).await, ["px-2"]);
     // `--listen` overrides the file's default: that is no change to warn of.
     let warnings = server.stderr_text();
     let warnings: Vec<&str> = warnings
@@ -182,33 +130,6 @@ async fn a_restart_only_change_is_named_on_reload() {
         .filter(|l| l.contains("takes effect at restart"))
         .collect();
     assert_eq!(warnings.len(), 1, "only max_connections: {warnings:?}");
-}
-
-/// Runs the binary to completion (bounded): status, stdout and stderr.
-fn run(args: &[&str]) -> (Option<i32>, String, String) {
-    let mut child = Command::new(BIN)
-        .env_clear()
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start proxy-delegate");
-    let deadline = Instant::now() + EXIT_TIMEOUT;
-    while child.try_wait().expect("poll the child").is_none() {
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{args:?} did not exit within {EXIT_TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let o = child.wait_with_output().expect("the output");
-    (
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
 }
 
 #[tokio::test]
@@ -219,19 +140,19 @@ async fn no_authentication_on_a_public_address_must_be_chosen() {
     let proxies = "[[proxies]]\nid = \"px-1\"\nurl = \"http://192.0.2.1:3128\"\n";
 
     // No client, a public address from the file or from --listen: refused.
-    write(&path, &format!("listen = \"0.0.0.0:0\"\n{proxies}"));
-    let (code, _, stderr) = run(&["serve", "--config", p]);
-    assert_eq!(code, Some(2), "{stderr}");
+    write_config(&path, &format!("listen = \"0.0.0.0:0\"\n{proxies}"));
+    let (status, _, stderr) = run_to_end(&["serve", "--config", p]);
+    assert_eq!(status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("no client is configured"), "{stderr}");
     assert!(stderr.contains("auth.required = false"), "{stderr}");
     assert!(!stderr.contains("listening on"), "{stderr}");
-    write(&path, proxies);
-    let (code, _, stderr) = run(&["serve", "--config", p, "--listen", "0.0.0.0:0"]);
-    assert_eq!(code, Some(2), "{stderr}");
+    write_config(&path, proxies);
+    let (status, _, stderr) = run_to_end(&["serve", "--config", p, "--listen", "0.0.0.0:0"]);
+    assert_eq!(status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("no client is configured"), "{stderr}");
 
     // On loopback it runs, and says that authentication is off.
-    let mut server = ServeProcess::start(&["serve", "--config", p, "--listen", "127.0.0.1:0"], &[]);
+    let mut server = ServeProcess::with_config(&path);
     let log = server.stderr_text();
     assert!(log.contains("authentication is off"), "{log}");
     server.signal("TERM");
@@ -242,12 +163,12 @@ async fn no_authentication_on_a_public_address_must_be_chosen() {
 fn check_config_warns_about_an_alias_beside_its_key() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config.yaml");
-    write(
+    write_config(
         &path,
         "proxy:\n  enabled: true\n  exchanges:\n    binance:\n      rest: http://alias.example:8080\n      http: http://canonical.example:8080\n",
     );
-    let (code, stdout, stderr) = run(&["check-config", path.to_str().unwrap()]);
-    assert_eq!(code, Some(0), "{stderr}");
+    let (status, stdout, stderr) = run_to_end(&["check-config", path.to_str().unwrap()]);
+    assert_eq!(status.code(), Some(0), "{stderr}");
     assert!(
         stderr.contains(
             "warning: proxy.exchanges.binance: both `http` and its alias `rest` are given; `rest` is ignored"

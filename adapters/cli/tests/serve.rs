@@ -8,87 +8,18 @@
 
 mod common;
 
-use std::io::Read as _;
-use std::path::Path;
-use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-use common::{BIN, ServeProcess};
-
-/// How long the binary may take to exit once it should.
-const EXIT_TIMEOUT: Duration = Duration::from_secs(20);
-/// How long one HTTP exchange may take.
-const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+use common::{
+    EXIT_TIMEOUT, HTTP_TIMEOUT, ServeProcess, http_client, proxy_ids, run_to_end, write_config,
+};
 
 const REQUEST_JSON: &str = r#"{"exchange_id":"binance","connection_type":"websocket","region":"us-east-1","client_id":"cryptofeed-instance-123"}"#;
 const FEEDBACK_JSON: &str = r#"{"proxy_url":"socks5://user:pass@proxy-server:1080","exchange_id":"binance","connection_type":"websocket","success":true,"latency_ms":45,"error_details":null,"timestamp":"2024-09-23T10:30:00Z","client_id":"cryptofeed-instance-123"}"#;
-
-/// Runs the binary to completion (bounded): status and stderr.
-fn run_to_end(args: &[&str]) -> (ExitStatus, String) {
-    let mut child = Command::new(BIN)
-        .env_clear()
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start proxy-delegate");
-    let mut pipe = child.stderr.take().expect("stderr is piped");
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = pipe.read_to_string(&mut s);
-        s
-    });
-    let deadline = Instant::now() + EXIT_TIMEOUT;
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("poll the child") {
-            break s;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{args:?} did not exit within {EXIT_TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    (status, reader.join().expect("the stderr reader"))
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(HTTP_TIMEOUT)
-        .build()
-        .expect("build the HTTP client")
-}
-
-async fn proxy_ids(
-    http: &reqwest::Client,
-    server: &ServeProcess,
-    token: Option<&str>,
-) -> Vec<String> {
-    let mut req = http.get(server.url_for("/api/v1/proxies"));
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    let r = req.send().await.expect("GET /api/v1/proxies");
-    assert_eq!(r.status(), reqwest::StatusCode::OK);
-    let v: Value = r.json().await.expect("JSON");
-    v["proxies"]
-        .as_array()
-        .expect("a list of proxies")
-        .iter()
-        .map(|p| p["id"].as_str().expect("an id").to_owned())
-        .collect()
-}
-
-fn write(path: &Path, text: &str) {
-    std::fs::write(path, text).expect("write the configuration");
-}
 
 fn config_with(token: &str, proxies: &[(&str, &str)]) -> String {
     let mut s = format!("[[clients]]\nname = \"feed\"\nbearer_tokens = [\"{token}\"]\n");
@@ -107,7 +38,7 @@ async fn serve_without_config_serves_the_demo_inventory() {
         "the notice: {log}"
     );
     assert!(server.addr().ip().is_loopback() && server.addr().port() != 0);
-    let http = client();
+    let http = http_client();
     assert_eq!(
         proxy_ids(&http, &server, None).await,
         ["demo-us-1", "demo-eu-1", "demo-ap-1"]
@@ -138,7 +69,7 @@ async fn serve_without_config_serves_the_demo_inventory() {
 
 #[test]
 fn serve_refuses_a_non_loopback_address_without_config() {
-    let (status, stderr) = run_to_end(&["serve", "--listen", "0.0.0.0:0"]);
+    let (status, _, stderr) = run_to_end(&["serve", "--listen", "0.0.0.0:0"]);
     assert_eq!(status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("loopback"), "{stderr}");
     assert!(stderr.contains("0.0.0.0:0"), "{stderr}");
@@ -149,7 +80,7 @@ fn serve_refuses_a_non_loopback_address_without_config() {
 fn serve_on_a_busy_port_names_the_address() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
-    let (status, stderr) = run_to_end(&["serve", "--listen", &addr]);
+    let (status, _, stderr) = run_to_end(&["serve", "--listen", &addr]);
     assert!(!status.success(), "{stderr}");
     assert!(
         stderr.contains(&format!("cannot listen on {addr}")),
@@ -161,12 +92,12 @@ fn serve_on_a_busy_port_names_the_address() {
 fn serve_with_a_bad_config_exits_2_naming_file_and_key() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("service.toml");
-    write(
+    write_config(
         &path,
         "[[proxies]]\nid = \"a\"\nurl = \"http://192.0.2.1:3128\"\ncolour = \"red\"\n",
     );
     let p = path.to_str().unwrap();
-    let (status, stderr) = run_to_end(&["serve", "--config", p, "--listen", "127.0.0.1:0"]);
+    let (status, _, stderr) = run_to_end(&["serve", "--config", p, "--listen", "127.0.0.1:0"]);
     assert_eq!(status.code(), Some(2), "{stderr}");
     assert!(stderr.contains(p), "names the file: {stderr}");
     assert!(
@@ -175,11 +106,11 @@ fn serve_with_a_bad_config_exits_2_naming_file_and_key() {
     );
 
     // A bad URL: the key is named, the password is not shown.
-    write(
+    write_config(
         &path,
         "[[proxies]]\nid = \"a\"\nurl = \"ftp://u:hunter2@192.0.2.1:21\"\n",
     );
-    let (status, stderr) = run_to_end(&["serve", "--config", p, "--listen", "127.0.0.1:0"]);
+    let (status, _, stderr) = run_to_end(&["serve", "--config", p, "--listen", "127.0.0.1:0"]);
     assert_eq!(status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("proxies[0].url"), "{stderr}");
     assert!(!stderr.contains("hunter2"), "{stderr}");
@@ -187,7 +118,7 @@ fn serve_with_a_bad_config_exits_2_naming_file_and_key() {
     // A file that is not there.
     let gone = dir.path().join("absent.toml");
     let g = gone.to_str().unwrap();
-    let (status, stderr) = run_to_end(&["serve", "--config", g]);
+    let (status, _, stderr) = run_to_end(&["serve", "--config", g]);
     assert_eq!(status.code(), Some(2), "{stderr}");
     assert!(stderr.contains(g), "{stderr}");
 }
@@ -197,7 +128,7 @@ async fn serve_takes_a_token_from_the_environment() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("service.toml");
     let var = format!("PD_SERVE_TEST_TOKEN_{}", std::process::id());
-    write(
+    write_config(
         &path,
         &config_with(&format!("${{{var}}}"), &[("px-1", "http://192.0.2.1:3128")]),
     );
@@ -211,7 +142,7 @@ async fn serve_takes_a_token_from_the_environment() {
         ],
         &[(&var, "tok-from-env")],
     );
-    let http = client();
+    let http = http_client();
     assert_eq!(
         proxy_ids(&http, &server, Some("tok-from-env")).await,
         ["px-1"]
@@ -244,7 +175,7 @@ async fn serve_takes_a_token_from_the_environment() {
     assert!(!log.contains("tok-wrong-guess"), "{log}");
 
     // Without the variable the file is refused, naming the variable.
-    let (status, stderr) = run_to_end(&["serve", "--config", path.to_str().unwrap()]);
+    let (status, _, stderr) = run_to_end(&["serve", "--config", path.to_str().unwrap()]);
     assert_eq!(status.code(), Some(2), "{stderr}");
     assert!(stderr.contains(&var), "{stderr}");
     assert!(stderr.contains("clients[0].bearer_tokens[0]"), "{stderr}");
@@ -254,7 +185,7 @@ async fn serve_takes_a_token_from_the_environment() {
 async fn sighup_reloads_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("service.toml");
-    write(
+    write_config(
         &path,
         &config_with(
             "tok-1",
@@ -264,17 +195,8 @@ async fn sighup_reloads_the_file() {
             ],
         ),
     );
-    let server = ServeProcess::start(
-        &[
-            "serve",
-            "--config",
-            path.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-        ],
-        &[],
-    );
-    let http = client();
+    let server = ServeProcess::with_config(&path);
+    let http = http_client();
     // Answered: the signal handlers are installed (they are set up before
     // the first connection is served).
     assert_eq!(
@@ -282,7 +204,7 @@ async fn sighup_reloads_the_file() {
         ["px-1", "px-2"]
     );
 
-    write(
+    write_config(
         &path,
         &config_with(
             "tok-2",
@@ -324,7 +246,7 @@ async fn sighup_reloads_the_file() {
     assert_eq!(r.status(), reqwest::StatusCode::UNAUTHORIZED, "old token");
 
     // A broken file on SIGHUP: logged, the running configuration stays.
-    write(&path, "[[proxies]]\nid = \"\"\n");
+    write_config(&path, "[[proxies]]\nid = \"\"\n");
     server.signal("HUP");
     let deadline = Instant::now() + Duration::from_secs(10);
     while !server.stderr_text().contains("reload failed") {
@@ -345,7 +267,7 @@ async fn sighup_reloads_the_file() {
 async fn sigterm_finishes_the_request_in_flight_then_exits_0() {
     let mut server = ServeProcess::start(&["serve", "--listen", "127.0.0.1:0"], &[]);
     let addr = server.addr();
-    let http = client();
+    let http = http_client();
     let r = http.get(server.url_for("/health")).send().await.unwrap();
     assert_eq!(r.status(), reqwest::StatusCode::OK);
     drop(http);
@@ -363,7 +285,7 @@ async fn sigterm_finishes_the_request_in_flight_then_exits_0() {
     write_all(&mut slow, first).await;
     // Let the server read the head: a complete exchange on another
     // connection comes after it in the accept queue.
-    let r = client()
+    let r = http_client()
         .get(server.url_for("/health"))
         .send()
         .await

@@ -8,14 +8,21 @@
 #![allow(dead_code)]
 
 use std::ffi::OsStr;
-use std::io::{BufRead as _, BufReader};
+use std::io::{BufRead as _, BufReader, Read as _};
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 /// The binary under test.
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_proxy-delegate");
+
+/// How long the binary may take to exit once it should.
+pub(crate) const EXIT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How long one HTTP exchange with the service may take.
+pub(crate) const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long the binary may take to print its `listening on` line.
 pub(crate) const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -111,6 +118,12 @@ impl ServeProcess {
         Self::try_start(args, env).unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// [`start`](Self::start)s `serve --config <path> --listen 127.0.0.1:0`.
+    pub(crate) fn with_config(path: &Path) -> Self {
+        let path = path.to_str().expect("a UTF-8 path");
+        Self::start(&["serve", "--config", path, "--listen", "127.0.0.1:0"], &[])
+    }
+
     /// The address of its `listening on` line.
     pub(crate) fn addr(&self) -> SocketAddr {
         self.addr
@@ -204,4 +217,82 @@ impl ServeProcess {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// Runs the binary with `args` on a clean environment to completion, killed
+/// (and the test failed) after [`EXIT_TIMEOUT`]: its status, stdout and
+/// stderr. Both pipes are read while it runs, so a chatty run cannot fill
+/// one and hang.
+pub(crate) fn run_to_end(args: &[&str]) -> (ExitStatus, String, String) {
+    let mut child = Command::new(BIN)
+        .env_clear()
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start proxy-delegate");
+    let read = |mut pipe: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = pipe.read_to_string(&mut s);
+            s
+        })
+    };
+    let stdout = read(Box::new(child.stdout.take().expect("stdout is piped")));
+    let stderr = read(Box::new(child.stderr.take().expect("stderr is piped")));
+    let deadline = Instant::now() + EXIT_TIMEOUT;
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("poll the child") {
+            break s;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{args:?} did not exit within {EXIT_TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (
+        status,
+        stdout.join().expect("the stdout reader"),
+        stderr.join().expect("the stderr reader"),
+    )
+}
+
+/// A plain HTTP client for the service: no proxy, bounded by
+/// [`HTTP_TIMEOUT`].
+pub(crate) fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(HTTP_TIMEOUT)
+        .build()
+        .expect("build the HTTP client")
+}
+
+/// The ids of the service's proxies (`GET /api/v1/proxies`, with `token`
+/// as a bearer token when given); anything but 200 fails the test.
+pub(crate) async fn proxy_ids(
+    http: &reqwest::Client,
+    server: &ServeProcess,
+    token: Option<&str>,
+) -> Vec<String> {
+    let mut req = http.get(server.url_for("/api/v1/proxies"));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let r = req.send().await.expect("GET /api/v1/proxies");
+    assert_eq!(r.status(), reqwest::StatusCode::OK);
+    let v: serde_json::Value = r.json().await.expect("JSON");
+    v["proxies"]
+        .as_array()
+        .expect("a list of proxies")
+        .iter()
+        .map(|p| p["id"].as_str().expect("an id").to_owned())
+        .collect()
+}
+
+/// Writes a configuration file (the test fails if it cannot).
+pub(crate) fn write_config(path: &Path, text: &str) {
+    std::fs::write(path, text).expect("write the configuration");
 }
