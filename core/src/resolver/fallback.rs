@@ -1,0 +1,156 @@
+//! Falling back when the service cannot answer in time: stale cache within
+//! its grace, then the embedded configuration, then a direct connection, as
+//! the last `fallback_policy` the service gave for the key allows (the
+//! policy memory, keyed by [`key_hash`]).
+
+use embassy_time::Instant;
+
+use super::flight::Waiter;
+use super::{Answer, Event, FallbackReason, Resolution, ResolveError, Resolver, RouteRef, Source};
+use crate::cache::{CacheKey, Freshness};
+use crate::embedded::EmbeddedRoutes;
+use crate::model::FallbackPolicy;
+
+/// FNV-1a of a cache key: the policy memory keys on it.
+fn key_hash(key: &CacheKey) -> u64 {
+    use core::hash::{Hash, Hasher};
+    struct Fnv(u64);
+    impl Hasher for Fnv {
+        fn finish(&self) -> u64 {
+            self.0
+        }
+        fn write(&mut self, bytes: &[u8]) {
+            for b in bytes {
+                self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
+            }
+        }
+    }
+    let mut h = Fnv(0xcbf2_9ce4_8422_2325);
+    key.hash(&mut h);
+    h.finish()
+}
+
+impl<
+    E: EmbeddedRoutes,
+    const CACHE: usize,
+    const ENDPOINTS: usize,
+    const FEEDBACK: usize,
+    const FLIGHTS: usize,
+    const WAITERS: usize,
+> Resolver<E, CACHE, ENDPOINTS, FEEDBACK, FLIGHTS, WAITERS>
+{
+    pub(super) fn answer_fallback(&mut self, now: Instant, w: Waiter, reason: FallbackReason) {
+        let result = self
+            .fallback(now, w.key, reason, w.started)
+            .map(|r| r.to_owned());
+        self.push_answer(Answer {
+            ticket: w.ticket,
+            result,
+            started: w.started,
+        });
+    }
+
+    pub(super) fn fallback_ready(
+        &mut self,
+        now: Instant,
+        key: CacheKey,
+        reason: FallbackReason,
+    ) -> Resolution<'_> {
+        match self.fallback(now, key, reason, now) {
+            Ok(route) => Resolution::Ready(route),
+            Err(e) => Resolution::Failed(e),
+        }
+    }
+
+    pub(super) fn remember_policy(&mut self, key: &CacheKey, policy: FallbackPolicy) {
+        let h = key_hash(key);
+        if self.policies.insert(h, policy).is_err() {
+            // Full: forget an arbitrary old key (it falls back to the default).
+            if let Some(old) = self.policies.keys().next().copied() {
+                self.policies.swap_remove(&old);
+            }
+            let _ = self.policies.insert(h, policy);
+        }
+    }
+
+    /// The fallback route for `key` (a resolve made at `started`): stale
+    /// cache within grace, then embedded, then direct, as the last policy for
+    /// the key allows. Counts and reports it.
+    fn fallback(
+        &mut self,
+        now: Instant,
+        key: CacheKey,
+        reason: FallbackReason,
+        started: Instant,
+    ) -> Result<RouteRef<'_>, ResolveError> {
+        self.stats.fallbacks[reason as usize] += 1;
+        // An entry found here is usually past its TTL (a fresh one would have
+        // answered the resolve), but label it by what it is.
+        let cached = self.cache.get_stale(now, &key).map(|hit| hit.freshness);
+        let policy = self
+            .policies
+            .get(&key_hash(&key))
+            .copied()
+            .unwrap_or(self.config.default_fallback_policy);
+        let source = if let Some(freshness) = cached {
+            match freshness {
+                Freshness::Fresh => Source::Cache,
+                Freshness::Stale => Source::Stale,
+            }
+        } else {
+            match policy {
+                FallbackPolicy::Fail => {
+                    self.stats.failed += 1;
+                    self.emit(Event::Fallback {
+                        key,
+                        reason,
+                        source: None,
+                    });
+                    return Err(ResolveError::ServiceUnavailable { reason });
+                }
+                FallbackPolicy::EmbeddedFallback if self.config.fallback_to_embedded => {
+                    self.embedded_route = self
+                        .embedded
+                        .embedded_route(&key.exchange_id, key.connection_type);
+                    if self.embedded_route.is_some() {
+                        Source::Embedded
+                    } else {
+                        Source::Direct
+                    }
+                }
+                _ => Source::Direct,
+            }
+        };
+        self.count_resolved(source, now - started);
+        self.emit(Event::Fallback {
+            key: key.clone(),
+            reason,
+            source: Some(source),
+        });
+        Ok(match source {
+            // The entry `get_stale` found just above; nothing changed since.
+            Source::Stale | Source::Cache => match self.cache.last_hit() {
+                Some(v) => RouteRef {
+                    proxy_url: v.proxy_url.as_ref(),
+                    proxy_id: v.metadata.proxy_id.as_ref(),
+                    source,
+                },
+                None => RouteRef {
+                    proxy_url: None,
+                    proxy_id: None,
+                    source: Source::Direct,
+                },
+            },
+            Source::Embedded => RouteRef {
+                proxy_url: self.embedded_route.as_ref().map(|r| &r.proxy_url),
+                proxy_id: None,
+                source,
+            },
+            _ => RouteRef {
+                proxy_url: None,
+                proxy_id: None,
+                source: Source::Direct,
+            },
+        })
+    }
+}
