@@ -158,12 +158,6 @@ impl CacheValue for ProxyResponse {
     }
 }
 
-/// Whether two URLs name the same proxy: scheme, host (ignoring ASCII case)
-/// and port; credentials do not matter (feedback carries none).
-fn same_proxy(a: &ProxyUrl, b: &ProxyUrl) -> bool {
-    a.scheme() == b.scheme() && a.port() == b.port() && a.host().eq_ignore_ascii_case(b.host())
-}
-
 // ---------------------------------------------------------------- config
 
 /// How the cache treats TTLs, refreshes and stale entries.
@@ -928,8 +922,8 @@ impl<V: CacheValue, const N: usize> Cache<V, N> {
         }
         self.remove_where(InvalidationScope::Proxy, |_, v| {
             let by_id = proxy_id.is_some_and(|id| v.proxy_id() == Some(id));
-            let by_url = proxy_url
-                .is_some_and(|url| v.proxy_url().is_some_and(|mine| same_proxy(mine, url)));
+            let by_url =
+                proxy_url.is_some_and(|url| v.proxy_url().is_some_and(|mine| mine.same_proxy(url)));
             by_id || by_url
         })
     }

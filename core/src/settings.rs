@@ -383,7 +383,7 @@ impl<const P: usize> ProxyPool<P> {
     pub fn set_health(&mut self, url: &ProxyUrl, healthy: bool) -> usize {
         let mut n = 0;
         for (i, p) in self.proxies.iter().enumerate() {
-            if same_proxy(&p.url, url) {
+            if p.url.same_proxy(url) {
                 self.unhealthy[i] = !healthy;
                 n += 1;
             }
@@ -438,10 +438,6 @@ impl<const P: usize> ProxyPool<P> {
             }
         }
     }
-}
-
-fn same_proxy(a: &ProxyUrl, b: &ProxyUrl) -> bool {
-    a.scheme() == b.scheme() && a.port() == b.port() && a.host().eq_ignore_ascii_case(b.host())
 }
 
 /// One connection type's proxy: a single URL, a pool, or (neither) "connect
@@ -1027,7 +1023,7 @@ impl<const E: usize, const P: usize> ProxySettings<E, P> {
         };
         let n = pool.proxies.len();
         for i in 0..n {
-            if same_proxy(&pool.proxies[i].url, url) && pool.leases[i] > 0 {
+            if pool.proxies[i].url.same_proxy(url) && pool.leases[i] > 0 {
                 pool.leases[i] -= 1;
                 return true;
             }

@@ -198,10 +198,6 @@ fn endpoint_hash(u: &ProxyUrl) -> u64 {
     mix(fnv(h, &u.port().to_le_bytes()))
 }
 
-fn same_endpoint(a: &ProxyUrl, b: &ProxyUrl) -> bool {
-    a.scheme() == b.scheme() && a.port() == b.port() && a.host().eq_ignore_ascii_case(b.host())
-}
-
 fn sticky_key(req: &ProxyRequest) -> u64 {
     let h = fnv(FNV_OFFSET, req.client_id.as_str().as_bytes());
     let h = fnv(h, &[0xff]);
@@ -1002,7 +998,7 @@ impl<const N: usize, const S: usize> Pool<N, S> {
                 if self
                     .slots
                     .get(s as usize)
-                    .is_some_and(|x| same_endpoint(&x.url, url))
+                    .is_some_and(|x| x.url.same_proxy(url))
                 {
                     return Ok(s as usize);
                 }
