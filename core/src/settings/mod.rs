@@ -76,6 +76,8 @@ pub const DEFAULT_EXCHANGES: usize = 16;
 /// Default number of proxies a [`ProxyPool`] holds.
 pub const DEFAULT_POOL: usize = 16;
 
+// Defined before the submodules, which use it (a `macro_rules!` macro is
+// visible only after its definition).
 macro_rules! bounded_number {
     (
         $(#[$meta:meta])*
