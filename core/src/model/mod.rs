@@ -5,11 +5,15 @@
 //! lists are bounded `heapless` vectors.
 
 mod messages;
+mod service_url;
 pub(crate) mod text;
 mod timestamp;
 mod url;
 
 pub use messages::{ProxyFeedback, ProxyRequest, ProxyResponse, RequestMetadata, ResponseMetadata};
+pub use service_url::{
+    MAX_SERVICE_HOST_LEN, MAX_SERVICE_PATH_LEN, MAX_SERVICE_URL_LEN, ServiceScheme, ServiceUrl,
+};
 pub use timestamp::{MAX_TIMESTAMP_LEN, Timestamp};
 pub use url::{
     ExposedUrl, MAX_HOST_LEN, MAX_URL_LEN, MAX_USERINFO_LEN, Password, ProxyUrl, Scheme,

@@ -424,6 +424,27 @@ impl ProxyUrl {
         self.username.is_some() || self.password.is_some()
     }
 
+    /// Whether `self` and `other` name the same proxy: same scheme, same port
+    /// and the same host ignoring ASCII case. Credentials do not matter
+    /// (feedback and logs carry none), so a URL and its
+    /// [`without_credentials`](Self::without_credentials) form are the same
+    /// proxy.
+    ///
+    /// ```
+    /// use proxy_delegate_core::model::ProxyUrl;
+    ///
+    /// let a: ProxyUrl = "socks5://alice:s3cret@Proxy.Example:1080".parse()?;
+    /// assert!(a.same_proxy(&"socks5://proxy.example:1080".parse()?));
+    /// assert!(!a.same_proxy(&"socks5h://proxy.example:1080".parse()?));
+    /// assert!(!a.same_proxy(&"socks5://proxy.example:1081".parse()?));
+    /// # Ok::<(), proxy_delegate_core::ValidationError>(())
+    /// ```
+    pub fn same_proxy(&self, other: &ProxyUrl) -> bool {
+        self.scheme == other.scheme
+            && self.port == other.port
+            && self.host.eq_ignore_ascii_case(&other.host)
+    }
+
     /// The same proxy without user name and password: the form sent in feedback
     /// and written to logs.
     pub fn without_credentials(&self) -> Self {

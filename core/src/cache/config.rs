@@ -1,0 +1,144 @@
+//! How the cache treats TTLs, refreshes and stale entries ([`CacheConfig`]),
+//! and the errors of a configuration that cannot work.
+
+use core::fmt;
+
+use embassy_time::Duration;
+
+use super::{CacheKey, MAX_WARM_KEYS};
+
+/// How the cache treats TTLs, refreshes and stale entries.
+///
+/// Every field has a documented default ([`CacheConfig::default`]);
+/// [`Cache::new`](super::Cache::new) checks the values and names the first wrong field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheConfig {
+    /// Shortest time an answer is kept fresh, whatever its TTL says. Default 1 s.
+    pub min_ttl: Duration,
+    /// Longest time an answer is kept fresh, whatever its TTL says; must be
+    /// greater than zero and at least `min_ttl`. Default 1 h.
+    pub max_ttl: Duration,
+    /// Share of the TTL, in percent (1–100), after which a lookup schedules a
+    /// background refresh. 100 turns refresh-ahead off. Default 80.
+    pub refresh_ahead_percent: u8,
+    /// How long an expired entry is kept for [`Cache::get_stale`](super::Cache::get_stale). Zero turns
+    /// stale-if-error off. Default 10 min.
+    pub stale_grace: Duration,
+    /// How long a refresh handed out by [`Cache::poll_refresh`](super::Cache::poll_refresh) may take before
+    /// the key can be scheduled again (guards against a refresh whose outcome
+    /// is never reported). Must be greater than zero. Default 10 s.
+    pub refresh_timeout: Duration,
+    /// How long after [`Cache::refresh_failed`](super::Cache::refresh_failed) the key can be scheduled again.
+    /// Must be greater than zero. Default 5 s.
+    pub refresh_retry: Duration,
+    /// Keys kept fresh proactively: each comes out of [`Cache::poll_refresh`](super::Cache::poll_refresh)
+    /// when it is missing or its refresh is due, without waiting for a lookup.
+    /// Each key at most once. Default empty.
+    pub warm_keys: heapless::Vec<CacheKey, MAX_WARM_KEYS>,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            min_ttl: Duration::from_secs(1),
+            max_ttl: Duration::from_secs(3600),
+            refresh_ahead_percent: 80,
+            stale_grace: Duration::from_secs(600),
+            refresh_timeout: Duration::from_secs(10),
+            refresh_retry: Duration::from_secs(5),
+            warm_keys: heapless::Vec::new(),
+        }
+    }
+}
+
+impl CacheConfig {
+    /// Checks the configuration; the error names the first wrong field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_ttl == Duration::from_ticks(0) {
+            return Err(ConfigError::ZeroDuration { field: "max_ttl" });
+        }
+        if self.min_ttl > self.max_ttl {
+            return Err(ConfigError::TtlRange {
+                min_ms: self.min_ttl.as_millis(),
+                max_ms: self.max_ttl.as_millis(),
+            });
+        }
+        if !(1..=100).contains(&self.refresh_ahead_percent) {
+            return Err(ConfigError::RefreshAheadPercent {
+                got: self.refresh_ahead_percent,
+            });
+        }
+        if self.refresh_timeout == Duration::from_ticks(0) {
+            return Err(ConfigError::ZeroDuration {
+                field: "refresh_timeout",
+            });
+        }
+        if self.refresh_retry == Duration::from_ticks(0) {
+            return Err(ConfigError::ZeroDuration {
+                field: "refresh_retry",
+            });
+        }
+        for (index, key) in self.warm_keys.iter().enumerate() {
+            if self.warm_keys[..index].contains(key) {
+                return Err(ConfigError::DuplicateWarmKey { index });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A [`CacheConfig`] value that cannot work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// `min_ttl` is greater than `max_ttl`.
+    TtlRange {
+        /// `min_ttl` in milliseconds.
+        min_ms: u64,
+        /// `max_ttl` in milliseconds.
+        max_ms: u64,
+    },
+    /// A duration that must be positive is zero.
+    ZeroDuration {
+        /// The field.
+        field: &'static str,
+    },
+    /// `refresh_ahead_percent` is outside 1–100.
+    RefreshAheadPercent {
+        /// The value given.
+        got: u8,
+    },
+    /// `warm_keys` lists a key twice.
+    DuplicateWarmKey {
+        /// Position of the repeated key in `warm_keys`.
+        index: usize,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::TtlRange { min_ms, max_ms } => write!(
+                f,
+                "cache config: min_ttl ({min_ms} ms) is greater than max_ttl ({max_ms} ms); \
+                 lower min_ttl or raise max_ttl"
+            ),
+            ConfigError::ZeroDuration { field } => write!(
+                f,
+                "cache config: {field} is zero; set it to a positive duration \
+                 (see CacheConfig::default for the default)"
+            ),
+            ConfigError::RefreshAheadPercent { got } => write!(
+                f,
+                "cache config: refresh_ahead_percent is {got}; use 1 to 100 \
+                 (100 turns refresh-ahead off)"
+            ),
+            ConfigError::DuplicateWarmKey { index } => write!(
+                f,
+                "cache config: warm_keys[{index}] repeats an earlier key; list each key once"
+            ),
+        }
+    }
+}
+
+impl core::error::Error for ConfigError {}
