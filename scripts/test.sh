@@ -2,7 +2,8 @@
 # The whole test suite, as a newcomer and CI run it. Installs what the suite
 # needs when it is missing, then runs:
 #   1. the core's build for a bare-metal target (thumbv7em-none-eabihf, no std),
-#   2. a short smoke run of every fuzz target,
+#   2. a short smoke run of every fuzz target from its seed corpus
+#      (scripts/fuzz.sh is the longer run; docs/fuzzing.md),
 #   3. cargo test for the whole workspace (the service's tests include a
 #      real headless chromium rendering its status page; the client's DNS SRV
 #      tests a real dnsmasq on 127.0.0.1; the injector's tests real tinyproxy,
@@ -92,20 +93,33 @@ log "building proxy-delegate-core for $EMBEDDED_TARGET (no_std, no default featu
 cargo build -p proxy-delegate-core --target "$EMBEDDED_TARGET" --no-default-features
 
 # ---------------------------------------------------------------- 2. fuzz smoke
+# Every target, built once, runs from a copy of its committed seed corpus
+# (fuzz/corpus/<target>/), so the run never changes a tracked file.
+# scripts/fuzz.sh runs them for longer and minimises the corpus.
 if [ "$FUZZ_SECONDS" != 0 ]; then
+  log "building the fuzz targets"
+  (cd fuzz && env "${FUZZ_ENV[@]}" cargo "$FUZZ_TOOLCHAIN" fuzz build)
+  fuzz_work=$(mktemp -d)
   for target in $(cd fuzz && cargo fuzz list); do
     log "fuzzing $target for ${FUZZ_SECONDS}s"
+    mkdir -p "$fuzz_work/$target"
+    if [ -d "fuzz/corpus/$target" ]; then
+      cp -a "fuzz/corpus/$target/." "$fuzz_work/$target/"
+    fi
     fuzz_log=$(mktemp)
-    if (cd fuzz && env "${FUZZ_ENV[@]}" cargo "$FUZZ_TOOLCHAIN" fuzz run "$target" -- \
+    if (cd fuzz && env "${FUZZ_ENV[@]}" cargo "$FUZZ_TOOLCHAIN" fuzz run "$target" "$fuzz_work/$target" -- \
       -max_total_time="$FUZZ_SECONDS" -print_final_stats=1) >"$fuzz_log" 2>&1; then
       tail -n 12 "$fuzz_log"
     else
       cat "$fuzz_log"
       echo "fuzz target $target failed: the crashing input is under fuzz/artifacts/$target/" >&2
+      echo "reproduce it with: cd fuzz && cargo +nightly fuzz run $target artifacts/$target/<file> (docs/fuzzing.md)" >&2
+      rm -rf "$fuzz_work"
       exit 1
     fi
     rm -f "$fuzz_log"
   done
+  rm -rf "$fuzz_work"
 fi
 
 # ---------------------------------------------------------------- 3. tests

@@ -411,3 +411,330 @@ pub fn parse_url(text: &str) {
         }
     }
 }
+
+// ------------------------------------------------------------------ the service
+
+use proxy_delegate_service::fuzzing::{Decoded, Route, decode_request_body};
+
+/// The password planted in the feedback bodies `service_request` builds:
+/// no rejection may quote it.
+const PLANTED_PASSWORD: &str = "Pw7f3kq9XZ";
+/// The template URL, and the same with the planted password.
+const TEMPLATE_URL: &str = "socks5://user:pass@proxy-server:1080";
+const PLANTED_URL: &str = "socks5://user:Pw7f3kq9XZ@proxy-server:1080";
+
+/// `Content-Type` lines by the input's second byte (several values are
+/// several header lines).
+const CONTENT_TYPES: [&[&[u8]]; 8] = [
+    &[],
+    &[b"application/json"],
+    &[b"application/x-postcard"],
+    &[b"application/json; charset=utf-8"],
+    &[b"APPLICATION/X-POSTCARD"],
+    &[b"text/plain"],
+    &[b"application/x-postcard", b"application/json"],
+    &[b"application/json\xff"],
+];
+
+/// `Content-Encoding` lines by the input's third byte, and whether the
+/// target gzips the body itself.
+const ENCODINGS: [(&[&[u8]], bool); 8] = [
+    (&[], false),
+    (&[b"gzip"], true),
+    (&[b"X-Gzip "], true),
+    (&[b"gzip"], false),
+    (&[b"identity"], false),
+    (&[b""], false),
+    (&[b"gzip", b"gzip"], true),
+    (&[b"br"], false),
+];
+
+/// `Accept` lines by the input's fourth byte.
+const ACCEPTS: [&[&[u8]]; 8] = [
+    &[],
+    &[b"application/x-postcard"],
+    &[b"application/json"],
+    &[b"application/x-postcard;q=0"],
+    &[b"*/*;q=0"],
+    &[b"application/json;q=0.5, application/x-postcard;q=0.9"],
+    &[b"text/html", b"application/*;q=0.2"],
+    &[b"application/*;q=0, application/json;q=1"],
+];
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(bytes).expect("writing to a Vec");
+    enc.finish().expect("writing to a Vec")
+}
+
+/// One message of template `which`, filled from `records`, in JSON or (when
+/// it is valid) postcard.
+fn template_message(which: usize, records: &[u8], postcard: bool) -> Vec<u8> {
+    let json = fill(which, records);
+    let json = if which == 2 {
+        replace_bytes(&json, TEMPLATE_URL.as_bytes(), PLANTED_URL.as_bytes())
+    } else {
+        json
+    };
+    if !postcard {
+        return json;
+    }
+    let encoded = match which {
+        0 => postcard_of::<ProxyRequest>(&json),
+        _ => postcard_of::<ProxyFeedback>(&json),
+    };
+    encoded.unwrap_or(json)
+}
+
+fn replace_bytes(haystack: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(haystack.len());
+    let mut rest = haystack;
+    while !rest.is_empty() {
+        if rest.starts_with(from) {
+            out.extend_from_slice(to);
+            rest = &rest[from.len()..];
+        } else {
+            out.push(rest[0]);
+            rest = &rest[1..];
+        }
+    }
+    out
+}
+
+fn count(haystack: &[u8], needle: &[u8]) -> usize {
+    haystack.windows(needle.len()).filter(|w| *w == needle).count()
+}
+
+/// The `service_request` target (see `fuzz_targets/service_request.rs`).
+///
+/// Byte 0: `% 3` the route and shape (0: a request, 1: one feedback event,
+/// 2: a feedback batch), bit 2 whether the body is the rest of the input as
+/// is (0) or built from the published bodies (1: the rest as template
+/// records, a batch's elements separated by `0xFE`, in postcard when the
+/// `Content-Type` says so). Byte 1 picks the `Content-Type`, byte 2 the
+/// `Content-Encoding` (bit 3: gzip the body in two members), byte 3 the
+/// `Accept`.
+pub fn service_request_target(data: &[u8]) {
+    let [mode, ct, enc, acc, rest @ ..] = data else {
+        return;
+    };
+    let shape = mode % 3;
+    let route = if shape == 0 {
+        Route::Request
+    } else {
+        Route::Feedback
+    };
+    let content_type = CONTENT_TYPES[usize::from(*ct) % 8];
+    let (encoding, compress) = ENCODINGS[usize::from(*enc) % 8];
+    let accept = ACCEPTS[usize::from(*acc) % 8];
+    let postcard = matches!(ct % 8, 2 | 4);
+    let which = if shape == 0 { 0 } else { 2 };
+
+    let mut body = if mode & 0x04 == 0 {
+        rest.to_vec()
+    } else if shape == 2 {
+        let elements: Vec<Vec<u8>> = rest
+            .split(|&b| b == 0xFE)
+            .map(|r| template_message(which, r, postcard))
+            .collect();
+        if postcard {
+            elements.concat()
+        } else {
+            let mut out = b"[".to_vec();
+            out.extend_from_slice(&elements.join(&b","[..]));
+            out.push(b']');
+            out
+        }
+    } else {
+        template_message(which, rest, postcard)
+    };
+    // Every occurrence of the planted password is in the planted URL.
+    let planted = count(&body, PLANTED_PASSWORD.as_bytes()) > 0
+        && count(&body, PLANTED_PASSWORD.as_bytes()) == count(&body, PLANTED_URL.as_bytes());
+    if compress {
+        body = if enc & 0x08 != 0 {
+            let (a, b) = body.split_at(body.len() / 2);
+            [gzip(a), gzip(b)].concat()
+        } else {
+            gzip(&body)
+        };
+    }
+
+    let mut headers: Vec<(&str, &[u8])> = Vec::new();
+    headers.extend(content_type.iter().map(|v| ("content-type", *v)));
+    headers.extend(encoding.iter().map(|v| ("content-encoding", *v)));
+    headers.extend(accept.iter().map(|v| ("accept", *v)));
+
+    let first = decode_request_body(route, &headers, &body);
+    let second = decode_request_body(route, &headers, &body);
+    assert_eq!(first, second, "the same request decoded twice differs");
+
+    match first {
+        Ok(Decoded::Request { request, answer }) => {
+            assert_eq!(route, Route::Request);
+            assert!(answer == "application/json" || answer == "application/x-postcard");
+            request.check_invariants();
+        }
+        Ok(Decoded::Feedback(events)) => {
+            assert_eq!(route, Route::Feedback);
+            assert!(!events.is_empty(), "an empty batch was accepted");
+            for e in &events {
+                e.check_invariants();
+            }
+        }
+        Err(rejection) => {
+            let code = match rejection.status {
+                400 => "malformed_body",
+                406 => "not_acceptable",
+                413 => "payload_too_large",
+                415 => "unsupported_media_type",
+                422 => "invalid_field",
+                other => panic!("a body was refused with status {other}: {rejection:?}"),
+            };
+            assert_eq!(
+                rejection.content_type.as_deref(),
+                Some("application/json"),
+                "{rejection:?}"
+            );
+            let value: serde_json::Value = serde_json::from_slice(&rejection.body)
+                .unwrap_or_else(|e| panic!("the error body is not JSON ({e}): {rejection:?}"));
+            let error = value
+                .as_object()
+                .filter(|o| o.len() == 1)
+                .and_then(|o| o.get("error"))
+                .and_then(|e| e.as_object())
+                .filter(|e| e.len() == 2)
+                .unwrap_or_else(|| panic!("not {{\"error\":{{code,message}}}}: {value}"));
+            assert_eq!(
+                error.get("code").and_then(|c| c.as_str()),
+                Some(code),
+                "{value}"
+            );
+            let message = error
+                .get("message")
+                .and_then(|m| m.as_str())
+                .unwrap_or_else(|| panic!("no message: {value}"));
+            assert!(!message.is_empty());
+            if planted {
+                assert!(
+                    !message.contains(PLANTED_PASSWORD),
+                    "a rejection quotes the proxy_url's password: {message}"
+                );
+            }
+        }
+    }
+}
+
+/// Token-like values of `text` written where the service's configuration
+/// keeps secrets: the items of `bearer_tokens` and `api_keys` (an inline
+/// list on the key's line, or YAML `- item` lines under it) and the
+/// passwords of URLs (`scheme://user:password@`). Only values of at least 8
+/// characters of `[A-Za-z0-9._-]` with a letter and a digit, found nowhere
+/// else in the text (so they are not also a name the file uses), count.
+pub fn config_secrets(text: &str) -> Vec<String> {
+    let mut found: Vec<String> = Vec::new();
+    let lines: Vec<&str> = text.lines().collect();
+    for (n, line) in lines.iter().enumerate() {
+        let Some(at) = ["bearer_tokens", "api_keys"]
+            .iter()
+            .filter_map(|k| line.find(k).map(|i| i + k.len()))
+            .max()
+        else {
+            continue;
+        };
+        found.extend(quoted(&line[at..]));
+        let indent = line.len() - line.trim_start().len();
+        for next in lines.iter().skip(n + 1) {
+            let trimmed = next.trim_start();
+            if next.len() - trimmed.len() < indent || trimmed.is_empty() {
+                break;
+            }
+            let Some(item) = trimmed.strip_prefix("- ") else {
+                break;
+            };
+            let item = item.trim();
+            let unquoted = item.trim_matches(|c| c == '"' || c == '\'');
+            found.push(unquoted.to_owned());
+        }
+    }
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        rest = &rest[i + 3..];
+        let end = rest
+            .find(|c: char| c.is_whitespace() || "\"'`<>,;)}]".contains(c))
+            .unwrap_or(rest.len());
+        let authority = &rest[..end];
+        if let Some((userinfo, _)) = authority.rsplit_once('@')
+            && let Some((_, password)) = userinfo.split_once(':')
+        {
+            found.push(password.to_owned());
+        }
+    }
+    let token_like = |s: &str| {
+        s.len() >= 8
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+            && s.bytes().any(|b| b.is_ascii_alphabetic())
+            && s.bytes().any(|b| b.is_ascii_digit())
+    };
+    let mut secrets: Vec<String> = Vec::new();
+    for s in &found {
+        let collected = found.iter().filter(|x| *x == s).count();
+        if token_like(s) && text.matches(s.as_str()).count() == collected && !secrets.contains(s) {
+            secrets.push(s.clone());
+        }
+    }
+    secrets
+}
+
+/// The strings in double or single quotes in `text`.
+fn quoted(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find(['"', '\'']) {
+        let q = rest[i..].chars().next().unwrap_or('"');
+        let after = &rest[i + 1..];
+        let Some(end) = after.find(q) else { break };
+        out.push(after[..end].to_owned());
+        rest = &after[end + 1..];
+    }
+    out
+}
+
+/// The `service_config` target (see `fuzz_targets/service_config.rs`):
+/// byte 0 even is TOML, odd YAML; the rest is the text.
+pub fn service_config_target(data: &[u8]) {
+    use proxy_delegate_service::ServiceConfig;
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let text = String::from_utf8_lossy(rest);
+    let yaml = mode % 2 == 1;
+    let first = ServiceConfig::parse(&text, yaml);
+    let second = ServiceConfig::parse(&text, yaml);
+    let secrets = config_secrets(&text);
+    match (&first, &second) {
+        (Ok(a), Ok(b)) => {
+            let shown = format!("{a:?}");
+            assert_eq!(shown, format!("{b:?}"), "parsing twice gave two configurations");
+            a.pool
+                .validate()
+                .unwrap_or_else(|e| panic!("an accepted configuration's pool is invalid: {e}"));
+            for s in &secrets {
+                assert!(!shown.contains(s.as_str()), "a secret in the configuration's Debug");
+            }
+        }
+        (Err(a), Err(b)) => {
+            assert_eq!(a, b, "parsing twice gave two errors");
+            let shown = format!("{a} {a:?}");
+            for s in &secrets {
+                assert!(
+                    !shown.contains(s.as_str()),
+                    "a configuration error quotes a secret of the input: {shown}"
+                );
+            }
+        }
+        _ => panic!("parsing the same text twice gave a configuration and an error"),
+    }
+}

@@ -508,6 +508,36 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<axum::body::Bytes,
         })?
 }
 
+/// What `POST /api/v1/proxy/request` reads before it asks the pool: the
+/// request's format (`Content-Type`), the answer's (`Accept`; checked first,
+/// so that a 406 takes no lease), the body (size limit, `Content-Encoding`)
+/// and the one message in it, validated. Also what the fuzz target
+/// `service_request` drives ([`crate::fuzzing`]).
+pub(crate) async fn read_proxy_request(
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(ProxyRequest, Wire), ApiError> {
+    let wire = Wire::of_request(headers)?;
+    let answer_wire = Wire::of_answer(headers, wire)?;
+    let bytes = read_body(headers, body).await?;
+    let ask: ProxyRequest = body::decode_one(wire, &bytes)?;
+    Ok((ask, answer_wire))
+}
+
+/// What `POST /api/v1/proxy/feedback` reads before it applies anything: the
+/// format (`Content-Type`), the body (size limit, `Content-Encoding`) and
+/// every event in it, validated (a batch is taken whole or refused whole).
+/// Credentials in `proxy_url` are dropped by the decoder itself. Also what
+/// the fuzz target `service_request` drives ([`crate::fuzzing`]).
+pub(crate) async fn read_feedback(
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Vec<ProxyFeedback>, ApiError> {
+    let wire = Wire::of_request(headers)?;
+    let bytes = read_body(headers, body).await?;
+    body::decode_batch(wire, &bytes)
+}
+
 fn caller_name(request: &axum::http::Extensions) -> ClientLabel {
     ClientLabel(
         request
@@ -553,11 +583,7 @@ pub(crate) async fn proxy_request(
     request: Request,
 ) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
-    let wire = Wire::of_request(&parts.headers)?;
-    // Before the pool is asked: a 406 takes no lease.
-    let answer_wire = Wire::of_answer(&parts.headers, wire)?;
-    let bytes = read_body(&parts.headers, body).await?;
-    let ask: ProxyRequest = body::decode_one(wire, &bytes)?;
+    let (ask, answer_wire) = read_proxy_request(&parts.headers, body).await?;
     let answer = {
         let now = state.now();
         state.pool().select(now, &ask)
@@ -648,10 +674,7 @@ pub(crate) async fn proxy_feedback(
     request: Request,
 ) -> Result<axum::Json<FeedbackAck>, ApiError> {
     let (parts, body) = request.into_parts();
-    let wire = Wire::of_request(&parts.headers)?;
-    let bytes = read_body(&parts.headers, body).await?;
-    // Credentials in `proxy_url` are dropped by the decoder itself.
-    let events: Vec<ProxyFeedback> = body::decode_batch(wire, &bytes)?;
+    let events = read_feedback(&parts.headers, body).await?;
     let mut ack = FeedbackAck {
         received: events.len(),
         applied: 0,

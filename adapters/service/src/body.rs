@@ -95,7 +95,7 @@ impl Wire {
         }
     }
 
-    fn media(self) -> &'static str {
+    pub(crate) fn media(self) -> &'static str {
         match self {
             Wire::Json => JSON,
             Wire::Postcard => POSTCARD,

@@ -28,6 +28,8 @@ mod auth;
 mod body;
 pub mod config;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod metrics;
 pub mod openapi;
 mod server;
