@@ -81,7 +81,12 @@
 //!
 //! - the subject's phase-A throughput is at least 60% of the peer's;
 //! - the subject's phase-B p99 (from the due time) is under 5 ms, at half its
-//!   own rate and, stricter, at half the peer's.
+//!   own rate and, stricter, at half the peer's;
+//! - the subject's p99 at most 1.5x the peer's at the same offered rate
+//!   (phase B@peer against the peer's phase B, both at half the peer's
+//!   phase-A rate): the median of the per-round ratios. Absolute
+//!   milliseconds on a shared machine follow the host; the ratio is what
+//!   one run can say.
 //!
 //! With `--rounds R` the verdicts use the median over the rounds. A loud
 //! warning is printed when any request of any phase was not answered `200`
@@ -128,6 +133,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 const GOAL_RATIO: f64 = 0.60;
 /// Goal: the subject's phase-B p99, in microseconds.
 const GOAL_P99_US: u32 = 5_000;
+/// Goal: the subject's p99 over the peer's at the same offered rate (phase
+/// B@peer against the peer's phase B).
+const GOAL_P99_RATIO: f64 = 1.5;
 /// Above this share of the machine (percent) taken by other processes in a
 /// phase, the run says its figures are disturbed.
 const NOISY_OTHERS_CPU: f64 = 10.0;
@@ -1091,6 +1099,17 @@ impl Round {
         self.rows().iter().any(|(_, _, r)| r.recorder.failed() > 0)
     }
 
+    /// Subject over peer, p99 at the same offered rate: phase B@peer
+    /// against the peer's phase B.
+    fn p99_ratio(&self) -> f64 {
+        let peer = f64::from(self.peer_b.latency.p99);
+        if peer > 0.0 {
+            f64::from(self.subject_b_at_peer.latency.p99) / peer
+        } else {
+            0.0
+        }
+    }
+
     /// The most of the machine other processes used in any phase, percent.
     fn others_cpu(&self) -> Option<f64> {
         self.rows()
@@ -1232,6 +1251,19 @@ async fn run(args: &Args, peer: Target, subject: Target) -> Result<(), LoadError
         "subject p99 at half the peer's rate ({of}phase B@peer): {:.3} ms (goal < {goal_ms:.0} ms): {}",
         strict_p99 / 1000.0,
         verdict(strict_p99 < f64::from(GOAL_P99_US))
+    );
+    let p99_ratio = over(&|r| r.p99_ratio());
+    let per_round: Vec<String> = rounds
+        .iter()
+        .map(|r| format!("{:.2}", r.p99_ratio()))
+        .collect();
+    println!(
+        "p99 at the same offered rate, subject (B@peer) / peer (B) ({of}per-round ratios): \
+         {:.3} / {:.3} ms, ratio {p99_ratio:.2}x [rounds: {}] (goal <= {GOAL_P99_RATIO}x): {}",
+        strict_p99 / 1000.0,
+        peer_p99 / 1000.0,
+        per_round.join(", "),
+        verdict(p99_ratio <= GOAL_P99_RATIO)
     );
     let others = rounds.iter().filter_map(Round::others_cpu).reduce(f64::max);
     if let Some(others) = others.filter(|&o| o > NOISY_OTHERS_CPU) {
