@@ -305,7 +305,7 @@ mod tests {
     fn invalid_fields_never_quote_the_value() {
         let bad = FEEDBACK.replace(r#""websocket""#, r#""Pw-7f3kq9.x""#);
         let e = decode_one::<ProxyFeedback>(Wire::Json, bad.as_bytes()).unwrap_err();
-        assert_eq!(e.status, axum::http::StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(e.status(), axum::http::StatusCode::UNPROCESSABLE_ENTITY);
         assert!(!e.message.contains("Pw-7f3kq9"), "{}", e.message);
         assert!(
             e.message
@@ -315,7 +315,7 @@ mod tests {
         );
         let bad = FEEDBACK.replace("socks5://user:pass@", "Pw-7f3kq9.x://");
         let e = decode_one::<ProxyFeedback>(Wire::Json, bad.as_bytes()).unwrap_err();
-        assert_eq!(e.status, axum::http::StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(e.status(), axum::http::StatusCode::UNPROCESSABLE_ENTITY);
         assert!(
             !e.message.to_lowercase().contains("pw-7f3kq9"),
             "{}",
@@ -361,12 +361,12 @@ mod tests {
         let bad = FEEDBACK.replace("binance", "");
         let batch = format!("[{FEEDBACK},{bad}]");
         let e = decode_batch::<ProxyFeedback>(Wire::Json, batch.as_bytes()).unwrap_err();
-        assert_eq!(e.status, axum::http::StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(e.status(), axum::http::StatusCode::UNPROCESSABLE_ENTITY);
         assert!(e.message.starts_with("[1] exchange_id"), "{}", e.message);
         let e = decode_batch::<ProxyFeedback>(Wire::Json, b"[{").unwrap_err();
-        assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST);
+        assert_eq!(e.status(), axum::http::StatusCode::BAD_REQUEST);
         let e = decode_batch::<ProxyFeedback>(Wire::Json, b"[]").unwrap_err();
-        assert_eq!(e.status, axum::http::StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(e.status(), axum::http::StatusCode::UNPROCESSABLE_ENTITY);
     }
 
     #[test]

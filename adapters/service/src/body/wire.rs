@@ -205,7 +205,7 @@ mod tests {
         for a in accept {
             headers.append(header::ACCEPT, HeaderValue::from_static(a));
         }
-        Wire::of_answer(&headers, request).map_err(|e| e.status.as_u16())
+        Wire::of_answer(&headers, request).map_err(|e| e.status().as_u16())
     }
 
     #[test]
