@@ -26,7 +26,7 @@ use utoipa::ToSchema;
 use crate::auth::{Caller, Clients, TlsIdentity};
 use crate::body::{self, Wire};
 use crate::config::{AuthConfig, Scope, ServiceConfig};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::metrics::{
     ClientLabel, FeedbackLabels, Metrics, OutcomeLabels, ReasonLabels, RequestLabels,
 };
@@ -313,6 +313,39 @@ pub(crate) fn route_policy(path: &str, config: &ServiceConfig) -> (bool, bool) {
     )
 }
 
+/// Whether the route of `path` can answer with `code` in some configuration:
+/// the error answers the OpenAPI document lists for it. The gate's follow
+/// from [`route_of`] (a scope: 401 and 403; a rate limit: 429), the
+/// handlers' from what they do: the two `POST` routes read a body, and
+/// `POST /api/v1/proxy/request` answers in the format `Accept` chooses,
+/// encoding the answer itself.
+pub(crate) fn may_answer(path: &str, code: ErrorCode) -> bool {
+    let every = AuthConfig {
+        required: true,
+        health: true,
+        metrics: true,
+        unauthenticated_on_purpose: false,
+    };
+    let route = route_of(path, &every);
+    let reads_body = path == contract::REQUEST_PATH || path == contract::FEEDBACK_PATH;
+    let negotiates = path == contract::REQUEST_PATH;
+    match code {
+        // Before routing, and for a method the route does not take.
+        ErrorCode::MalformedRequest | ErrorCode::HeadersTooLarge => true,
+        ErrorCode::MethodNotAllowed => true,
+        // Only paths the document does not list.
+        ErrorCode::NotFound => false,
+        ErrorCode::Unauthorized | ErrorCode::Forbidden => route.scope.is_some(),
+        ErrorCode::RateLimited => route.limited,
+        ErrorCode::MalformedBody
+        | ErrorCode::RequestTimeout
+        | ErrorCode::PayloadTooLarge
+        | ErrorCode::UnsupportedMediaType
+        | ErrorCode::InvalidField => reads_body,
+        ErrorCode::NotAcceptable | ErrorCode::Internal => negotiates,
+    }
+}
+
 /// Authenticates, authorises and rate-limits every request, and counts it.
 async fn gate(State(state): State<Arc<AppState>>, mut request: Request, next: Next) -> Response {
     let route = route_of(request.uri().path(), &state.auth);
@@ -350,7 +383,7 @@ async fn gate(State(state): State<Arc<AppState>>, mut request: Request, next: Ne
                     correlation_id = %correlation_text,
                     peer = ?peer,
                     route = route.label,
-                    status = e.status.as_u16(),
+                    status = e.status().as_u16(),
                     code = e.code.as_str(),
                     reason = %e.message,
                     "request refused"
@@ -498,8 +531,7 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<axum::body::Bytes,
         .await
         .map_err(|_| {
             ApiError::new(
-                StatusCode::REQUEST_TIMEOUT,
-                crate::error::ErrorCode::RequestTimeout,
+                ErrorCode::RequestTimeout,
                 format!(
                     "the request body did not arrive within {} s",
                     BODY_TIMEOUT.as_secs()
@@ -564,17 +596,6 @@ fn caller_name(request: &axum::http::Extensions) -> ClientLabel {
             (crate::openapi::ProxyResponseDoc = "application/json"),
             (crate::openapi::PostcardMessage = "application/x-postcard"),
         )),
-        (status = 400, response = crate::openapi::BadRequest),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, response = crate::openapi::Forbidden),
-        (status = 405, response = crate::openapi::MethodNotAllowed),
-        (status = 406, response = crate::openapi::NotAcceptable),
-        (status = 408, response = crate::openapi::RequestTimeout),
-        (status = 413, response = crate::openapi::PayloadTooLarge),
-        (status = 415, response = crate::openapi::UnsupportedMediaType),
-        (status = 422, response = crate::openapi::UnprocessableEntity),
-        (status = 429, response = crate::openapi::TooManyRequests),
-        (status = 500, response = crate::openapi::InternalError),
     ),
     security(("bearer" = []), ("api_key" = []), ("mutual_tls" = [])),
 )]
@@ -657,15 +678,6 @@ enum Applied {
     ),
     responses(
         (status = 200, description = "Every event was valid and has been taken; the counts say what each did.", body = crate::FeedbackAck, content_type = "application/json"),
-        (status = 400, response = crate::openapi::BadRequest),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, response = crate::openapi::Forbidden),
-        (status = 405, response = crate::openapi::MethodNotAllowed),
-        (status = 408, response = crate::openapi::RequestTimeout),
-        (status = 413, response = crate::openapi::PayloadTooLarge),
-        (status = 415, response = crate::openapi::UnsupportedMediaType),
-        (status = 422, response = crate::openapi::UnprocessableEntity),
-        (status = 429, response = crate::openapi::TooManyRequests),
     ),
     security(("bearer" = []), ("api_key" = []), ("mutual_tls" = [])),
 )]
@@ -767,10 +779,6 @@ pub(crate) async fn proxy_feedback(
     operation_id = "list_proxies",
     responses(
         (status = 200, description = "Every proxy of the inventory, in the configuration's order, with its health and state; no credentials.", body = crate::snapshot::Snapshot, content_type = "application/json"),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, response = crate::openapi::Forbidden),
-        (status = 405, response = crate::openapi::MethodNotAllowed),
-        (status = 429, response = crate::openapi::TooManyRequests),
     ),
     security(("bearer" = []), ("api_key" = []), ("mutual_tls" = [])),
 )]
@@ -814,9 +822,6 @@ pub struct Health {
     responses(
         (status = 200, description = "Ready: the service takes requests.", body = crate::Health, content_type = "application/json"),
         (status = 503, description = "Shutting down (`status` is `draining`, `ready` is false).", body = crate::Health, content_type = "application/json"),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, response = crate::openapi::Forbidden),
-        (status = 405, response = crate::openapi::MethodNotAllowed),
     ),
     security((), ("bearer" = []), ("api_key" = []), ("mutual_tls" = [])),
 )]
@@ -850,10 +855,7 @@ pub(crate) async fn health(State(state): State<Arc<AppState>>) -> Response {
     operation_id = "metrics",
     description = "Prometheus metrics in the OpenMetrics text format. Open to anyone unless the configuration sets `auth.metrics` (then the `read` scope is needed; otherwise credentials are ignored); never rate limited.",
     responses(
-        (status = 200, description = "The metrics.", body = String, content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8"),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, response = crate::openapi::Forbidden),
-        (status = 405, response = crate::openapi::MethodNotAllowed),
+        (status = 200, description = "The metrics.", body = String, content_type = crate::metrics::CONTENT_TYPE),
     ),
     security((), ("bearer" = []), ("api_key" = []), ("mutual_tls" = [])),
 )]
@@ -879,7 +881,6 @@ pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     description = "This document. Open to anyone; credentials are not needed and are ignored.",
     responses(
         (status = 200, description = "The OpenAPI 3.1 document.", body = Object, content_type = "application/json"),
-        (status = 405, response = crate::openapi::MethodNotAllowed),
     ),
     security(()),
 )]
@@ -903,10 +904,6 @@ pub(crate) async fn openapi(State(state): State<Arc<AppState>>) -> Response {
     operation_id = "status_page",
     responses(
         (status = 200, description = "The status page: the pool's proxies with health and state, refreshing itself.", body = String, content_type = "text/html; charset=utf-8"),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, response = crate::openapi::Forbidden),
-        (status = 405, response = crate::openapi::MethodNotAllowed),
-        (status = 429, response = crate::openapi::TooManyRequests),
     ),
     security(("bearer" = []), ("api_key" = []), ("mutual_tls" = [])),
 )]

@@ -249,7 +249,7 @@ mod tests {
         let ops = c.identify(&with("x-api-key", "k1"), None).unwrap().unwrap();
         assert!(ops.require(Scope::Read).is_ok());
         let e = ops.require(Scope::Request).unwrap_err();
-        assert_eq!(e.status, axum::http::StatusCode::FORBIDDEN);
+        assert_eq!(e.status(), axum::http::StatusCode::FORBIDDEN);
         assert!(e.message.contains("ops"));
     }
 }

@@ -32,40 +32,79 @@ pub struct ErrorDetail {
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ErrorCode {
-    /// 400: the body is not well-formed JSON, postcard or gzip.
+    /// The body is not well-formed JSON, postcard or gzip.
     MalformedBody,
-    /// 400: the request line or a header is not valid HTTP/1.1 (a bad
+    /// The request line or a header is not valid HTTP/1.1 (a bad
     /// `Content-Length`, a control character in a header, ...).
     MalformedRequest,
-    /// 401: no credentials, or unknown ones.
+    /// No credentials, or unknown ones.
     Unauthorized,
-    /// 403: a known client without the route's scope.
+    /// A known client without the route's scope.
     Forbidden,
-    /// 404: no such route.
+    /// No such route.
     NotFound,
-    /// 405: the route exists, the method does not.
+    /// The route exists, the method does not.
     MethodNotAllowed,
-    /// 406: `Accept` refuses both formats the route answers in.
+    /// `Accept` refuses both formats the route answers in.
     NotAcceptable,
-    /// 408: the body did not arrive in time.
+    /// The body did not arrive in time.
     RequestTimeout,
-    /// 413: the body is over 64 KiB, before or after inflating.
+    /// The body is over 64 KiB, before or after inflating.
     PayloadTooLarge,
-    /// 415: a content type or encoding the route does not take.
+    /// A content type or encoding the route does not take.
     UnsupportedMediaType,
-    /// 422: well-formed, but a field is missing, of the wrong JSON type, or
+    /// Well-formed, but a field is missing, of the wrong JSON type, or
     /// invalid; the message names the field, never its value.
     InvalidField,
-    /// 429: over the client's rate limit.
+    /// Over the client's rate limit.
     RateLimited,
-    /// 431: the request line and headers are over 32 KiB, or hold more
+    /// The request line and headers are over 32 KiB, or hold more
     /// than 100 header fields.
     HeadersTooLarge,
-    /// 500: a fault of the service.
+    /// A fault of the service.
     Internal,
 }
 
 impl ErrorCode {
+    /// Every code, in the order of their statuses. The OpenAPI document's
+    /// error answers (one per status), the list in its description, and each
+    /// operation's error statuses are made from it and from [`status`](Self::status).
+    pub const ALL: &'static [ErrorCode] = &[
+        ErrorCode::MalformedBody,
+        ErrorCode::MalformedRequest,
+        ErrorCode::Unauthorized,
+        ErrorCode::Forbidden,
+        ErrorCode::NotFound,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::NotAcceptable,
+        ErrorCode::RequestTimeout,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::UnsupportedMediaType,
+        ErrorCode::InvalidField,
+        ErrorCode::RateLimited,
+        ErrorCode::HeadersTooLarge,
+        ErrorCode::Internal,
+    ];
+
+    /// The status of every answer with this code.
+    pub const fn status(self) -> StatusCode {
+        match self {
+            ErrorCode::MalformedBody | ErrorCode::MalformedRequest => StatusCode::BAD_REQUEST,
+            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+            ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
+            ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::InvalidField => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
     /// The wire spelling, e.g. `invalid_field`.
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -100,9 +139,7 @@ pub(crate) fn excerpt(s: &str) -> String {
 /// A rejection: the status, the code and the message.
 #[derive(Debug, Clone)]
 pub(crate) struct ApiError {
-    /// The HTTP status.
-    pub(crate) status: StatusCode,
-    /// Machine-readable code.
+    /// Machine-readable code, which decides the status.
     pub(crate) code: ErrorCode,
     /// Human-readable message.
     pub(crate) message: String,
@@ -111,100 +148,79 @@ pub(crate) struct ApiError {
 }
 
 impl ApiError {
-    /// An error with this status, code and message.
-    pub(crate) fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
+    /// An error with this code (and its status) and message.
+    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
-            status,
             code,
             message: message.into(),
             retry_after: None,
         }
     }
 
-    /// 400: the body is not well-formed.
+    /// The HTTP status: the code's.
+    pub(crate) const fn status(&self) -> StatusCode {
+        self.code.status()
+    }
+
+    /// The body is not well-formed.
     pub(crate) fn malformed(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, ErrorCode::MalformedBody, message)
+        Self::new(ErrorCode::MalformedBody, message)
     }
 
-    /// 422: well-formed, but a field is invalid.
+    /// Well-formed, but a field is invalid.
     pub(crate) fn invalid(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            ErrorCode::InvalidField,
-            message,
-        )
+        Self::new(ErrorCode::InvalidField, message)
     }
 
-    /// 401: no credentials, or unknown ones.
+    /// No credentials, or unknown ones.
     pub(crate) fn unauthorized(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, message)
+        Self::new(ErrorCode::Unauthorized, message)
     }
 
-    /// 403: a known client without the scope for this route.
+    /// A known client without the scope for this route.
     pub(crate) fn forbidden(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, message)
+        Self::new(ErrorCode::Forbidden, message)
     }
 
-    /// 404: no such route.
+    /// No such route.
     pub(crate) fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, message)
+        Self::new(ErrorCode::NotFound, message)
     }
 
-    /// 405: the route exists, the method does not.
+    /// The route exists, the method does not.
     pub(crate) fn method_not_allowed(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            ErrorCode::MethodNotAllowed,
-            message,
-        )
+        Self::new(ErrorCode::MethodNotAllowed, message)
     }
 
-    /// 406: `Accept` refuses every format the route answers in.
+    /// `Accept` refuses every format the route answers in.
     pub(crate) fn not_acceptable(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::NOT_ACCEPTABLE,
-            ErrorCode::NotAcceptable,
-            message,
-        )
+        Self::new(ErrorCode::NotAcceptable, message)
     }
 
-    /// 413: the body is over the limit.
+    /// The body is over the limit.
     pub(crate) fn too_large(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorCode::PayloadTooLarge,
-            message,
-        )
+        Self::new(ErrorCode::PayloadTooLarge, message)
     }
 
-    /// 415: a content type or encoding the route does not take.
+    /// A content type or encoding the route does not take.
     pub(crate) fn unsupported_media(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ErrorCode::UnsupportedMediaType,
-            message,
-        )
+        Self::new(ErrorCode::UnsupportedMediaType, message)
     }
 
-    /// 429: the client is over its rate limit.
+    /// The client is over its rate limit.
     pub(crate) fn rate_limited(retry_after: u64) -> Self {
         Self {
             retry_after: Some(retry_after.max(1)),
             ..Self::new(
-                StatusCode::TOO_MANY_REQUESTS,
                 ErrorCode::RateLimited,
                 "too many requests from this client; retry after the Retry-After delay",
             )
         }
     }
 
-    /// 500: a fault of the service; the message is generic, the detail is logged.
+    /// A fault of the service; the message is generic, the detail is logged.
     pub(crate) fn internal() -> Self {
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            ErrorCode::Internal,
-            "internal error; see the service log",
-        )
+        Self::new(ErrorCode::Internal, "internal error; see the service log")
     }
 }
 
@@ -216,13 +232,13 @@ impl IntoResponse for ApiError {
                 message: self.message,
             },
         };
-        let mut response = (self.status, axum::Json(body)).into_response();
+        let mut response = (self.code.status(), axum::Json(body)).into_response();
         if let Some(s) = self.retry_after {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(s));
         }
-        if self.status == StatusCode::UNAUTHORIZED {
+        if self.code == ErrorCode::Unauthorized {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"proxy-delegate\""),
@@ -245,24 +261,20 @@ pub(crate) const MAX_HEADER_FIELDS: usize = 100;
 /// body every other rejection has. (hyper's 414 for a request target over
 /// 64 KiB cannot happen: a head over [`MAX_HEAD_BYTES`] is 431 first.)
 fn below_router(status: u16) -> Option<ApiError> {
-    match status {
-        400 => Some(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::MalformedRequest,
-            "the request line or a header is not valid HTTP/1.1 (for example a Content-Length \
-             that is not one number, a Transfer-Encoding other than chunked, or a control \
-             character in a header); the connection is closed",
-        )),
-        431 => Some(ApiError::new(
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            ErrorCode::HeadersTooLarge,
-            format!(
-                "the request line and headers are over {MAX_HEAD_BYTES} bytes, or hold more \
-                 than {MAX_HEADER_FIELDS} header fields; the connection is closed"
-            ),
-        )),
-        _ => None,
-    }
+    let code = [ErrorCode::MalformedRequest, ErrorCode::HeadersTooLarge]
+        .into_iter()
+        .find(|c| c.status().as_u16() == status)?;
+    let message = match code {
+        ErrorCode::HeadersTooLarge => format!(
+            "the request line and headers are over {MAX_HEAD_BYTES} bytes, or hold more \
+             than {MAX_HEADER_FIELDS} header fields; the connection is closed"
+        ),
+        _ => "the request line or a header is not valid HTTP/1.1 (for example a Content-Length \
+              that is not one number, a Transfer-Encoding other than chunked, or a control \
+              character in a header); the connection is closed"
+            .to_owned(),
+    };
+    Some(ApiError::new(code, message))
 }
 
 /// hyper's own answer to a request head it refused, rewritten with a JSON
@@ -419,23 +431,7 @@ mod tests {
 
     #[test]
     fn codes_serialize_as_their_wire_spelling() {
-        let all = [
-            ErrorCode::MalformedBody,
-            ErrorCode::MalformedRequest,
-            ErrorCode::Unauthorized,
-            ErrorCode::Forbidden,
-            ErrorCode::NotFound,
-            ErrorCode::MethodNotAllowed,
-            ErrorCode::NotAcceptable,
-            ErrorCode::RequestTimeout,
-            ErrorCode::PayloadTooLarge,
-            ErrorCode::UnsupportedMediaType,
-            ErrorCode::InvalidField,
-            ErrorCode::RateLimited,
-            ErrorCode::HeadersTooLarge,
-            ErrorCode::Internal,
-        ];
-        for code in all {
+        for &code in ErrorCode::ALL {
             let json = serde_json::to_value(code).unwrap();
             assert_eq!(json, code.as_str(), "{code:?}");
         }

@@ -20,8 +20,9 @@ use prometheus_client::registry::Registry;
 
 use crate::snapshot::Snapshot;
 
-/// The content type of `GET /metrics`.
-pub(crate) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// The content type of `GET /metrics`, the OpenMetrics media type (public
+/// as [`crate::openapi::OPENMETRICS`]; the document says the same).
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// A client's name as a label value: shares the caller's name, so counting
 /// a request allocates nothing once its series exists.

@@ -13,7 +13,9 @@
 //!   names with what the core's JSON encoder writes, and their bounds with
 //!   the core's `MAX_*` constants, so the two cannot drift apart unnoticed;
 //! * the error answers, one reusable response per status, each with the
-//!   [`ErrorBody`](crate::ErrorBody) JSON schema;
+//!   [`ErrorBody`](crate::ErrorBody) JSON schema, and each operation's list
+//!   of them, all made from [`ErrorCode`](crate::ErrorCode) (its codes and
+//!   their statuses) and from what each route does;
 //! * the security schemes: bearer token, `X-API-Key`, mutual TLS;
 //! * what every route has in common: the `X-Correlation-Id` header (sent,
 //!   and echoed), and the 400 and 431 that come before routing.
@@ -40,10 +42,11 @@
 //! * `openapi/messages.rs`: the mirrors of the wire messages
 //!   ([`ProxyRequestDoc`], [`ProxyResponseDoc`], [`ProxyFeedbackDoc`],
 //!   [`FeedbackBody`], [`PostcardMessage`], the enums);
-//! * `openapi/responses.rs`: the error answers ([`BadRequest`] to
-//!   [`InternalError`]);
+//! * `openapi/responses.rs`: the error answers, the list of error codes in
+//!   the description, and what the document says of each code;
 //! * `openapi/finish.rs`: what the derive cannot spell (security schemes,
-//!   the correlation header, the feedback's "`success` or `event`" rule);
+//!   the error answers of each operation, the correlation header, the
+//!   feedback's "`success` or `event`" rule);
 //! * `openapi/tailor.rs`: the document of one running configuration.
 
 use utoipa::OpenApi;
@@ -65,11 +68,6 @@ pub use messages::{
     PostcardMessage, ProxyFeedbackDoc, ProxyRequestDoc, ProxyResponseDoc, RequestMetadataDoc,
     ResponseMetadataDoc, Topic,
 };
-pub use responses::{
-    BadRequest, Forbidden, HeadersTooLarge, InternalError, MethodNotAllowed, NotAcceptable,
-    NotFound, PayloadTooLarge, RequestTimeout, TooManyRequests, Unauthorized, UnprocessableEntity,
-    UnsupportedMediaType,
-};
 use tailor::tailor;
 pub use text::{IDENTIFIER_PATTERN, PRINTABLE_PATTERN, PROXY_URL_PATTERN, printable};
 
@@ -78,9 +76,10 @@ pub use text::{IDENTIFIER_PATTERN, PRINTABLE_PATTERN, PROXY_URL_PATTERN, printab
 const CORRELATION_HEADER: &str = "X-Correlation-Id";
 
 /// The OpenMetrics media type `GET /metrics` answers with.
-pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub use crate::metrics::CONTENT_TYPE as OPENMETRICS;
 
-const DESCRIPTION: &str = "\
+/// The API's description, up to its list of error codes.
+const DESCRIPTION_HEAD: &str = "\
 The reference proxy service of proxy-delegate. A client asks which proxy to use for one \
 exchange connection (`POST /api/v1/proxy/request`), caches the answer for `ttl_seconds`, \
 and reports how the connection went (`POST /api/v1/proxy/feedback`).
@@ -93,14 +92,11 @@ be sent with `Content-Encoding: gzip`. Bodies are limited to 65536 bytes, before
 decompression; one message to 16384 bytes.
 
 **Errors.** Every rejection is a JSON body `{\"error\": {\"code\", \"message\"}}` \
-(schema `ErrorBody`): 400 `malformed_body` or `malformed_request` (a request line or header \
-that is not valid HTTP/1.1), 401 `unauthorized` (with `WWW-Authenticate`), 403 \
-`forbidden`, 404 `not_found` (any path not listed here), 405 `method_not_allowed` (with \
-`Allow`), 406 `not_acceptable`, 408 `request_timeout`, 413 `payload_too_large`, 415 \
-`unsupported_media_type`, 422 `invalid_field` (the message names the field, and the batch \
-element as `[i]`, never its value), 429 `rate_limited` (with `Retry-After`), 431 \
-`headers_too_large` (request line and headers over 32768 bytes, or over 100 header \
-fields), 500 `internal`. The 400 `malformed_request` and the 431 close the connection and \
+(schema `ErrorBody`): ";
+
+/// The API's description, after its list of error codes.
+const DESCRIPTION_TAIL: &str = "\
+. The 400 `malformed_request` and the 431 close the connection and \
 carry no `X-Correlation-Id`. `GET /health` answers 503 with its usual body while the service \
 shuts down.
 
@@ -119,10 +115,19 @@ scope are rate limited per client (429); `/health`, `/metrics` and `/openapi.jso
 operation is what that service enforces (none at all without clients), and statuses it \
 cannot answer (401 and 403 where nothing is enforced, 429 without a rate limit) are left out.";
 
+/// The API's description: [`DESCRIPTION_HEAD`], the list of error codes
+/// with their statuses, [`DESCRIPTION_TAIL`].
+fn description() -> String {
+    format!(
+        "{DESCRIPTION_HEAD}{}{DESCRIPTION_TAIL}",
+        responses::summary()
+    )
+}
+
 /// The OpenAPI description of every route, status and content type.
 #[derive(Debug, OpenApi)]
 #[openapi(
-    info(title = "proxy-delegate service", description = DESCRIPTION),
+    info(title = "proxy-delegate service", description = description()),
     paths(
         crate::app::proxy_request,
         crate::app::proxy_feedback,
@@ -154,21 +159,6 @@ cannot answer (401 and 403 where nothing is enforced, 429 without a rate limit) 
             crate::snapshot::PoolSummary,
             crate::snapshot::ProxyRow,
             crate::snapshot::FailureCount,
-        ),
-        responses(
-            BadRequest,
-            Unauthorized,
-            Forbidden,
-            NotFound,
-            MethodNotAllowed,
-            NotAcceptable,
-            RequestTimeout,
-            PayloadTooLarge,
-            UnsupportedMediaType,
-            UnprocessableEntity,
-            TooManyRequests,
-            HeadersTooLarge,
-            InternalError,
         ),
     ),
     modifiers(&Finish),

@@ -1,6 +1,7 @@
-//! What the derive cannot spell: the security schemes, what every route has
-//! in common (the `X-Correlation-Id` header, sent and echoed, and the 400
-//! and 431 that come before routing), and the feedback's "`success` or
+//! What the derive cannot spell: the security schemes, the error answers
+//! (one response per status, and each operation's list of them, made from
+//! [`ErrorCode`] and from what each route does), the `X-Correlation-Id`
+//! header every route takes and echoes, and the feedback's "`success` or
 //! `event`" rule.
 
 use utoipa::Modify;
@@ -11,15 +12,17 @@ use utoipa::openapi::schema::{AllOfBuilder, AnyOfBuilder, ObjectBuilder, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Ref, RefOr, Schema};
 
-use super::{CORRELATION_HEADER, operations_mut};
+use super::{CORRELATION_HEADER, operations_mut, responses};
+use crate::ErrorCode;
 
-/// What the derive cannot spell: the security schemes and the feedback's
-/// "`success` or `event`" rule.
+/// What the derive cannot spell: the security schemes, the error answers,
+/// the correlation header and the feedback's "`success` or `event`" rule.
 pub(super) struct Finish;
 
 impl Modify for Finish {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
+        components.responses.extend(responses::error_responses());
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(
@@ -50,8 +53,9 @@ impl Modify for Finish {
                 extensions: None,
             },
         );
-        // Every route: the correlation header, sent and echoed, and the 400
-        // and 431 that hyper answers before any route is chosen.
+        // Every route: the correlation header, sent and echoed, and the error
+        // answers it can give (the 400 and 431 that hyper answers before any
+        // route is chosen among them).
         let echoed = || -> Header {
             HeaderBuilder::new()
                 .schema(
@@ -75,21 +79,18 @@ impl Modify for Finish {
                  ignored and not echoed.",
             ))
             .build();
-        for item in openapi.paths.paths.values_mut() {
+        for (path, item) in openapi.paths.paths.iter_mut() {
             for op in operations_mut(item) {
                 op.parameters
                     .get_or_insert_with(Vec::new)
                     .push(correlation.clone());
-                for status in ["400", "431"] {
-                    let name = if status == "400" {
-                        "BadRequest"
-                    } else {
-                        "HeadersTooLarge"
-                    };
-                    op.responses
-                        .responses
-                        .entry(status.into())
-                        .or_insert_with(|| Ref::from_response_name(name).into());
+                for &code in ErrorCode::ALL {
+                    if crate::app::may_answer(path, code) {
+                        op.responses
+                            .responses
+                            .entry(code.status().as_str().into())
+                            .or_insert_with(|| responses::reference(code));
+                    }
                 }
                 for r in op.responses.responses.values_mut() {
                     if let RefOr::T(r) = r {

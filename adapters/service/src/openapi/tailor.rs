@@ -10,7 +10,7 @@ use utoipa::openapi::RefOr;
 use utoipa::openapi::security::SecurityRequirement;
 
 use super::operations_mut;
-use crate::ServiceConfig;
+use crate::{ErrorCode, ServiceConfig};
 
 pub(super) fn tailor(doc: &mut utoipa::openapi::OpenApi, config: &ServiceConfig) {
     let mutual_tls = config
@@ -36,11 +36,14 @@ pub(super) fn tailor(doc: &mut utoipa::openapi::OpenApi, config: &ServiceConfig)
                 secured.push(path.clone());
             } else {
                 op.security = None;
-                op.responses.responses.remove("401");
-                op.responses.responses.remove("403");
+                for code in [ErrorCode::Unauthorized, ErrorCode::Forbidden] {
+                    op.responses.responses.remove(code.status().as_str());
+                }
             }
             if !limited {
-                op.responses.responses.remove("429");
+                op.responses
+                    .responses
+                    .remove(ErrorCode::RateLimited.status().as_str());
             }
             for r in op.responses.responses.values() {
                 if let RefOr::Ref(r) = r {
