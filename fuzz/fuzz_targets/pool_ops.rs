@@ -245,8 +245,19 @@ impl Driver<'_> {
                 s.id
             );
             assert!((0.0..=1.0).contains(&s.health_score));
-            if s.state == ProxyState::Ejected {
+            // A disabled proxy shows `Disabled` even while ejected: its
+            // ejection is seen by `ejected_until`.
+            if s.ejected_until.is_some() {
+                assert!(
+                    matches!(s.state, ProxyState::Ejected | ProxyState::Disabled),
+                    "{}: ejected until {:?} but {:?}",
+                    s.id,
+                    s.ejected_until,
+                    s.state
+                );
                 ejected.insert(i);
+            } else {
+                assert_ne!(s.state, ProxyState::Ejected, "{}: ejected, no end", s.id);
             }
             let under = s.max_connections.is_none_or(|m| s.open_connections < m);
             if matches!(s.state, ProxyState::Active | ProxyState::CoolingDown) && under {
