@@ -1853,7 +1853,8 @@ fn breakers_can_be_turned_off_and_endpoints_replaced() {
 #[test]
 fn config_errors_name_the_nested_field() {
     use proxy_delegate_core::Reason;
-    let refused = |change: &dyn Fn(&mut ResolverConfig), endpoints: usize| {
+    type Change<'a> = &'a dyn Fn(&mut ResolverConfig);
+    let refused = |change: Change<'_>, endpoints: usize| {
         let mut c = config();
         change(&mut c);
         match R::new_boxed(T0, c, &endpoint_list(endpoints), Table { lookups: 0 }) {
@@ -1864,7 +1865,7 @@ fn config_errors_name_the_nested_field() {
     let zero = Duration::from_ticks(0);
     // Every field of every nested config that can be wrong, under its full
     // dotted path.
-    let cases: [(&dyn Fn(&mut ResolverConfig), &str); 15] = [
+    let cases: [(Change<'_>, &str); 15] = [
         (&|c| c.resolve_deadline = zero, "resolve_deadline"),
         (&|c| c.request_timeout = zero, "request_timeout"),
         (&|c| c.cache.max_ttl = zero, "cache.max_ttl"),
