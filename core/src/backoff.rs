@@ -54,12 +54,14 @@
 //! for _ in 0..2 {
 //!     assert_eq!(a.next_delay(None), b.next_delay(None));
 //! }
-//! # Ok::<(), proxy_delegate_core::backoff::ConfigError>(())
+//! # Ok::<(), proxy_delegate_core::ValidationError>(())
 //! ```
 
 use core::fmt;
 
 use embassy_time::{Duration, Instant};
+
+use crate::{Reason, ValidationError};
 
 /// How the exponential delay is randomised (see the AWS note "Exponential
 /// Backoff and Jitter"). With `exp = min(max_delay, base × 2^(attempt − 1))`:
@@ -115,40 +117,15 @@ impl Default for BackoffConfig {
     }
 }
 
-/// A configuration value that cannot work.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// A field has a value outside what it accepts.
-    Invalid {
-        /// The field, as named in the config struct.
-        field: &'static str,
-        /// What it must be.
-        expected: &'static str,
-    },
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ConfigError::Invalid { field, expected } => {
-                write!(f, "{field}: invalid value; it must be {expected}")
-            }
-        }
-    }
-}
-
-impl core::error::Error for ConfigError {}
-
-const fn invalid(field: &'static str, expected: &'static str) -> ConfigError {
-    ConfigError::Invalid { field, expected }
+const fn invalid(field: &'static str, expected: &'static str) -> ValidationError {
+    ValidationError::new(field, Reason::OutOfRange { expected })
 }
 
 impl BackoffConfig {
     /// Checks that the settings can work.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    pub fn validate(&self) -> Result<(), ValidationError> {
         if self.base.as_ticks() == 0 {
-            return Err(invalid("base", "longer than zero"));
+            return Err(invalid("base", "a duration above zero"));
         }
         if self.max_delay < self.base {
             return Err(invalid("max_delay", "at least `base`"));
@@ -219,7 +196,7 @@ pub struct Backoff {
 
 impl Backoff {
     /// A backoff with no failures yet.
-    pub fn new(config: BackoffConfig) -> Result<Self, ConfigError> {
+    pub fn new(config: BackoffConfig) -> Result<Self, ValidationError> {
         config.validate()?;
         Ok(Self {
             rng: fastrand::Rng::with_seed(config.seed),
@@ -317,7 +294,7 @@ impl Default for RetryBudgetConfig {
 
 impl RetryBudgetConfig {
     /// Checks that the settings can work.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    pub fn validate(&self) -> Result<(), ValidationError> {
         if self.deposit_per_success_milli > 1000 {
             return Err(invalid(
                 "deposit_per_success_milli",
@@ -365,7 +342,7 @@ pub struct RetryBudget {
 
 impl RetryBudget {
     /// An empty budget with a full floor bucket.
-    pub fn new(config: RetryBudgetConfig) -> Result<Self, ConfigError> {
+    pub fn new(config: RetryBudgetConfig) -> Result<Self, ValidationError> {
         config.validate()?;
         Ok(Self {
             config,

@@ -185,22 +185,14 @@ pub enum BreakerState {
     Disabled,
 }
 
-impl BreakerState {
+crate::labels! {
     /// Lower-case name for logs and metrics labels, e.g. `half_open`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            BreakerState::Closed => "closed",
-            BreakerState::Open => "open",
-            BreakerState::HalfOpen => "half_open",
-            BreakerState::ForcedOpen => "forced_open",
-            BreakerState::Disabled => "disabled",
-        }
-    }
-}
-
-impl fmt::Display for BreakerState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+    BreakerState {
+        Closed => "closed",
+        Open => "open",
+        HalfOpen => "half_open",
+        ForcedOpen => "forced_open",
+        Disabled => "disabled",
     }
 }
 
@@ -234,29 +226,21 @@ pub enum TransitionReason {
     Reset,
 }
 
-impl TransitionReason {
+crate::labels! {
     /// Lower-case name for logs and metrics labels, e.g. `probe_timed_out`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            TransitionReason::ConsecutiveFailures => "consecutive_failures",
-            TransitionReason::FailureRate => "failure_rate",
-            TransitionReason::SlowCallRate => "slow_call_rate",
-            TransitionReason::OpenElapsed => "open_elapsed",
-            TransitionReason::ProbesSucceeded => "probes_succeeded",
-            TransitionReason::ProbeFailed => "probe_failed",
-            TransitionReason::ProbeSlow => "probe_slow",
-            TransitionReason::ProbeTimedOut => "probe_timed_out",
-            TransitionReason::Forced => "forced",
-            TransitionReason::Disabled => "disabled",
-            TransitionReason::Enabled => "enabled",
-            TransitionReason::Reset => "reset",
-        }
-    }
-}
-
-impl fmt::Display for TransitionReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+    TransitionReason {
+        ConsecutiveFailures => "consecutive_failures",
+        FailureRate => "failure_rate",
+        SlowCallRate => "slow_call_rate",
+        OpenElapsed => "open_elapsed",
+        ProbesSucceeded => "probes_succeeded",
+        ProbeFailed => "probe_failed",
+        ProbeSlow => "probe_slow",
+        ProbeTimedOut => "probe_timed_out",
+        Forced => "forced",
+        Disabled => "disabled",
+        Enabled => "enabled",
+        Reset => "reset",
     }
 }
 

@@ -13,8 +13,6 @@
 //! assert_eq!(WireFormat::Postcard.content_type(), "application/x-postcard");
 //! ```
 
-use core::fmt;
-
 /// `POST`: ask the service for a proxy (a `ProxyRequest`, answered by a `ProxyResponse`).
 pub const REQUEST_PATH: &str = "/api/v1/proxy/request";
 /// `POST`: report how connections went (one `ProxyFeedback` or a batch).
@@ -49,19 +47,11 @@ pub enum Method {
     Post,
 }
 
-impl Method {
+crate::labels! {
     /// As written on the wire.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Method::Get => "GET",
-            Method::Post => "POST",
-        }
-    }
-}
-
-impl fmt::Display for Method {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+    Method {
+        Get => "GET",
+        Post => "POST",
     }
 }
 
@@ -84,19 +74,13 @@ impl WireFormat {
             WireFormat::Postcard => POSTCARD,
         }
     }
-
-    /// The lower-case name used in configuration (`json`, `postcard`).
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            WireFormat::Json => "json",
-            WireFormat::Postcard => "postcard",
-        }
-    }
 }
 
-impl fmt::Display for WireFormat {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+crate::labels! {
+    /// The lower-case name used in configuration (`json`, `postcard`).
+    WireFormat {
+        Json => "json",
+        Postcard => "postcard",
     }
 }
 

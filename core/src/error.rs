@@ -30,6 +30,27 @@ impl ValidationError {
     }
 }
 
+/// Re-roots a nested configuration's error under its parent's field: each
+/// listed child path `c` becomes `"parent.c"`, built with `concat!` at compile
+/// time (`field` is `&'static str`). A path not listed becomes the parent's
+/// own name, so an error is never reported under a wrong, unprefixed path.
+///
+/// ```text
+/// Backoff::new(config.retry).map_err(nest!("retry": "base" | "max_delay"))?;
+/// ```
+macro_rules! nest {
+    ($parent:literal: $($child:literal)|+) => {
+        |e: $crate::ValidationError| {
+            let field = match e.field {
+                $($child => concat!($parent, ".", $child),)+
+                _ => $parent,
+            };
+            e.at(field)
+        }
+    };
+}
+pub(crate) use nest;
+
 /// Short excerpt of the offending input, truncated on a character boundary.
 pub type Excerpt = heapless::String<24>;
 
@@ -117,6 +138,11 @@ pub enum Reason {
         /// The expected shape, in words.
         expected: &'static str,
     },
+    /// A list names the same thing twice.
+    Duplicate {
+        /// Position (from 0) of the item that repeats an earlier one.
+        index: usize,
+    },
     /// The value is fine alone, but the other settings need something it
     /// does not give (a token for `bearer_token`, an endpoint when enabled).
     Requires {
@@ -162,6 +188,9 @@ impl fmt::Display for Reason {
                 write!(f, "invalid character (expected {expected})")
             }
             Reason::Malformed { expected } => write!(f, "malformed (expected {expected})"),
+            Reason::Duplicate { index } => {
+                write!(f, "item {index} repeats an earlier one (list each once)")
+            }
             Reason::Requires { what } => write!(f, "requires {what}"),
         }
     }

@@ -8,10 +8,11 @@ use core::fmt;
 use embassy_time::{Duration, Instant};
 use heapless::Deque;
 
-use crate::backoff::{self, Backoff, BackoffConfig, Jitter};
+use crate::backoff::{Backoff, BackoffConfig, Jitter};
 use crate::codec::{self, EncodeError};
 use crate::contract::WireFormat;
 use crate::model::ProxyFeedback;
+use crate::{Reason, ValidationError, error::nest};
 
 /// Settings of a [`FeedbackQueue`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,41 +53,6 @@ impl Default for FeedbackConfig {
                 max_retry_after: Duration::from_secs(300),
                 seed: 0,
             },
-        }
-    }
-}
-
-/// A [`FeedbackConfig`] that cannot work.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// A field has a value outside what it accepts.
-    Invalid {
-        /// The field, as named in [`FeedbackConfig`].
-        field: &'static str,
-        /// What it must be.
-        expected: &'static str,
-    },
-    /// The `retry` backoff settings are invalid.
-    Retry(backoff::ConfigError),
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ConfigError::Invalid { field, expected } => {
-                write!(f, "{field}: invalid value; it must be {expected}")
-            }
-            ConfigError::Retry(e) => write!(f, "retry.{e}"),
-        }
-    }
-}
-
-impl core::error::Error for ConfigError {
-    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
-        match self {
-            ConfigError::Retry(e) => Some(e),
-            ConfigError::Invalid { .. } => None,
         }
     }
 }
@@ -352,26 +318,33 @@ pub struct FeedbackQueue<const N: usize> {
 impl<const N: usize> FeedbackQueue<N> {
     /// An empty queue. Fails if the config is invalid. (`N` = 0 does not
     /// compile.)
-    pub fn new(config: FeedbackConfig) -> Result<Self, ConfigError> {
+    pub fn new(config: FeedbackConfig) -> Result<Self, ValidationError> {
         let backoff = Self::validate(&config)?;
         Ok(Self::assemble(config, backoff))
     }
 
-    /// Checks `config`; gives the retry backoff it describes.
-    pub(crate) fn validate(config: &FeedbackConfig) -> Result<Backoff, ConfigError> {
+    /// Checks `config`; gives the retry backoff it describes. The error
+    /// names the field: `batch_size`, `ack_timeout` or `retry.<field>`.
+    pub(crate) fn validate(config: &FeedbackConfig) -> Result<Backoff, ValidationError> {
         if config.batch_size == 0 {
-            return Err(ConfigError::Invalid {
-                field: "batch_size",
-                expected: "at least 1",
-            });
+            return Err(ValidationError::new(
+                "batch_size",
+                Reason::OutOfRange {
+                    expected: "at least 1",
+                },
+            ));
         }
         if config.ack_timeout.as_ticks() == 0 {
-            return Err(ConfigError::Invalid {
-                field: "ack_timeout",
-                expected: "longer than zero",
-            });
+            return Err(ValidationError::new(
+                "ack_timeout",
+                Reason::OutOfRange {
+                    expected: "a duration above zero",
+                },
+            ));
         }
-        Backoff::new(config.retry).map_err(ConfigError::Retry)
+        Backoff::new(config.retry).map_err(nest!(
+            "retry": "base" | "max_delay" | "max_attempts" | "max_retry_after"
+        ))
     }
 
     /// An empty queue for a validated configuration. Infallible, so that a

@@ -50,6 +50,8 @@ pub mod embedded;
 pub mod endpoints;
 mod error;
 pub mod feedback;
+mod hash;
+mod labels;
 pub mod model;
 pub mod pool;
 pub mod resolver;

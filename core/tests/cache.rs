@@ -4,12 +4,13 @@
 
 use embassy_time::{Duration, Instant};
 use proxy_delegate_core::cache::{
-    Cache, CacheConfig, CacheKey, ConfigError, EVENT_QUEUE_LEN, Event, Freshness, InvalidationScope,
+    Cache, CacheConfig, CacheKey, EVENT_QUEUE_LEN, Event, Freshness, InvalidationScope,
 };
 use proxy_delegate_core::model::{
     ConnectionType, ExchangeId, FallbackPolicy, ProxyId, ProxyRequest, ProxyResponse, ProxyUrl,
     Region, ResponseMetadata, Strategy, TtlSeconds,
 };
+use proxy_delegate_core::{Reason, ValidationError};
 
 fn key(exchange: &str, ct: ConnectionType, region: Option<&str>) -> CacheKey {
     CacheKey::new(
@@ -735,7 +736,11 @@ fn config_defaults_are_documented_values() {
 
 #[test]
 fn bad_config_is_a_typed_error_naming_the_field() {
-    let check = |config: CacheConfig, expected: ConfigError, words: &[&str]| {
+    let out_of_range = |field: &'static str, expected: &'static str| ValidationError {
+        field,
+        reason: Reason::OutOfRange { expected },
+    };
+    let check = |config: CacheConfig, expected: ValidationError, words: &[&str]| {
         let err = Cache::<ProxyResponse, 16>::new(config).unwrap_err();
         assert_eq!(err, expected);
         let msg = err.to_string();
@@ -749,11 +754,8 @@ fn bad_config_is_a_typed_error_naming_the_field() {
             max_ttl: Duration::from_secs(60),
             ..CacheConfig::default()
         },
-        ConfigError::TtlRange {
-            min_ms: 61_000,
-            max_ms: 60_000,
-        },
-        &["min_ttl", "max_ttl", "61000 ms"],
+        out_of_range("min_ttl", "at most max_ttl"),
+        &["min_ttl", "max_ttl"],
     );
     check(
         CacheConfig {
@@ -761,8 +763,8 @@ fn bad_config_is_a_typed_error_naming_the_field() {
             max_ttl: Duration::from_ticks(0),
             ..CacheConfig::default()
         },
-        ConfigError::ZeroDuration { field: "max_ttl" },
-        &["max_ttl", "positive"],
+        out_of_range("max_ttl", "a duration above zero"),
+        &["max_ttl", "above zero"],
     );
     for bad in [0, 101, 255] {
         check(
@@ -770,7 +772,10 @@ fn bad_config_is_a_typed_error_naming_the_field() {
                 refresh_ahead_percent: bad,
                 ..CacheConfig::default()
             },
-            ConfigError::RefreshAheadPercent { got: bad },
+            out_of_range(
+                "refresh_ahead_percent",
+                "1 to 100 percent (100 turns refresh-ahead off)",
+            ),
             &["refresh_ahead_percent", "1 to 100"],
         );
     }
@@ -779,9 +784,7 @@ fn bad_config_is_a_typed_error_naming_the_field() {
             refresh_timeout: Duration::from_ticks(0),
             ..CacheConfig::default()
         },
-        ConfigError::ZeroDuration {
-            field: "refresh_timeout",
-        },
+        out_of_range("refresh_timeout", "a duration above zero"),
         &["refresh_timeout"],
     );
     check(
@@ -789,9 +792,7 @@ fn bad_config_is_a_typed_error_naming_the_field() {
             refresh_retry: Duration::from_ticks(0),
             ..CacheConfig::default()
         },
-        ConfigError::ZeroDuration {
-            field: "refresh_retry",
-        },
+        out_of_range("refresh_retry", "a duration above zero"),
         &["refresh_retry"],
     );
     let mut config = CacheConfig::default();
@@ -800,11 +801,20 @@ fn bad_config_is_a_typed_error_naming_the_field() {
     config.warm_keys.push(ws("a")).unwrap();
     check(
         config,
-        ConfigError::DuplicateWarmKey { index: 2 },
-        &["warm_keys[2]"],
+        ValidationError {
+            field: "warm_keys",
+            reason: Reason::Duplicate { index: 2 },
+        },
+        &["warm_keys", "item 2"],
     );
     // It is a std error too.
-    let err: Box<dyn std::error::Error> = Box::new(ConfigError::RefreshAheadPercent { got: 0 });
+    let err: Box<dyn std::error::Error> = Box::new(
+        Cache::<ProxyResponse, 16>::new(CacheConfig {
+            refresh_ahead_percent: 0,
+            ..CacheConfig::default()
+        })
+        .unwrap_err(),
+    );
     assert!(err.to_string().contains("refresh_ahead_percent"));
 }
 

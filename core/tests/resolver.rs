@@ -1851,6 +1851,87 @@ fn breakers_can_be_turned_off_and_endpoints_replaced() {
 }
 
 #[test]
+fn config_errors_name_the_nested_field() {
+    use proxy_delegate_core::Reason;
+    type Change<'a> = &'a dyn Fn(&mut ResolverConfig);
+    let refused = |change: Change<'_>, endpoints: usize| {
+        let mut c = config();
+        change(&mut c);
+        match R::new_boxed(T0, c, &endpoint_list(endpoints), Table { lookups: 0 }) {
+            Ok(_) => panic!("the config is refused"),
+            Err(e) => e,
+        }
+    };
+    let zero = Duration::from_ticks(0);
+    // Every field of every nested config that can be wrong, under its full
+    // dotted path.
+    let cases: [(Change<'_>, &str); 15] = [
+        (&|c| c.resolve_deadline = zero, "resolve_deadline"),
+        (&|c| c.request_timeout = zero, "request_timeout"),
+        (&|c| c.cache.max_ttl = zero, "cache.max_ttl"),
+        (
+            &|c| c.cache.min_ttl = Duration::from_secs(3601),
+            "cache.min_ttl",
+        ),
+        (
+            &|c| c.cache.refresh_ahead_percent = 0,
+            "cache.refresh_ahead_percent",
+        ),
+        (&|c| c.cache.refresh_timeout = zero, "cache.refresh_timeout"),
+        (&|c| c.cache.refresh_retry = zero, "cache.refresh_retry"),
+        (
+            &|c| c.endpoints.check_interval = zero,
+            "endpoints.check_interval",
+        ),
+        (
+            &|c| c.retry_budget.max_tokens = u32::MAX,
+            "retry_budget.max_tokens",
+        ),
+        (&|c| c.feedback.batch_size = 0, "feedback.batch_size"),
+        (&|c| c.feedback.ack_timeout = zero, "feedback.ack_timeout"),
+        (&|c| c.feedback.retry.base = zero, "feedback.retry.base"),
+        (
+            &|c| c.feedback.retry.max_delay = zero,
+            "feedback.retry.max_delay",
+        ),
+        (
+            &|c| c.feedback.retry.max_attempts = Some(0),
+            "feedback.retry.max_attempts",
+        ),
+        (
+            &|c| c.feedback.retry.max_retry_after = zero,
+            "feedback.retry.max_retry_after",
+        ),
+    ];
+    for (change, field) in cases {
+        let e = refused(change, 1);
+        assert_eq!(e.field, field, "{e}");
+        assert!(matches!(e.reason, Reason::OutOfRange { .. }), "{e}");
+        assert!(e.to_string().starts_with(&format!("{field}: ")), "{e}");
+    }
+    let e = refused(&|_| {}, 0);
+    assert_eq!(e.field, "endpoints");
+    assert!(matches!(e.reason, Reason::Requires { .. }), "{e}");
+    let e = refused(&|_| {}, 5);
+    assert_eq!(e.field, "endpoints");
+    assert_eq!(e.reason, Reason::TooMany { len: 5, max: 4 });
+    let e = refused(
+        &|c| {
+            let key = proxy_delegate_core::cache::CacheKey::new(
+                ExchangeId::new("binance").expect("valid"),
+                ConnectionType::Websocket,
+                None,
+            );
+            c.cache.warm_keys.push(key.clone()).expect("room");
+            c.cache.warm_keys.push(key).expect("room");
+        },
+        1,
+    );
+    assert_eq!(e.field, "cache.warm_keys");
+    assert_eq!(e.reason, Reason::Duplicate { index: 1 });
+}
+
+#[test]
 fn postcard_on_the_wire_when_configured() {
     use proxy_delegate_core::codec;
     use proxy_delegate_core::contract::WireFormat;

@@ -2,6 +2,7 @@
 //! between nested keys, JSON values parsed as JSON, list items by index
 //! (`...__PROXIES__0__URL`), unknown names reported as warnings.
 
+use proxy_delegate_core::settings::{AUTH_CREDENTIALS_FIELDS, EXTERNAL_SERVICE_FIELDS};
 use serde_json::{Map, Value};
 
 use crate::raw::RawSettings;
@@ -43,23 +44,9 @@ fn child(kind: Kind, key: &str) -> Option<Kind> {
         (PoolProxy, "url" | "weight" | "enabled") => Leaf,
         (External, "endpoints") => Endpoints,
         (External, "auth_credentials") => Credentials,
-        (
-            External,
-            "enabled"
-            | "auth_method"
-            | "timeout_seconds"
-            | "cache_ttl_seconds"
-            | "circuit_breaker_enabled"
-            | "fallback_to_embedded"
-            | "resolve_deadline_ms"
-            | "hedge_delay_ms"
-            | "stale_grace_seconds"
-            | "region"
-            | "client_id"
-            | "srv_name",
-        ) => Leaf,
+        (External, k) if EXTERNAL_SERVICE_FIELDS.contains(&k) => Leaf,
         (Endpoints, _) => Leaf,
-        (Credentials, "token" | "api_key" | "cert_file" | "key_file" | "ca_file") => Leaf,
+        (Credentials, k) if AUTH_CREDENTIALS_FIELDS.contains(&k) => Leaf,
         _ => return None,
     })
 }

@@ -75,21 +75,13 @@ pub enum Source {
     Environment,
 }
 
-impl Source {
+proxy_delegate_core::labels! {
     /// `default`, `code`, `file` or `environment`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Source::Default => "default",
-            Source::Code => "code",
-            Source::File => "file",
-            Source::Environment => "environment",
-        }
-    }
-}
-
-impl fmt::Display for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+    Source {
+        Default => "default",
+        Code => "code",
+        File => "file",
+        Environment => "environment",
     }
 }
 
@@ -586,27 +578,13 @@ fn merge(base: &mut RawSettings, top: RawSettings) {
         macro_rules! take {
             ($($f:ident),*) => { $( if top.$f.is_some() { b.$f = top.$f; } )* };
         }
-        take!(
-            enabled,
-            endpoints,
-            auth_method,
-            timeout_seconds,
-            cache_ttl_seconds,
-            circuit_breaker_enabled,
-            fallback_to_embedded,
-            resolve_deadline_ms,
-            hedge_delay_ms,
-            stale_grace_seconds,
-            region,
-            client_id,
-            srv_name
-        );
+        raw::external_leaves!(take);
         if let Some(top) = top.auth_credentials {
             let c = b.auth_credentials.get_or_insert_with(Default::default);
             macro_rules! take_c {
                 ($($f:ident),*) => { $( if top.$f.is_some() { c.$f = top.$f; } )* };
             }
-            take_c!(token, api_key, cert_file, key_file, ca_file);
+            raw::credential_fields!(take_c);
         }
     }
 }

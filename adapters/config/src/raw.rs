@@ -36,5 +36,7 @@ pub(crate) use leaf::{
 pub(crate) use proxy::{RawConn, RawPool, RawPoolProxy, RawProxyConfig};
 pub(crate) use references::{Lookup, escape, expand, with_lookup};
 pub(crate) use secret::SecretValue;
-pub(crate) use settings::{ConfigFile, RawCredentials, RawExternal, RawSettings};
+pub(crate) use settings::{
+    ConfigFile, RawCredentials, RawExternal, RawSettings, credential_fields, external_leaves,
+};
 pub(crate) use url::Url;

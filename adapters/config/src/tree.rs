@@ -381,3 +381,35 @@ pub(crate) fn written_in<'a>(
         .find(|u| u.url == *url)
         .map(Url::written)
 }
+
+#[cfg(test)]
+mod tests {
+    use proxy_delegate_core::settings::{AUTH_CREDENTIALS_FIELDS, EXTERNAL_SERVICE_FIELDS};
+
+    use super::*;
+
+    /// Settings with every `external_service` key set, written out as a tree
+    /// and read back: no key is forgotten on the way.
+    #[test]
+    fn every_external_service_key_is_written_and_read_back() {
+        let text = "proxy:\n  external_service:\n    enabled: true\n    endpoints: [\"https://a:8080\"]\n    auth_method: api_key\n    auth_credentials:\n      token: t0k3n\n      api_key: k3y\n      cert_file: /etc/c.pem\n      key_file: /etc/k.pem\n      ca_file: /etc/ca.pem\n    timeout_seconds: 11\n    cache_ttl_seconds: 301\n    circuit_breaker_enabled: false\n    fallback_to_embedded: false\n    resolve_deadline_ms: 501\n    hedge_delay_ms: 101\n    stale_grace_seconds: 601\n    region: us-east-1\n    client_id: me\n    srv_name: _proxy._tcp.example.com\n";
+        let settings = crate::load_yaml_str(text).expect("valid settings");
+        let tree = raw_to_tree(&raw_from_settings(&settings), Exposure::Exposed);
+        let external = tree["external_service"].as_object().expect("a map");
+        let mut keys: Vec<&str> = external.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        let mut want = EXTERNAL_SERVICE_FIELDS.to_vec();
+        want.sort_unstable();
+        assert_eq!(keys, want);
+        let credentials = external["auth_credentials"].as_object().expect("a map");
+        let mut keys: Vec<&str> = credentials.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        let mut want = AUTH_CREDENTIALS_FIELDS.to_vec();
+        want.sort_unstable();
+        assert_eq!(keys, want);
+        // Read back: the same settings.
+        let yaml = crate::to_yaml(&settings, Exposure::Exposed);
+        let again = crate::load_yaml_str(&yaml).expect("loads back");
+        assert_eq!(again.external_service, settings.external_service);
+    }
+}

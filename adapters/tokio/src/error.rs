@@ -59,29 +59,23 @@ impl FailureKind {
         FailureKind::Oversized,
         FailureKind::Other,
     ];
+}
 
+proxy_delegate_core::labels! {
     /// The lower-case name, used as a metrics label: `timeout`,
     /// `connection_refused`, `dns`, `tls`, `unauthorized`, `rate_limited`,
     /// `server_error`, `malformed`, `oversized`, `other`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            FailureKind::Timeout => "timeout",
-            FailureKind::ConnectionRefused => "connection_refused",
-            FailureKind::Dns => "dns",
-            FailureKind::Tls => "tls",
-            FailureKind::Unauthorized => "unauthorized",
-            FailureKind::RateLimited => "rate_limited",
-            FailureKind::ServerError => "server_error",
-            FailureKind::Malformed => "malformed",
-            FailureKind::Oversized => "oversized",
-            FailureKind::Other => "other",
-        }
-    }
-}
-
-impl fmt::Display for FailureKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+    FailureKind {
+        Timeout => "timeout",
+        ConnectionRefused => "connection_refused",
+        Dns => "dns",
+        Tls => "tls",
+        Unauthorized => "unauthorized",
+        RateLimited => "rate_limited",
+        ServerError => "server_error",
+        Malformed => "malformed",
+        Oversized => "oversized",
+        Other => "other",
     }
 }
 

@@ -149,21 +149,13 @@ pub enum SrvErrorKind {
     Failed,
 }
 
-impl SrvErrorKind {
+proxy_delegate_core::labels! {
     /// Lower-case name for logs and metrics labels.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            SrvErrorKind::Config => "config",
-            SrvErrorKind::NoRecords => "no_records",
-            SrvErrorKind::Timeout => "timeout",
-            SrvErrorKind::Failed => "failed",
-        }
-    }
-}
-
-impl fmt::Display for SrvErrorKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+    SrvErrorKind {
+        Config => "config",
+        NoRecords => "no_records",
+        Timeout => "timeout",
+        Failed => "failed",
     }
 }
 

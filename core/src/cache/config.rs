@@ -1,11 +1,10 @@
 //! How the cache treats TTLs, refreshes and stale entries ([`CacheConfig`]),
-//! and the errors of a configuration that cannot work.
-
-use core::fmt;
+//! and what can be wrong with it.
 
 use embassy_time::Duration;
 
 use super::{CacheKey, MAX_WARM_KEYS};
+use crate::{Reason, ValidationError};
 
 /// How the cache treats TTLs, refreshes and stale entries.
 ///
@@ -53,92 +52,35 @@ impl Default for CacheConfig {
 
 impl CacheConfig {
     /// Checks the configuration; the error names the first wrong field.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        let range =
+            |field, expected| Err(ValidationError::new(field, Reason::OutOfRange { expected }));
         if self.max_ttl == Duration::from_ticks(0) {
-            return Err(ConfigError::ZeroDuration { field: "max_ttl" });
+            return range("max_ttl", "a duration above zero");
         }
         if self.min_ttl > self.max_ttl {
-            return Err(ConfigError::TtlRange {
-                min_ms: self.min_ttl.as_millis(),
-                max_ms: self.max_ttl.as_millis(),
-            });
+            return range("min_ttl", "at most max_ttl");
         }
         if !(1..=100).contains(&self.refresh_ahead_percent) {
-            return Err(ConfigError::RefreshAheadPercent {
-                got: self.refresh_ahead_percent,
-            });
+            return range(
+                "refresh_ahead_percent",
+                "1 to 100 percent (100 turns refresh-ahead off)",
+            );
         }
         if self.refresh_timeout == Duration::from_ticks(0) {
-            return Err(ConfigError::ZeroDuration {
-                field: "refresh_timeout",
-            });
+            return range("refresh_timeout", "a duration above zero");
         }
         if self.refresh_retry == Duration::from_ticks(0) {
-            return Err(ConfigError::ZeroDuration {
-                field: "refresh_retry",
-            });
+            return range("refresh_retry", "a duration above zero");
         }
         for (index, key) in self.warm_keys.iter().enumerate() {
             if self.warm_keys[..index].contains(key) {
-                return Err(ConfigError::DuplicateWarmKey { index });
+                return Err(ValidationError::new(
+                    "warm_keys",
+                    Reason::Duplicate { index },
+                ));
             }
         }
         Ok(())
     }
 }
-
-/// A [`CacheConfig`] value that cannot work.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// `min_ttl` is greater than `max_ttl`.
-    TtlRange {
-        /// `min_ttl` in milliseconds.
-        min_ms: u64,
-        /// `max_ttl` in milliseconds.
-        max_ms: u64,
-    },
-    /// A duration that must be positive is zero.
-    ZeroDuration {
-        /// The field.
-        field: &'static str,
-    },
-    /// `refresh_ahead_percent` is outside 1–100.
-    RefreshAheadPercent {
-        /// The value given.
-        got: u8,
-    },
-    /// `warm_keys` lists a key twice.
-    DuplicateWarmKey {
-        /// Position of the repeated key in `warm_keys`.
-        index: usize,
-    },
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ConfigError::TtlRange { min_ms, max_ms } => write!(
-                f,
-                "cache config: min_ttl ({min_ms} ms) is greater than max_ttl ({max_ms} ms); \
-                 lower min_ttl or raise max_ttl"
-            ),
-            ConfigError::ZeroDuration { field } => write!(
-                f,
-                "cache config: {field} is zero; set it to a positive duration \
-                 (see CacheConfig::default for the default)"
-            ),
-            ConfigError::RefreshAheadPercent { got } => write!(
-                f,
-                "cache config: refresh_ahead_percent is {got}; use 1 to 100 \
-                 (100 turns refresh-ahead off)"
-            ),
-            ConfigError::DuplicateWarmKey { index } => write!(
-                f,
-                "cache config: warm_keys[{index}] repeats an earlier key; list each key once"
-            ),
-        }
-    }
-}
-
-impl core::error::Error for ConfigError {}

@@ -29,7 +29,7 @@
 //! | `invalidate.rs` | removing entries: by key, exchange, proxy, or all |
 //! | `key.rs` | [`CacheKey`] and its borrowed view [`CacheKeyRef`], and how a key is hashed |
 //! | `value.rs` | [`CacheValue`]: what the cache needs to know about a value |
-//! | `config.rs` | [`CacheConfig`] and its [`ConfigError`] |
+//! | `config.rs` | [`CacheConfig`] and its checks |
 //! | `output.rs` | what lookups and the event queue return: [`Hit`], [`Freshness`], [`Event`] |
 //! | `refresh.rs` | refresh-ahead and warm keys: [`Cache::poll_refresh`], [`Cache::handle_timeout`] |
 //! | `storage.rs` | the slots' bookkeeping: recency and pending lists, the open-addressed key index |
@@ -42,7 +42,7 @@ mod refresh;
 mod storage;
 mod value;
 
-pub use config::{CacheConfig, ConfigError};
+pub use config::CacheConfig;
 pub use key::{CacheKey, CacheKeyRef};
 pub use output::{Event, Freshness, Hit, InvalidationScope};
 pub use value::CacheValue;
@@ -199,7 +199,7 @@ impl<V: CacheValue, const N: usize> Cache<V, N> {
     const MASK: usize = 2 * N - 1;
 
     /// An empty cache, or the first problem with `config`.
-    pub fn new(config: CacheConfig) -> Result<Self, ConfigError> {
+    pub fn new(config: CacheConfig) -> Result<Self, crate::ValidationError> {
         config.validate()?;
         Ok(Self::assemble(config))
     }
@@ -208,7 +208,9 @@ impl<V: CacheValue, const N: usize> Cache<V, N> {
     /// no `Result` around it, so an optimised build holds at most one copy
     /// on the stack (a `Cache<ProxyResponse, 4096>` is several MiB).
     #[cfg(feature = "alloc")]
-    pub fn new_boxed(config: CacheConfig) -> Result<alloc::boxed::Box<Self>, ConfigError> {
+    pub fn new_boxed(
+        config: CacheConfig,
+    ) -> Result<alloc::boxed::Box<Self>, crate::ValidationError> {
         config.validate()?;
         Ok(alloc::boxed::Box::write(
             alloc::boxed::Box::new_uninit(),

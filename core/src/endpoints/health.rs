@@ -19,20 +19,12 @@ pub enum Health {
     Down,
 }
 
-impl Health {
+crate::labels! {
     /// Lower-case name for logs and metrics labels.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Health::Healthy => "healthy",
-            Health::Suspect => "suspect",
-            Health::Down => "down",
-        }
-    }
-}
-
-impl fmt::Display for Health {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+    Health {
+        Healthy => "healthy",
+        Suspect => "suspect",
+        Down => "down",
     }
 }
 
@@ -52,22 +44,14 @@ pub enum HealthReason {
     CheckSucceeded,
 }
 
-impl HealthReason {
+crate::labels! {
     /// Lower-case name for logs and metrics labels.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            HealthReason::CallFailed => "call_failed",
-            HealthReason::CallSucceeded => "call_succeeded",
-            HealthReason::CheckFailed => "check_failed",
-            HealthReason::CheckTimedOut => "check_timed_out",
-            HealthReason::CheckSucceeded => "check_succeeded",
-        }
-    }
-}
-
-impl fmt::Display for HealthReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+    HealthReason {
+        CallFailed => "call_failed",
+        CallSucceeded => "call_succeeded",
+        CheckFailed => "check_failed",
+        CheckTimedOut => "check_timed_out",
+        CheckSucceeded => "check_succeeded",
     }
 }
 

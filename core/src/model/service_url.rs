@@ -29,20 +29,20 @@ pub enum ServiceScheme {
 }
 
 impl ServiceScheme {
-    /// The scheme as written in a URL.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            ServiceScheme::Http => "http",
-            ServiceScheme::Https => "https",
-        }
-    }
-
     /// The port used when the URL names none.
     pub const fn default_port(self) -> u16 {
         match self {
             ServiceScheme::Http => 80,
             ServiceScheme::Https => 443,
         }
+    }
+}
+
+crate::labels! {
+    /// The scheme as written in a URL.
+    ServiceScheme {
+        Http => "http",
+        Https => "https",
     }
 }
 

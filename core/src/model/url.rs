@@ -48,18 +48,6 @@ impl Scheme {
         Scheme::Socks5h,
     ];
 
-    /// The scheme as written in a URL, lower case.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Scheme::Http => "http",
-            Scheme::Https => "https",
-            Scheme::Socks4 => "socks4",
-            Scheme::Socks4a => "socks4a",
-            Scheme::Socks5 => "socks5",
-            Scheme::Socks5h => "socks5h",
-        }
-    }
-
     fn parse(s: &str) -> Option<Self> {
         // At most 7 bytes: fold case into a fixed buffer and match it whole.
         let b = s.as_bytes();
@@ -82,9 +70,15 @@ impl Scheme {
     }
 }
 
-impl fmt::Display for Scheme {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+crate::labels! {
+    /// The scheme as written in a URL, lower case.
+    Scheme {
+        Http => "http",
+        Https => "https",
+        Socks4 => "socks4",
+        Socks4a => "socks4a",
+        Socks5 => "socks5",
+        Socks5h => "socks5h",
     }
 }
 

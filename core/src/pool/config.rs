@@ -1,11 +1,10 @@
 //! Configuration of a [`Pool`](super::Pool): strategies, health scoring,
 //! ejection and cool-downs, and the per-exchange policies.
 
-use core::fmt;
-
 use embassy_time::Duration;
 
 use crate::model::{ExchangeId, FallbackPolicy, TtlSeconds};
+use crate::{Reason, ValidationError};
 
 /// Most per-exchange policies a [`PoolConfig`] holds.
 pub const MAX_EXCHANGE_POLICIES: usize = 32;
@@ -41,28 +40,6 @@ impl StrategyKind {
         StrategyKind::Sticky,
     ];
 
-    /// The name written in a response's `strategy` field.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            StrategyKind::RoundRobin => "round_robin",
-            StrategyKind::Random => "random",
-            StrategyKind::LeastConnections => "least_connections",
-            StrategyKind::Weighted => "weighted",
-            StrategyKind::Sticky => "sticky",
-        }
-    }
-
-    /// Parses a strategy name (as written by [`StrategyKind::as_str`], ASCII case ignored).
-    pub fn parse(s: &str) -> Result<Self, ConfigError> {
-        Self::ALL
-            .into_iter()
-            .find(|k| k.as_str().eq_ignore_ascii_case(s))
-            .ok_or(ConfigError::Invalid {
-                field: "strategy",
-                problem: "unknown strategy; use round_robin, random, least_connections, weighted or sticky",
-            })
-    }
-
     pub(crate) const fn index(self) -> usize {
         match self {
             StrategyKind::RoundRobin => 0,
@@ -74,10 +51,16 @@ impl StrategyKind {
     }
 }
 
-impl fmt::Display for StrategyKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+crate::labels! {
+    /// The name written in a response's `strategy` field.
+    StrategyKind {
+        RoundRobin => "round_robin",
+        Random => "random",
+        LeastConnections => "least_connections",
+        Weighted => "weighted",
+        Sticky => "sticky",
     }
+    parse(field = "strategy", expected = "round_robin, random, least_connections, weighted, sticky")
 }
 
 /// What the pool answers for one exchange, overriding the pool-wide defaults.
@@ -192,50 +175,52 @@ impl Default for PoolConfig {
 
 impl PoolConfig {
     /// Checks every field; the error names the first wrong one.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        let err = |field, problem| Err(ConfigError::Invalid { field, problem });
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        let range =
+            |field, expected| Err(ValidationError::new(field, Reason::OutOfRange { expected }));
         if TtlSeconds::new(u64::from(self.ttl_seconds)).is_err() {
-            return err("ttl_seconds", "must be between 1 and 86400 seconds");
+            return range("ttl_seconds", "1 to 86400 seconds");
         }
         if !(self.ewma_alpha > 0.0 && self.ewma_alpha <= 1.0) {
-            return err("ewma_alpha", "must be greater than 0 and at most 1");
+            return range("ewma_alpha", "greater than 0 and at most 1");
         }
         if self.latency_target_ms == 0 {
-            return err("latency_target_ms", "must be at least 1 ms");
+            return range("latency_target_ms", "at least 1 ms");
         }
         if self.eject_consecutive_failures == 0 {
-            return err("eject_consecutive_failures", "must be at least 1");
+            return range("eject_consecutive_failures", "at least 1");
         }
         if !(0.0..=1.0).contains(&self.eject_success_rate_gap) {
-            return err("eject_success_rate_gap", "must be between 0 and 1");
+            return range("eject_success_rate_gap", "0 to 1");
         }
         if self.max_ejected_percent > 100 {
-            return err("max_ejected_percent", "must be between 0 and 100");
+            return range("max_ejected_percent", "0 to 100 percent");
         }
         if self.lease_ttl.as_ticks() < 3 {
-            return err("lease_ttl", "must be longer than zero (at least 3 ticks)");
+            return range("lease_ttl", "a duration above zero (at least 3 ticks)");
         }
         if self.eject_max.as_ticks() < self.eject_base.as_ticks() {
-            return err("eject_max", "must be at least eject_base");
+            return range("eject_max", "at least eject_base");
         }
         if self.failure_window.as_ticks() == 0 {
-            return err("failure_window", "must be longer than zero");
+            return range("failure_window", "a duration above zero");
         }
         if self.probe_interval.is_some_and(|p| p.as_ticks() == 0) {
-            return err(
+            return range(
                 "probe_interval",
-                "must be longer than zero, or None to disable probes",
+                "a duration above zero, or None to disable probes",
             );
         }
-        for (i, p) in self.exchange_policies.iter().enumerate() {
-            if self.exchange_policies[..i]
+        for (index, p) in self.exchange_policies.iter().enumerate() {
+            if self.exchange_policies[..index]
                 .iter()
                 .any(|q| q.exchange == p.exchange)
             {
-                return err(
+                // One policy per exchange.
+                return Err(ValidationError::new(
                     "exchange_policies",
-                    "names the same exchange twice; keep one policy per exchange",
-                );
+                    Reason::Duplicate { index },
+                ));
             }
         }
         Ok(())
@@ -248,28 +233,3 @@ impl PoolConfig {
             .find(|p| &p.exchange == exchange)
     }
 }
-
-/// The pool cannot use its configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// A [`PoolConfig`] field holds a value out of its documented range.
-    Invalid {
-        /// The field, e.g. `ewma_alpha`.
-        field: &'static str,
-        /// What is wrong and what to do.
-        problem: &'static str,
-    },
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ConfigError::Invalid { field, problem } => {
-                write!(f, "pool configuration: {field}: {problem}")
-            }
-        }
-    }
-}
-
-impl core::error::Error for ConfigError {}

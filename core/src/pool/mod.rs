@@ -150,7 +150,7 @@ mod timers;
 mod tree;
 
 pub use classify::category_from_details;
-pub use config::{ConfigError, ExchangePolicy, MAX_EXCHANGE_POLICIES, PoolConfig, StrategyKind};
+pub use config::{ExchangePolicy, MAX_EXCHANGE_POLICIES, PoolConfig, StrategyKind};
 pub use inventory::{
     ConnectionTypes, InventoryChange, InventoryError, MAX_ALLOWED_EXCHANGES, MAX_EXCHANGES,
     MAX_PROXY_REGIONS, MAX_REGIONS, ProxySpec,
@@ -165,6 +165,8 @@ use core::fmt;
 use embassy_time::Duration;
 use heapless::index_map::FnvIndexMap;
 
+use crate::ValidationError;
+use crate::hash::{FNV_OFFSET, fnv, mix};
 use crate::model::{ExchangeId, ProxyId, ProxyUrl, Region, Strategy, TtlSeconds};
 use cooldown::RegionBar;
 use select::StickyEntry;
@@ -192,24 +194,6 @@ const PROBE_QUEUE: usize = 16;
 const NO_REGION: u8 = u8::MAX;
 
 // ------------------------------------------------------------------ hashing
-
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
-
-fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
-    for b in bytes {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(FNV_PRIME);
-    }
-    h
-}
-
-/// The splitmix64 finaliser: spreads every input bit over the output.
-fn mix(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
 
 fn id_hash(id: &ProxyId) -> u64 {
     mix(fnv(FNV_OFFSET, id.as_str().as_bytes()))
@@ -350,7 +334,7 @@ fn ticks(d: Duration) -> u64 {
 
 impl<const N: usize, const S: usize> Pool<N, S> {
     /// An empty pool. Fails when a [`PoolConfig`] field is out of range.
-    pub fn new(config: PoolConfig) -> Result<Self, ConfigError> {
+    pub fn new(config: PoolConfig) -> Result<Self, ValidationError> {
         const {
             assert!(
                 N >= 1 && N <= u32::MAX as usize / 2,
@@ -359,16 +343,8 @@ impl<const N: usize, const S: usize> Pool<N, S> {
         };
         config.validate()?;
         let ttl =
-            TtlSeconds::new(u64::from(config.ttl_seconds)).map_err(|_| ConfigError::Invalid {
-                field: "ttl_seconds",
-                problem: "must be between 1 and 86400 seconds",
-            })?;
-        let name = |k: StrategyKind| {
-            Strategy::new(k.as_str()).map_err(|_| ConfigError::Invalid {
-                field: "strategy",
-                problem: "strategy name does not fit the model's Strategy type",
-            })
-        };
+            TtlSeconds::new(u64::from(config.ttl_seconds)).map_err(|e| e.at("ttl_seconds"))?;
+        let name = |k: StrategyKind| Strategy::new(k.as_str()).map_err(|e| e.at("strategy"));
         let names = [
             name(StrategyKind::RoundRobin)?,
             name(StrategyKind::Random)?,

@@ -6,7 +6,8 @@ use embassy_time::Instant;
 
 use super::slot::Slot;
 use super::tree::Want;
-use super::{FNV_OFFSET, OTHER_EXCHANGE, Pool, StrategyKind, fnv, mix, ticks};
+use super::{OTHER_EXCHANGE, Pool, StrategyKind, ticks};
+use crate::hash::{FNV_OFFSET, fnv, mix};
 use crate::model::{ConnectionType, HealthScore, ProxyRequest, ProxyResponse, ResponseMetadata};
 
 fn sticky_key(req: &ProxyRequest) -> u64 {

@@ -149,21 +149,13 @@ pub enum ProxyState {
     Disabled,
 }
 
-impl ProxyState {
+crate::labels! {
     /// `active`, `cooling_down`, `ejected` or `disabled`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            ProxyState::Active => "active",
-            ProxyState::CoolingDown => "cooling_down",
-            ProxyState::Ejected => "ejected",
-            ProxyState::Disabled => "disabled",
-        }
-    }
-}
-
-impl fmt::Display for ProxyState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+    ProxyState {
+        Active => "active",
+        CoolingDown => "cooling_down",
+        Ejected => "ejected",
+        Disabled => "disabled",
     }
 }
 

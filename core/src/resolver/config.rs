@@ -1,17 +1,14 @@
-//! How a [`Resolver`] is configured: [`ResolverConfig`] and what can be
-//! wrong with it, [`ConfigError`].
-
-use core::fmt;
+//! How a [`Resolver`] is configured: [`ResolverConfig`].
 
 use embassy_time::Duration;
 
 #[cfg(doc)]
 use super::Resolver;
-use crate::backoff::{self, RetryBudgetConfig};
-use crate::cache::{self, CacheConfig};
+use crate::backoff::RetryBudgetConfig;
+use crate::cache::CacheConfig;
 use crate::contract;
-use crate::endpoints::{EndpointsConfig, EndpointsError};
-use crate::feedback::{self, FeedbackConfig};
+use crate::endpoints::EndpointsConfig;
+use crate::feedback::FeedbackConfig;
 use crate::model::{ClientId, FallbackPolicy};
 
 /// How a [`Resolver`] behaves. [`ResolverConfig::new`] gives the documented
@@ -86,40 +83,3 @@ impl ResolverConfig {
         }
     }
 }
-
-/// A [`ResolverConfig`] that cannot work, naming the part that is wrong.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// A resolver duration is zero or out of order.
-    Resolver {
-        /// The field.
-        field: &'static str,
-        /// What it must be.
-        expected: &'static str,
-    },
-    /// The cache configuration.
-    Cache(cache::ConfigError),
-    /// The endpoint list or its configuration.
-    Endpoints(EndpointsError),
-    /// The retry budget.
-    RetryBudget(backoff::ConfigError),
-    /// The feedback queue.
-    Feedback(feedback::ConfigError),
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ConfigError::Resolver { field, expected } => {
-                write!(f, "resolver config: {field} must be {expected}")
-            }
-            ConfigError::Cache(e) => fmt::Display::fmt(e, f),
-            ConfigError::Endpoints(e) => fmt::Display::fmt(e, f),
-            ConfigError::RetryBudget(e) => write!(f, "retry budget: {e}"),
-            ConfigError::Feedback(e) => write!(f, "feedback queue: {e}"),
-        }
-    }
-}
-
-impl core::error::Error for ConfigError {}

@@ -14,18 +14,7 @@ use crate::model::FallbackPolicy;
 /// FNV-1a of a cache key: the policy memory keys on it.
 fn key_hash(key: &CacheKey) -> u64 {
     use core::hash::{Hash, Hasher};
-    struct Fnv(u64);
-    impl Hasher for Fnv {
-        fn finish(&self) -> u64 {
-            self.0
-        }
-        fn write(&mut self, bytes: &[u8]) {
-            for b in bytes {
-                self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
-            }
-        }
-    }
-    let mut h = Fnv(0xcbf2_9ce4_8422_2325);
+    let mut h = crate::hash::Fnv::default();
     key.hash(&mut h);
     h.finish()
 }

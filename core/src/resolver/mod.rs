@@ -19,7 +19,7 @@
 //! | file | what |
 //! | --- | --- |
 //! | `mod.rs` | the [`Resolver`] itself: its state, construction and accessors; the capacity constants |
-//! | `config.rs` | [`ResolverConfig`] and [`ConfigError`] |
+//! | `config.rs` | [`ResolverConfig`] |
 //! | `route.rs` | what a resolve gives: [`Resolution`], [`Route`], [`RouteRef`], [`Source`], [`Ticket`], [`Answer`], [`ResolveError`], [`FallbackReason`] |
 //! | `transmit.rs` | the HTTP exchange with the adapter: [`Transmit`], [`TransmitKind`], [`CorrelationId`], [`Reply`], [`InputError`] |
 //! | `output.rs` | what [`Resolver::poll_output`] gives: [`Output`], [`Event`]; the counters, [`Stats`] |
@@ -37,7 +37,7 @@ mod poll;
 mod route;
 mod transmit;
 
-pub use config::{ConfigError, ResolverConfig};
+pub use config::ResolverConfig;
 pub use inputs::proxy_at_fault;
 pub use output::{Event, Output, Stats};
 pub use route::{
@@ -52,9 +52,11 @@ use crate::cache::Cache;
 #[cfg(doc)]
 use crate::contract;
 use crate::embedded::{EmbeddedRoute, EmbeddedRoutes};
-use crate::endpoints::{EndpointConfig, Endpoints, Health};
+use crate::endpoints::{EndpointConfig, Endpoints, EndpointsError, Health};
+use crate::error::nest;
 use crate::feedback::{self, BatchId, FeedbackConfig, FeedbackQueue};
 use crate::model::{FallbackPolicy, ProxyResponse, ProxyUrl};
+use crate::{Reason, ValidationError};
 use flight::{Flight, Waiter};
 
 /// Default of the `FLIGHTS` capacity: most service requests in flight at once
@@ -76,6 +78,37 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 /// Smallest buffer [`Resolver::poll_output`] accepts: a request encodes to
 /// at most about 3 KiB, a feedback event to about 1.5 KiB.
 pub const MIN_TRANSMIT_BUFFER: usize = 4096;
+
+/// An error of [`Endpoints::new`] as a configuration error: the endpoint
+/// list (`endpoints`) or its settings (`endpoints.<field>`).
+fn endpoints_error(e: EndpointsError) -> ValidationError {
+    match e {
+        EndpointsError::NoEndpoints => ValidationError::new(
+            "endpoints",
+            Reason::Requires {
+                what: "at least one service endpoint",
+            },
+        ),
+        EndpointsError::TooManyEndpoints { given, capacity } => ValidationError::new(
+            "endpoints",
+            Reason::TooMany {
+                len: given,
+                max: capacity,
+            },
+        ),
+        EndpointsError::Config(e) => e,
+        // `Endpoints::new` returns none of these; should it one day, the
+        // error still names the part that is wrong.
+        EndpointsError::UnknownCheck { .. }
+        | EndpointsError::NoSuchEndpoint { .. }
+        | EndpointsError::Breaker(_) => ValidationError::new(
+            "endpoints",
+            Reason::Malformed {
+                expected: "a valid endpoint list",
+            },
+        ),
+    }
+}
 
 /// The small, validated parts of a resolver under construction.
 struct Parts<const ENDPOINTS: usize> {
@@ -215,7 +248,7 @@ impl<
         config: ResolverConfig,
         endpoints: &[EndpointConfig],
         embedded: E,
-    ) -> Result<Self, ConfigError> {
+    ) -> Result<Self, ValidationError> {
         let parts = Self::validate(now, &config, endpoints)?;
         Ok(Self::assemble(config, parts, embedded))
     }
@@ -233,7 +266,7 @@ impl<
         config: ResolverConfig,
         endpoints: &[EndpointConfig],
         embedded: E,
-    ) -> Result<alloc::boxed::Box<Self>, ConfigError> {
+    ) -> Result<alloc::boxed::Box<Self>, ValidationError> {
         let parts = Self::validate(now, &config, endpoints)?;
         Ok(alloc::boxed::Box::write(
             alloc::boxed::Box::new_uninit(),
@@ -246,22 +279,31 @@ impl<
         now: Instant,
         config: &ResolverConfig,
         endpoints: &[EndpointConfig],
-    ) -> Result<Parts<ENDPOINTS>, ConfigError> {
+    ) -> Result<Parts<ENDPOINTS>, ValidationError> {
         let positive = |d: Duration, field: &'static str| {
             if d.as_ticks() == 0 {
-                Err(ConfigError::Resolver {
+                Err(ValidationError::new(
                     field,
-                    expected: "above zero",
-                })
+                    Reason::OutOfRange {
+                        expected: "a duration above zero",
+                    },
+                ))
             } else {
                 Ok(())
             }
         };
         positive(config.resolve_deadline, "resolve_deadline")?;
         positive(config.request_timeout, "request_timeout")?;
-        config.cache.validate().map_err(ConfigError::Cache)?;
+        config.cache.validate().map_err(nest!(
+            "cache": "min_ttl"
+                | "max_ttl"
+                | "refresh_ahead_percent"
+                | "refresh_timeout"
+                | "refresh_retry"
+                | "warm_keys"
+        ))?;
         let mut endpoints =
-            Endpoints::new(now, config.endpoints, endpoints).map_err(ConfigError::Endpoints)?;
+            Endpoints::new(now, config.endpoints, endpoints).map_err(endpoints_error)?;
         if !config.circuit_breaker_enabled {
             for i in 0..endpoints.len() {
                 if let Some(b) = endpoints.breaker_mut(i) {
@@ -269,9 +311,18 @@ impl<
                 }
             }
         }
-        let budget = RetryBudget::new(config.retry_budget).map_err(ConfigError::RetryBudget)?;
+        let budget = RetryBudget::new(config.retry_budget).map_err(nest!(
+            "retry_budget": "deposit_per_success_milli" | "min_retries_per_sec" | "max_tokens"
+        ))?;
         let feedback_backoff =
-            FeedbackQueue::<FEEDBACK>::validate(&config.feedback).map_err(ConfigError::Feedback)?;
+            FeedbackQueue::<FEEDBACK>::validate(&config.feedback).map_err(nest!(
+                "feedback": "batch_size"
+                    | "ack_timeout"
+                    | "retry.base"
+                    | "retry.max_delay"
+                    | "retry.max_attempts"
+                    | "retry.max_retry_after"
+            ))?;
         Ok(Parts {
             endpoints,
             budget,
@@ -347,9 +398,9 @@ impl<
         &mut self,
         now: Instant,
         endpoints: &[EndpointConfig],
-    ) -> Result<(), ConfigError> {
-        let mut fresh = Endpoints::new(now, self.config.endpoints, endpoints)
-            .map_err(ConfigError::Endpoints)?;
+    ) -> Result<(), ValidationError> {
+        let mut fresh =
+            Endpoints::new(now, self.config.endpoints, endpoints).map_err(endpoints_error)?;
         if !self.config.circuit_breaker_enabled {
             for i in 0..fresh.len() {
                 if let Some(b) = fresh.breaker_mut(i) {

@@ -27,22 +27,14 @@ pub enum Source {
     Direct,
 }
 
-impl Source {
+crate::labels! {
     /// Lower-case name for logs and metrics labels.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Source::Service => "service",
-            Source::Cache => "cache",
-            Source::Stale => "stale",
-            Source::Embedded => "embedded",
-            Source::Direct => "direct",
-        }
-    }
-}
-
-impl fmt::Display for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+    Source {
+        Service => "service",
+        Cache => "cache",
+        Stale => "stale",
+        Embedded => "embedded",
+        Direct => "direct",
     }
 }
 
@@ -62,21 +54,13 @@ pub enum FallbackReason {
     Overloaded,
 }
 
-impl FallbackReason {
+crate::labels! {
     /// Lower-case name for logs and metrics labels.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            FallbackReason::NoEndpoint => "no_endpoint",
-            FallbackReason::Deadline => "deadline",
-            FallbackReason::ServiceFailed => "service_failed",
-            FallbackReason::Overloaded => "overloaded",
-        }
-    }
-}
-
-impl fmt::Display for FallbackReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+    FallbackReason {
+        NoEndpoint => "no_endpoint",
+        Deadline => "deadline",
+        ServiceFailed => "service_failed",
+        Overloaded => "overloaded",
     }
 }
 

@@ -64,14 +64,14 @@ impl TransmitKind {
             TransmitKind::HealthCheck => Method::Get,
         }
     }
+}
 
+crate::labels! {
     /// Lower-case name for logs and metrics labels.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            TransmitKind::Resolve => "resolve",
-            TransmitKind::Feedback(_) => "feedback",
-            TransmitKind::HealthCheck => "health",
-        }
+    TransmitKind {
+        Resolve => "resolve",
+        Feedback(_) => "feedback",
+        HealthCheck => "health",
     }
 }
 

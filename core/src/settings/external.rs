@@ -5,7 +5,6 @@
 use core::fmt;
 
 use crate::endpoints::ServiceUrl;
-use crate::error::excerpt;
 use crate::model::{ClientId, Region};
 use crate::{Reason, ValidationError};
 
@@ -67,37 +66,16 @@ impl AuthMethod {
         AuthMethod::ApiKey,
         AuthMethod::MutualTls,
     ];
-
-    /// The configuration spelling.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            AuthMethod::BearerToken => "bearer_token",
-            AuthMethod::ApiKey => "api_key",
-            AuthMethod::MutualTls => "mutual_tls",
-        }
-    }
-
-    /// Parses the configuration spelling, ignoring ASCII case.
-    pub fn parse(s: &str) -> Result<Self, ValidationError> {
-        Self::ALL
-            .into_iter()
-            .find(|v| v.as_str().eq_ignore_ascii_case(s))
-            .ok_or_else(|| {
-                ValidationError::new(
-                    "auth_method",
-                    Reason::UnknownValue {
-                        got: excerpt(s),
-                        expected: "bearer_token, api_key, mutual_tls",
-                    },
-                )
-            })
-    }
 }
 
-impl fmt::Display for AuthMethod {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+crate::labels! {
+    /// The configuration spelling.
+    AuthMethod {
+        BearerToken => "bearer_token",
+        ApiKey => "api_key",
+        MutualTls => "mutual_tls",
     }
+    parse(field = "auth_method", expected = "bearer_token, api_key, mutual_tls")
 }
 
 /// A secret (token, API key). `Debug` and `Display` print `***`; the text is
@@ -161,6 +139,32 @@ pub struct AuthCredentials {
     pub ca_file: Option<FilePath>,
 }
 
+/// The keys of the `external_service` block, in the order of
+/// [`ExternalService`]'s fields: the one list the loaders (unknown-key
+/// messages, environment variable names, layering) work from. A test checks
+/// that it names every field.
+pub const EXTERNAL_SERVICE_FIELDS: [&str; 14] = [
+    "enabled",
+    "endpoints",
+    "auth_method",
+    "auth_credentials",
+    "timeout_seconds",
+    "cache_ttl_seconds",
+    "circuit_breaker_enabled",
+    "fallback_to_embedded",
+    "resolve_deadline_ms",
+    "hedge_delay_ms",
+    "stale_grace_seconds",
+    "region",
+    "client_id",
+    "srv_name",
+];
+
+/// The keys of `external_service.auth_credentials`, in the order of
+/// [`AuthCredentials`]' fields. A test checks that it names every field.
+pub const AUTH_CREDENTIALS_FIELDS: [&str; 5] =
+    ["token", "api_key", "cert_file", "key_file", "ca_file"];
+
 /// The `external_service` block: whether and how to delegate to the proxy
 /// service. Every field has the documented default (see `Default`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -216,5 +220,48 @@ impl Default for ExternalService {
             client_id: None,
             srv_name: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The field names of a struct, from a pattern without `..`: adding a
+    /// field breaks the build here until it is listed.
+    macro_rules! names {
+        ($t:ident { $($f:ident),* $(,)? }) => {{
+            let $t { $($f: _),* } = $t::default();
+            [$(stringify!($f)),*]
+        }};
+    }
+
+    #[test]
+    fn the_field_lists_name_every_field_in_order() {
+        let fields = names!(ExternalService {
+            enabled,
+            endpoints,
+            auth_method,
+            auth_credentials,
+            timeout_seconds,
+            cache_ttl_seconds,
+            circuit_breaker_enabled,
+            fallback_to_embedded,
+            resolve_deadline_ms,
+            hedge_delay_ms,
+            stale_grace_seconds,
+            region,
+            client_id,
+            srv_name,
+        });
+        assert_eq!(fields, EXTERNAL_SERVICE_FIELDS);
+        let credentials = names!(AuthCredentials {
+            token,
+            api_key,
+            cert_file,
+            key_file,
+            ca_file,
+        });
+        assert_eq!(credentials, AUTH_CREDENTIALS_FIELDS);
     }
 }

@@ -124,9 +124,9 @@ mod proxy;
 mod storage;
 
 pub use external::{
-    AuthCredentials, AuthMethod, CacheTtlSeconds, ExternalService, FilePath, HedgeDelayMs,
-    MAX_ENDPOINTS, MAX_FILE_PATH_LEN, MAX_SECRET_LEN, MAX_SRV_NAME_LEN, ResolveDeadlineMs, Secret,
-    ServiceTimeoutSeconds, StaleGraceSeconds,
+    AUTH_CREDENTIALS_FIELDS, AuthCredentials, AuthMethod, CacheTtlSeconds, EXTERNAL_SERVICE_FIELDS,
+    ExternalService, FilePath, HedgeDelayMs, MAX_ENDPOINTS, MAX_FILE_PATH_LEN, MAX_SECRET_LEN,
+    MAX_SRV_NAME_LEN, ResolveDeadlineMs, Secret, ServiceTimeoutSeconds, StaleGraceSeconds,
 };
 pub use proxy::{
     ConnectionProxies, PoolProxy, PoolStrategy, ProxyConfig, ProxyPool, TimeoutSeconds, Weight,

@@ -3,10 +3,7 @@
 //! runtime state ([`ProxyPool`]), and the entries of one exchange per
 //! connection type ([`ConnectionProxies`]).
 
-use core::fmt;
-
 use super::DEFAULT_POOL;
-use crate::error::excerpt;
 use crate::model::{ConnectionType, ProxyUrl};
 use crate::{Reason, ValidationError};
 
@@ -80,37 +77,16 @@ impl PoolStrategy {
         PoolStrategy::Random,
         PoolStrategy::LeastConnections,
     ];
-
-    /// The configuration spelling.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            PoolStrategy::RoundRobin => "round_robin",
-            PoolStrategy::Random => "random",
-            PoolStrategy::LeastConnections => "least_connections",
-        }
-    }
-
-    /// Parses the configuration spelling, ignoring ASCII case.
-    pub fn parse(s: &str) -> Result<Self, ValidationError> {
-        Self::ALL
-            .into_iter()
-            .find(|v| v.as_str().eq_ignore_ascii_case(s))
-            .ok_or_else(|| {
-                ValidationError::new(
-                    "strategy",
-                    Reason::UnknownValue {
-                        got: excerpt(s),
-                        expected: "round_robin, random, least_connections",
-                    },
-                )
-            })
-    }
 }
 
-impl fmt::Display for PoolStrategy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+crate::labels! {
+    /// The configuration spelling.
+    PoolStrategy {
+        RoundRobin => "round_robin",
+        Random => "random",
+        LeastConnections => "least_connections",
     }
+    parse(field = "strategy", expected = "round_robin, random, least_connections")
 }
 
 /// One proxy of a pool.

@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+#[cfg(doc)]
+use proxy_delegate_core::settings::{AUTH_CREDENTIALS_FIELDS, EXTERNAL_SERVICE_FIELDS};
 use proxy_delegate_core::settings::{DEFAULT_EXCHANGES, MAX_ENDPOINTS};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IntoDeserializer, MapAccess, SeqAccess, Visitor};
@@ -17,6 +19,41 @@ use super::leaf::{
 use super::proxy::{RawConn, RawProxyConfig};
 use super::secret::SecretValue;
 use super::url::url_from_str;
+
+/// Calls `$m!` with the fields of [`RawExternal`] that hold one value: every
+/// `external_service` key ([`EXTERNAL_SERVICE_FIELDS`]) but
+/// `auth_credentials`. Code that treats those fields alike (layering) uses
+/// it, so that a new field is not forgotten there; a test checks it against
+/// the struct and the core's list.
+macro_rules! external_leaves {
+    ($m:ident) => {
+        $m!(
+            enabled,
+            endpoints,
+            auth_method,
+            timeout_seconds,
+            cache_ttl_seconds,
+            circuit_breaker_enabled,
+            fallback_to_embedded,
+            resolve_deadline_ms,
+            hedge_delay_ms,
+            stale_grace_seconds,
+            region,
+            client_id,
+            srv_name
+        )
+    };
+}
+pub(crate) use external_leaves;
+
+/// Calls `$m!` with the fields of [`RawCredentials`]
+/// ([`AUTH_CREDENTIALS_FIELDS`]); checked like [`external_leaves`].
+macro_rules! credential_fields {
+    ($m:ident) => {
+        $m!(token, api_key, cert_file, key_file, ca_file)
+    };
+}
+pub(crate) use credential_fields;
 
 /// `auth_credentials` as written.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
@@ -220,4 +257,38 @@ impl<'de> Deserialize<'de> for RawSettings {
 pub(crate) struct ConfigFile {
     #[serde(default)]
     pub(crate) proxy: Option<RawSettings>,
+}
+
+#[cfg(test)]
+mod tests {
+    use proxy_delegate_core::settings::{AUTH_CREDENTIALS_FIELDS, EXTERNAL_SERVICE_FIELDS};
+
+    use super::*;
+
+    /// The names given, after checking with a pattern without `..` that they
+    /// are all the struct's fields (besides `extra`).
+    macro_rules! names {
+        ($t:ident, [$($extra:ident),*], $($f:ident),*) => {{
+            let $t { $($extra: _,)* $($f: _),* } = $t::default();
+            let mut v = vec![$(stringify!($extra),)* $(stringify!($f)),*];
+            v.sort_unstable();
+            v
+        }};
+    }
+
+    #[test]
+    fn the_field_macros_match_the_structs_and_the_cores_lists() {
+        macro_rules! external {
+            ($($f:ident),*) => { names!(RawExternal, [auth_credentials], $($f),*) };
+        }
+        macro_rules! credentials {
+            ($($f:ident),*) => { names!(RawCredentials, [], $($f),*) };
+        }
+        let mut want = EXTERNAL_SERVICE_FIELDS.to_vec();
+        want.sort_unstable();
+        assert_eq!(external_leaves!(external), want);
+        let mut want = AUTH_CREDENTIALS_FIELDS.to_vec();
+        want.sort_unstable();
+        assert_eq!(credential_fields!(credentials), want);
+    }
 }

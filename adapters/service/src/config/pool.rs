@@ -21,7 +21,7 @@ fn secs(field: &str, v: Option<u64>, default: Duration) -> Result<Duration, Conf
 }
 
 fn strategy(field: &str, s: &str) -> Result<StrategyKind, ConfigError> {
-    StrategyKind::parse(s).map_err(|e| err(field, e.to_string()))
+    StrategyKind::parse(s).map_err(|e| err(field, e.reason.to_string()))
 }
 
 fn fallback(field: &str, s: &str) -> Result<FallbackPolicy, ConfigError> {
@@ -116,7 +116,8 @@ pub(super) fn pool_config(
             )
         })?;
     }
-    c.validate().map_err(|e| err("pool", e.to_string()))?;
+    c.validate()
+        .map_err(|e| err(format!("pool.{}", e.field), e.reason.to_string()))?;
     Ok(c)
 }
 

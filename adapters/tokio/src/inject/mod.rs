@@ -389,7 +389,7 @@ impl ProxyInjector {
             // name the same proxy again: then the retry goes through the
             // embedded configuration's proxy, if it has another.
             let resolved = match (&failed, &resolved.route.proxy_url) {
-                (Some(bad), Some(url)) if same_proxy(bad, url) => {
+                (Some(bad), Some(url)) if bad.same_proxy(url) => {
                     match self
                         .inner
                         .embedded_instead_of(&exchange, connection_type, bad)
@@ -603,7 +603,7 @@ impl Inner {
             pick.lease,
             Duration::from_secs(pick.timeout_seconds.into()),
         );
-        if same_proxy(&url, bad) {
+        if url.same_proxy(bad) {
             if let Some(lease) = lease {
                 settings.release(lease);
             }
@@ -734,12 +734,6 @@ impl std::fmt::Debug for Inner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Inner").finish_non_exhaustive()
     }
-}
-
-/// Whether two URLs name the same proxy (scheme, host and port; the
-/// credentials aside).
-fn same_proxy(a: &ProxyUrl, b: &ProxyUrl) -> bool {
-    a.scheme() == b.scheme() && a.host().eq_ignore_ascii_case(b.host()) && a.port() == b.port()
 }
 
 fn exchange_id(exchange: &str) -> Result<ExchangeId, ConnectError> {
