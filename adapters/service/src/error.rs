@@ -104,25 +104,25 @@ impl ErrorCode {
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
+}
 
+proxy_delegate_core::labels! {
     /// The wire spelling, e.g. `invalid_field`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::MalformedBody => "malformed_body",
-            ErrorCode::MalformedRequest => "malformed_request",
-            ErrorCode::Unauthorized => "unauthorized",
-            ErrorCode::Forbidden => "forbidden",
-            ErrorCode::NotFound => "not_found",
-            ErrorCode::MethodNotAllowed => "method_not_allowed",
-            ErrorCode::NotAcceptable => "not_acceptable",
-            ErrorCode::RequestTimeout => "request_timeout",
-            ErrorCode::PayloadTooLarge => "payload_too_large",
-            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
-            ErrorCode::InvalidField => "invalid_field",
-            ErrorCode::RateLimited => "rate_limited",
-            ErrorCode::HeadersTooLarge => "headers_too_large",
-            ErrorCode::Internal => "internal",
-        }
+    ErrorCode {
+        MalformedBody => "malformed_body",
+        MalformedRequest => "malformed_request",
+        Unauthorized => "unauthorized",
+        Forbidden => "forbidden",
+        NotFound => "not_found",
+        MethodNotAllowed => "method_not_allowed",
+        NotAcceptable => "not_acceptable",
+        RequestTimeout => "request_timeout",
+        PayloadTooLarge => "payload_too_large",
+        UnsupportedMediaType => "unsupported_media_type",
+        InvalidField => "invalid_field",
+        RateLimited => "rate_limited",
+        HeadersTooLarge => "headers_too_large",
+        Internal => "internal",
     }
 }
 

@@ -125,11 +125,6 @@ macro_rules! wire_enum {
             /// Every value, in declaration order.
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
 
-            /// The wire spelling.
-            pub const fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text,)+ }
-            }
-
             /// Parses the wire spelling or an alias, ignoring ASCII case.
             pub fn parse(s: &str) -> Result<Self, ValidationError> {
                 $(
@@ -144,10 +139,9 @@ macro_rules! wire_enum {
             }
         }
 
-        impl core::fmt::Display for $name {
-            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-                f.write_str(self.as_str())
-            }
+        crate::labels! {
+            /// The wire spelling.
+            $name { $($variant => $text),+ }
         }
 
         impl core::str::FromStr for $name {
