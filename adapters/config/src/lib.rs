@@ -735,9 +735,14 @@ pub fn quoted(s: &str) -> String {
 /// password from the first `:` in it; a URL with no `@` after it whose `:` is
 /// not followed by a port may be cut short before it, and is masked from the
 /// `:` too. Masking too much is the safe way to be wrong.
+///
+/// What serde quotes is masked first, while its `\"` escapes are intact:
+/// masking a URL inside the quote could drop the backslash before a quote
+/// and so end the quoted text early, leaving the rest of it unmasked.
 pub fn redact_text(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
+    let quoted_masked = mask_quoted(s);
+    let mut out = String::with_capacity(quoted_masked.len());
+    let mut rest = quoted_masked.as_str();
     while let Some(i) = rest.find("://") {
         let (head, tail) = rest.split_at(i + 3);
         out.push_str(head);
@@ -778,7 +783,7 @@ pub fn redact_text(s: &str) -> String {
         rest = &tail[used..];
     }
     out.push_str(rest);
-    mask_quoted(&out)
+    out
 }
 
 /// Masks what a serde error message quotes after `string "` (up to the
@@ -897,5 +902,16 @@ mod tests {
         for (text, masked) in cases {
             assert_eq!(redact_text(text), masked);
         }
+    }
+
+    /// A URL inside what serde quotes, ending at an escaped quote, does not
+    /// end the masking early (the fuzzer found a token past such a URL).
+    #[test]
+    fn redact_text_masks_past_a_url_inside_a_quote() {
+        let text = r#"invalid type: string "bear\"socks5h://203.0.113.30:1080\"\ntokens = [\"tok-feed-1\"]", expected struct RawFile (line 1, column 1)"#;
+        assert_eq!(
+            redact_text(text),
+            r#"invalid type: string "***", expected struct RawFile (line 1, column 1)"#
+        );
     }
 }
