@@ -29,8 +29,10 @@ use proxy_delegate_core::model::{
     ProxyUrl, Region, ResponseMetadata, Strategy, TtlSeconds,
 };
 use proxy_delegate_core::resolver::{
-    MIN_TRANSMIT_BUFFER, Output, Reply, Resolution, Resolver, ResolverConfig, Source, TransmitKind,
+    MAX_FLIGHTS, MAX_WAITERS, MIN_TRANSMIT_BUFFER, Output, Reply, Resolution, Resolver,
+    ResolverConfig, Source, TransmitKind,
 };
+use proxy_delegate_core::storage::Boxed;
 
 fn exchange(i: usize) -> String {
     format!("exchange-{i:04}")
@@ -94,9 +96,9 @@ fn size<const N: usize>(group: &mut BenchmarkGroup<'_, WallTime>, all_keys: bool
     let seq = if all_keys { order(N) } else { vec![N / 2] };
     let len = seq.len();
 
-    // proxy-delegate: Cache<ProxyResponse, N>, full.
+    // proxy-delegate: Cache<ProxyResponse, N>, full, its slots on the heap.
     let mut cache =
-        Cache::<ProxyResponse, N>::new_boxed(CacheConfig::default()).expect("valid config");
+        Cache::<ProxyResponse, N, Boxed>::new(CacheConfig::default()).expect("valid config");
     let keys: Vec<CacheKey> = (0..N).map(cache_key).collect();
     for (i, k) in keys.iter().enumerate() {
         cache.insert(now, k.clone(), response(i));
@@ -119,7 +121,7 @@ fn size<const N: usize>(group: &mut BenchmarkGroup<'_, WallTime>, all_keys: bool
 
     // proxy-delegate: Resolver::resolve, its cache filled through the real
     // path (resolve, transmit, the service's reply).
-    let mut resolver = Resolver::<(), N, 2, 64>::new_boxed(
+    let mut resolver = Resolver::<(), N, 2, 64, MAX_FLIGHTS, MAX_WAITERS, Boxed>::new_boxed(
         now,
         ResolverConfig::new(ClientId::new("bench").expect("valid client id")),
         &[EndpointConfig::new(
@@ -242,16 +244,8 @@ fn bench(c: &mut Criterion) {
 criterion_group!(benches, bench);
 
 fn main() {
-    // A Cache<ProxyResponse, 4096> and a Resolver around one are several MiB
-    // each; `new_boxed` still passes a copy through the stack while building
-    // (rustc does not build in place), more than the main thread's 8 MiB.
-    std::thread::Builder::new()
-        .stack_size(64 << 20)
-        .spawn(|| {
-            benches();
-            Criterion::default().configure_from_args().final_summary();
-        })
-        .expect("bench thread")
-        .join()
-        .expect("bench thread finished");
+    // The caches and resolvers keep their slots on the heap (`Boxed`): any
+    // thread's stack will do.
+    benches();
+    Criterion::default().configure_from_args().final_summary();
 }

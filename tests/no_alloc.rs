@@ -287,17 +287,6 @@ fn the_counter_sees_allocations() {
 // `Box` (because they are large) are built before the counted region; the
 // machine's own constructor runs inside it whenever the value fits the stack.
 
-/// Runs `body` on a thread with a large stack (big machines move through
-/// the stack in debug builds). The spawn itself is outside any counted region.
-fn on_big_stack(body: impl FnOnce() + Send + 'static) {
-    std::thread::Builder::new()
-        .stack_size(256 << 20)
-        .spawn(body)
-        .expect("spawn")
-        .join()
-        .unwrap_or_else(|e| std::panic::resume_unwind(e));
-}
-
 /// Runs `exercise` twice on fresh inputs: once to warm up anything std sets
 /// up lazily (not the core's doing), once counted; asserts 0 allocations.
 fn assert_no_alloc<S>(what: &str, mut make: impl FnMut() -> S, exercise: impl Fn(&mut S) -> usize) {
@@ -906,16 +895,14 @@ fn exercise_pool(parts: &mut (Box<TestPool>, Vec<ProxySpec>, Vec<ProxySpec>)) ->
 
 #[test]
 fn pool_never_allocates() {
-    on_big_stack(|| {
-        let make = || {
-            (
-                Box::new(TestPool::new(pool_config()).expect("valid")),
-                inventory(12),
-                inventory(6),
-            )
-        };
-        assert_no_alloc("pool", make, exercise_pool);
-    });
+    let make = || {
+        (
+            Box::new(TestPool::new(pool_config()).expect("valid")),
+            inventory(12),
+            inventory(6),
+        )
+    };
+    assert_no_alloc("pool", make, exercise_pool);
 }
 
 type TestSettings = ProxySettings<8, 4>;
@@ -1017,9 +1004,7 @@ fn exercise_settings(s: &mut Box<TestSettings>) -> usize {
 
 #[test]
 fn settings_resolution_never_allocates() {
-    on_big_stack(|| {
-        assert_no_alloc("settings", settings, exercise_settings);
-    });
+    assert_no_alloc("settings", settings, exercise_settings);
 }
 
 type TestResolver = Resolver<TestSettings, 16, 4, 64>;

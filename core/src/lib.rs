@@ -56,5 +56,6 @@ pub mod model;
 pub mod pool;
 pub mod resolver;
 pub mod settings;
+pub mod storage;
 
 pub use error::{Excerpt, MAX_QUOTED_LEN, Reason, ValidationError, quotable};

@@ -10,6 +10,7 @@ use proxy_delegate_core::model::{
     ConnectionType, ExchangeId, FallbackPolicy, ProxyId, ProxyRequest, ProxyResponse, ProxyUrl,
     Region, ResponseMetadata, Strategy, TtlSeconds,
 };
+use proxy_delegate_core::storage::Boxed;
 use proxy_delegate_core::{Reason, ValidationError};
 
 fn key(exchange: &str, ct: ConnectionType, region: Option<&str>) -> CacheKey {
@@ -461,43 +462,37 @@ fn evicting_an_entry_with_a_pending_refresh_drops_the_refresh() {
 
 #[test]
 fn full_4096_entry_cache_keeps_every_key_and_evicts_in_order() {
-    // Cache<ProxyResponse, 4096> is a few megabytes: build it on a big stack.
-    std::thread::Builder::new()
-        .stack_size(256 << 20)
-        .spawn(|| {
-            let mut c = Box::new(cache::<4096>(CacheConfig::default()));
-            let keys: Vec<_> = (0..4096).map(|i| ws(&format!("ex{i}"))).collect();
-            for (i, k) in keys.iter().enumerate() {
-                c.insert(
-                    t(0),
-                    k.clone(),
-                    response(300, &format!("p{i}"), "http://p:1"),
-                );
-            }
-            assert_eq!(c.len(), 4096);
-            for (i, k) in keys.iter().enumerate().rev() {
-                let hit = c.get(t(1), k).unwrap();
-                assert_eq!(
-                    hit.value.metadata.proxy_id.as_ref().unwrap().as_str(),
-                    format!("p{i}")
-                );
-            }
-            // Lookups went last to first, so key 4095 is the oldest.
-            c.insert(t(2), ws("new"), resp(300));
-            assert_eq!(c.len(), 4096);
-            assert!(!c.contains(&keys[4095]));
-            assert_eq!(
-                c.invalidate_proxy(Some(&ProxyId::new("p7").unwrap()), None),
-                1
-            );
-            assert_eq!(c.len(), 4095);
-            for (i, k) in keys.iter().enumerate().take(4095) {
-                assert_eq!(c.get(t(3), k).is_some(), i != 7, "key {i}");
-            }
-        })
-        .unwrap()
-        .join()
-        .unwrap();
+    // A few megabytes of slots: on the heap (`Boxed`), built on this test
+    // thread's small stack.
+    let mut c = Cache::<ProxyResponse, 4096, Boxed>::new(CacheConfig::default()).unwrap();
+    let keys: Vec<_> = (0..4096).map(|i| ws(&format!("ex{i}"))).collect();
+    for (i, k) in keys.iter().enumerate() {
+        c.insert(
+            t(0),
+            k.clone(),
+            response(300, &format!("p{i}"), "http://p:1"),
+        );
+    }
+    assert_eq!(c.len(), 4096);
+    for (i, k) in keys.iter().enumerate().rev() {
+        let hit = c.get(t(1), k).unwrap();
+        assert_eq!(
+            hit.value.metadata.proxy_id.as_ref().unwrap().as_str(),
+            format!("p{i}")
+        );
+    }
+    // Lookups went last to first, so key 4095 is the oldest.
+    c.insert(t(2), ws("new"), resp(300));
+    assert_eq!(c.len(), 4096);
+    assert!(!c.contains(&keys[4095]));
+    assert_eq!(
+        c.invalidate_proxy(Some(&ProxyId::new("p7").unwrap()), None),
+        1
+    );
+    assert_eq!(c.len(), 4095);
+    for (i, k) in keys.iter().enumerate().take(4095) {
+        assert_eq!(c.get(t(3), k).is_some(), i != 7, "key {i}");
+    }
 }
 
 // ---------------------------------------------------------------- invalidation

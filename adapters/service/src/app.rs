@@ -37,8 +37,8 @@ pub const MAX_PROXIES: usize = 4096;
 /// Sticky (client, exchange) choices remembered at once.
 pub const MAX_STICKY: usize = 4096;
 
-/// The pool the service drives.
-pub(crate) type ServicePool = Pool<MAX_PROXIES, MAX_STICKY>;
+/// The pool the service drives, its slots on the heap.
+pub(crate) type ServicePool = Pool<MAX_PROXIES, MAX_STICKY, proxy_delegate_core::storage::Boxed>;
 
 /// How long a client may take to send a request body.
 const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -69,26 +69,14 @@ pub(crate) struct AppState {
 }
 
 impl AppState {
-    /// Builds the pool (on a thread with room for it: it is several MiB) and
+    /// Builds the pool (on the heap: its slots alone are several MiB) and
     /// loads the inventory.
     pub(crate) fn new(config: ServiceConfig) -> Result<Self, crate::StartError> {
-        let pool_config = config.pool.clone();
-        let proxies = config.proxies.clone();
-        let built = std::thread::Builder::new()
-            .name("pool-build".into())
-            .stack_size(64 << 20)
-            .spawn(move || -> Result<Box<ServicePool>, crate::StartError> {
-                let mut pool = Box::new(
-                    ServicePool::new(pool_config)
-                        .map_err(|e| crate::StartError::Config(e.to_string()))?,
-                );
-                pool.replace_inventory(embassy_time::Instant::from_ticks(0), &proxies)
-                    .map_err(|e| crate::StartError::Config(format!("proxies: {e}")))?;
-                Ok(pool)
-            })
-            .map_err(crate::StartError::Io)?
-            .join()
-            .map_err(|_| crate::StartError::Config("building the pool failed".into()))??;
+        let mut built = ServicePool::new_boxed(config.pool.clone())
+            .map_err(|e| crate::StartError::Config(e.to_string()))?;
+        built
+            .replace_inventory(embassy_time::Instant::from_ticks(0), &config.proxies)
+            .map_err(|e| crate::StartError::Config(format!("proxies: {e}")))?;
         let limiter = config.rate_limit.map(|r| {
             let per_second = NonZeroU32::new(r.per_second).unwrap_or(NonZeroU32::MIN);
             let burst = NonZeroU32::new(r.burst.max(r.per_second)).unwrap_or(per_second);

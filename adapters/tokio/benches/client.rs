@@ -918,13 +918,5 @@ fn run() {
 }
 
 fn main() {
-    // The client's Resolver (about half a MiB) is built on this thread's
-    // stack before it is boxed, and the embedded settings with it: give it
-    // room.
-    std::thread::Builder::new()
-        .stack_size(64 << 20)
-        .spawn(run)
-        .expect("bench thread")
-        .join()
-        .expect("bench thread finished");
+    run();
 }

@@ -721,12 +721,5 @@ fn run() {
 }
 
 fn main() {
-    // The delegating client's Resolver is built on this thread's stack
-    // before it is boxed, and the embedded settings with it: give it room.
-    std::thread::Builder::new()
-        .stack_size(64 << 20)
-        .spawn(run)
-        .expect("bench thread")
-        .join()
-        .expect("bench thread finished");
+    run();
 }

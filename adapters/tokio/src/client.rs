@@ -46,9 +46,9 @@ pub const FLIGHT_CAPACITY: usize = 16;
 /// `overloaded`).
 pub const WAITER_CAPACITY: usize = 128;
 
-/// The Resolver as the client runs it: about 540 KiB, built by `new_boxed`
-/// (which holds one copy on the stack while building; the workspace builds
-/// this crate optimised even in dev profiles so that it is one), so that a
+/// The Resolver as the client runs it: its cache's slots on the heap
+/// ([`Boxed`](proxy_delegate_core::storage::Boxed)) and the rest (about
+/// 300 KiB, mostly the feedback queue) built there by `new_boxed`, so that a
 /// client can be built on any tokio worker or test thread (2 MiB stacks).
 pub type ClientResolver = Resolver<
     Embedded,
@@ -57,6 +57,7 @@ pub type ClientResolver = Resolver<
     FEEDBACK_CAPACITY,
     FLIGHT_CAPACITY,
     WAITER_CAPACITY,
+    proxy_delegate_core::storage::Boxed,
 >;
 
 /// A client that cannot be built: the message names the setting and what to do.

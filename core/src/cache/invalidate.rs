@@ -4,8 +4,9 @@
 use super::storage::{Ends, NIL, Pos};
 use super::{Cache, CacheKey, CacheValue, Event, InvalidationScope};
 use crate::model::{ExchangeId, ProxyId, ProxyUrl};
+use crate::storage::Storage;
 
-impl<V: CacheValue, const N: usize> Cache<V, N> {
+impl<V: CacheValue, const N: usize, St: Storage> Cache<V, N, St> {
     /// Removes the entry for `key`. Returns whether there was one.
     pub fn invalidate(&mut self, key: &CacheKey) -> bool {
         let Some((_, slot)) = self.find(key) else {
@@ -51,13 +52,13 @@ impl<V: CacheValue, const N: usize> Cache<V, N> {
         self.last_hit = NIL;
         let count = self.len;
         self.len = 0;
-        for pair in &mut self.table {
+        for pair in self.table.iter_mut() {
             *pair = [Pos::EMPTY; 2];
         }
-        for k in &mut self.keys {
+        for k in self.keys.iter_mut() {
             *k = None;
         }
-        for v in &mut self.values {
+        for v in self.values.iter_mut() {
             *v = None;
         }
         self.lru = Ends::EMPTY;

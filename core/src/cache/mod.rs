@@ -55,6 +55,8 @@ use key::hash_key;
 use refresh::WarmState;
 use storage::{Ends, Link, List, Meta, NIL, Pos};
 
+use crate::storage::{Inline, Storage};
+
 /// Most keys [`CacheConfig::warm_keys`] can hold.
 pub const MAX_WARM_KEYS: usize = 16;
 
@@ -75,9 +77,10 @@ pub const EVENT_QUEUE_LEN: usize = 32;
 /// `V` is usually [`ProxyResponse`](crate::model::ProxyResponse) or a small struct around it
 /// ([`CacheValue`]).
 ///
-/// The cache holds its `N` values inline: `Cache<ProxyResponse, 4096>` is a
-/// few megabytes, so large caches belong in a `static` or a `Box`, not on a
-/// small stack.
+/// Its arrays of `N` slots live where `St` says ([`storage`](crate::storage)):
+/// inline by default, so that `Cache<ProxyResponse, 4096>` is a few
+/// megabytes and belongs in a `static`; on the heap with
+/// [`Boxed`](crate::storage::Boxed), so that it can be built on any thread.
 ///
 /// # Call order
 ///
@@ -142,17 +145,17 @@ pub const EVENT_QUEUE_LEN: usize = 32;
 ///
 /// let cache = Cache::<ProxyResponse, 100>::new(CacheConfig::default());
 /// ```
-pub struct Cache<V, const N: usize> {
+pub struct Cache<V, const N: usize, St: Storage = Inline> {
     /// From key hash to slot: `2N` positions, linear probing.
-    table: [[Pos; 2]; N],
+    table: St::Array<[Pos; 2], N>,
     /// Slot-indexed: the keys, the values, their timing, their recency and
     /// pending links.
-    keys: [Option<CacheKey>; N],
-    values: [Option<V>; N],
+    keys: St::Array<Option<CacheKey>, N>,
+    values: St::Array<Option<V>, N>,
     len: usize,
-    meta: [Meta; N],
-    links: [Link; N],
-    pending_links: [Link; N],
+    meta: St::Array<Meta, N>,
+    links: St::Array<Link, N>,
+    pending_links: St::Array<Link, N>,
     lru: Ends,
     pending: Ends,
     /// Slots never used yet start here; released slots go to `free`.
@@ -167,7 +170,7 @@ pub struct Cache<V, const N: usize> {
     last_hit: u32,
 }
 
-impl<V, const N: usize> fmt::Debug for Cache<V, N> {
+impl<V, const N: usize, St: Storage> fmt::Debug for Cache<V, N, St> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Cache")
             .field("len", &self.len)
@@ -189,7 +192,7 @@ fn share(d: Duration, percent: u8) -> Duration {
     Duration::from_ticks(t / 100 * p + t % 100 * p / 100)
 }
 
-impl<V: CacheValue, const N: usize> Cache<V, N> {
+impl<V: CacheValue, const N: usize, St: Storage> Cache<V, N, St> {
     const CHECK_N: () = assert!(
         N >= 2 && N <= 65_536 && N.is_power_of_two(),
         "Cache<V, N>: N must be a power of two from 2 to 65536 (e.g. 16, 256, 4096)"
@@ -202,20 +205,6 @@ impl<V: CacheValue, const N: usize> Cache<V, N> {
     pub fn new(config: CacheConfig) -> Result<Self, crate::ValidationError> {
         config.validate()?;
         Ok(Self::assemble(config))
-    }
-
-    /// Like [`new`](Self::new), boxed: written into a fresh allocation with
-    /// no `Result` around it, so an optimised build holds at most one copy
-    /// on the stack (a `Cache<ProxyResponse, 4096>` is several MiB).
-    #[cfg(feature = "alloc")]
-    pub fn new_boxed(
-        config: CacheConfig,
-    ) -> Result<alloc::boxed::Box<Self>, crate::ValidationError> {
-        config.validate()?;
-        Ok(alloc::boxed::Box::write(
-            alloc::boxed::Box::new_uninit(),
-            Self::assemble(config),
-        ))
     }
 
     /// An empty cache for a configuration already validated. Infallible, so
@@ -232,13 +221,13 @@ impl<V: CacheValue, const N: usize> Cache<V, N> {
             });
         }
         Self {
-            table: [[Pos::EMPTY; 2]; N],
-            keys: [const { None }; N],
-            values: [const { None }; N],
+            table: St::array(|| [Pos::EMPTY; 2]),
+            keys: St::array(|| None),
+            values: St::array(|| None),
             len: 0,
-            meta: [Meta::EMPTY; N],
-            links: [Link::NONE; N],
-            pending_links: [Link::NONE; N],
+            meta: St::array(|| Meta::EMPTY),
+            links: St::array(|| Link::NONE),
+            pending_links: St::array(|| Link::NONE),
             lru: Ends::EMPTY,
             pending: Ends::EMPTY,
             unused: 0,

@@ -6,6 +6,7 @@ use embassy_time::Instant;
 
 use super::storage::{List, NIL};
 use super::{Cache, CacheKey, CacheValue, Event, after};
+use crate::storage::Storage;
 
 /// Refresh state of a warm key while it has no entry.
 #[derive(Debug, Clone, Copy)]
@@ -16,7 +17,7 @@ pub(super) struct WarmState {
     pub(super) not_before: Instant,
 }
 
-impl<V: CacheValue, const N: usize> Cache<V, N> {
+impl<V: CacheValue, const N: usize, St: Storage> Cache<V, N, St> {
     /// The next key to refresh in the background, if any: first those a lookup
     /// found due (oldest first), then warm keys [`Cache::handle_timeout`]
     /// found missing or due. Each key comes out once; it is not scheduled

@@ -7,6 +7,7 @@ use embassy_time::Instant;
 
 use super::key::hash_key_ref;
 use super::{Cache, CacheKey, CacheKeyRef, CacheValue, Event};
+use crate::storage::Storage;
 
 /// "No slot": the end of a list.
 pub(super) const NIL: u32 = u32::MAX;
@@ -78,7 +79,7 @@ impl Pos {
     pub(super) const EMPTY: Pos = Pos { hash: 0, slot: NIL };
 }
 
-impl<V: CacheValue, const N: usize> Cache<V, N> {
+impl<V: CacheValue, const N: usize, St: Storage> Cache<V, N, St> {
     pub(super) fn warm_index(&self, key: &CacheKey) -> Option<usize> {
         self.config.warm_keys.iter().position(|k| k == key)
     }

@@ -8,6 +8,7 @@ use embassy_time::Instant;
 use super::status::Event;
 use super::{MAX_EXCHANGES, NO_REGION, Pool, ProxySpec};
 use crate::model::{ErrorCategory, ExchangeId};
+use crate::storage::Storage;
 
 #[derive(Debug, Clone, Copy)]
 pub(super) struct RegionBar {
@@ -16,7 +17,7 @@ pub(super) struct RegionBar {
     until: u64,
 }
 
-impl<const N: usize, const S: usize> Pool<N, S> {
+impl<const N: usize, const S: usize, St: Storage> Pool<N, S, St> {
     pub(super) fn barred_regions(&self, exchange: u8, now: u64) -> u32 {
         self.region_bars
             .iter()

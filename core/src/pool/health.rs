@@ -8,6 +8,7 @@ use embassy_time::Instant;
 use super::status::{EjectReason, Event, FeedbackError, RestoreCause};
 use super::{Pool, category_from_details, ticks};
 use crate::model::{ErrorCategory, FeedbackEvent, ProxyFeedback};
+use crate::storage::Storage;
 
 fn is_proxy_fault(c: ErrorCategory) -> bool {
     matches!(
@@ -39,7 +40,7 @@ fn failure_category(feedback: &ProxyFeedback) -> (ErrorCategory, bool) {
     (category, is_proxy_fault(category))
 }
 
-impl<const N: usize, const S: usize> Pool<N, S> {
+impl<const N: usize, const S: usize, St: Storage> Pool<N, S, St> {
     /// Applies one feedback event (processing the timers due at `now` first).
     /// The proxy is found by `proxy_id`, else by the URL's scheme, host and
     /// port. See the [module docs](super) for what each event and category does.

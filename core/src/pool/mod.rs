@@ -168,6 +168,7 @@ use heapless::index_map::FnvIndexMap;
 use crate::ValidationError;
 use crate::hash::{FNV_OFFSET, fnv, mix};
 use crate::model::{ExchangeId, ProxyId, ProxyUrl, Region, Strategy, TtlSeconds};
+use crate::storage::{Inline, Storage, StorageVec};
 use cooldown::RegionBar;
 use select::StickyEntry;
 use slot::Slot;
@@ -239,6 +240,11 @@ fn endpoint_hash(u: &ProxyUrl) -> u64 {
 /// [`Pool::proxies`] and [`Pool::stats`] give the snapshot for a status page
 /// or metrics at any time.
 ///
+/// The proxies' slots and the selection tree live where `St` says
+/// ([`storage`](crate::storage)): inline by default (a `Pool<4096>` is a few
+/// MiB, for a `static`), on the heap with [`Boxed`](crate::storage::Boxed)
+/// (built entry by entry, so a large pool can be built on any thread).
+///
 /// ```
 /// use embassy_time::{Duration, Instant};
 /// use proxy_delegate_core::model::{
@@ -282,14 +288,14 @@ fn endpoint_hash(u: &ProxyUrl) -> u64 {
 /// assert!(matches!(pool.poll_event(), Some(Event::Restored { .. })));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub struct Pool<const N: usize, const S: usize = 256> {
+pub struct Pool<const N: usize, const S: usize = 256, St: Storage = Inline> {
     config: PoolConfig,
     ttl: TtlSeconds,
     names: [Strategy; 5],
     rng: fastrand::Rng,
     cursor: u32,
-    slots: heapless::Vec<Slot, N>,
-    tree: Tree<N>,
+    slots: StorageVec<Slot, N, St>,
+    tree: Tree<N, St>,
     /// (id hash, slot), sorted: feedback lookup by id in `O(log N)`.
     by_id: heapless::Vec<(u64, u32), N>,
     /// (endpoint hash, slot), sorted: feedback lookup by URL.
@@ -316,7 +322,7 @@ pub struct Pool<const N: usize, const S: usize = 256> {
     probes: heapless::Deque<ProbeToken, PROBE_QUEUE>,
 }
 
-impl<const N: usize, const S: usize> fmt::Debug for Pool<N, S> {
+impl<const N: usize, const S: usize, St: Storage> fmt::Debug for Pool<N, S, St> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pool")
             .field("capacity", &N)
@@ -332,9 +338,31 @@ fn ticks(d: Duration) -> u64 {
     d.as_ticks()
 }
 
-impl<const N: usize, const S: usize> Pool<N, S> {
+impl<const N: usize, const S: usize, St: Storage> Pool<N, S, St> {
     /// An empty pool. Fails when a [`PoolConfig`] field is out of range.
     pub fn new(config: PoolConfig) -> Result<Self, ValidationError> {
+        let (ttl, names) = Self::validate(&config)?;
+        Ok(Self::assemble(config, ttl, names))
+    }
+
+    /// Like [`new`](Self::new), boxed: the value is built with no `Result`
+    /// around it and written into a fresh allocation, so that an optimised
+    /// build holds at most one copy on the stack. With [`Boxed`] storage the
+    /// slots and the selection tree are on the heap already, and that copy
+    /// is small (about 400 KB for `Pool<4096, 4096, Boxed>`).
+    ///
+    /// [`Boxed`]: crate::storage::Boxed
+    #[cfg(feature = "alloc")]
+    pub fn new_boxed(config: PoolConfig) -> Result<alloc::boxed::Box<Self>, ValidationError> {
+        let (ttl, names) = Self::validate(&config)?;
+        Ok(alloc::boxed::Box::write(
+            alloc::boxed::Box::new_uninit(),
+            Self::assemble(config, ttl, names),
+        ))
+    }
+
+    /// Checks the configuration, and builds the small parts.
+    fn validate(config: &PoolConfig) -> Result<(TtlSeconds, [Strategy; 5]), ValidationError> {
         const {
             assert!(
                 N >= 1 && N <= u32::MAX as usize / 2,
@@ -352,13 +380,20 @@ impl<const N: usize, const S: usize> Pool<N, S> {
             name(StrategyKind::Weighted)?,
             name(StrategyKind::Sticky)?,
         ];
-        Ok(Self {
+        Ok((ttl, names))
+    }
+
+    /// An empty pool for a configuration already validated. Infallible, so
+    /// that a caller can build it straight into its final place.
+    #[inline(always)]
+    fn assemble(config: PoolConfig, ttl: TtlSeconds, names: [Strategy; 5]) -> Self {
+        Self {
             rng: fastrand::Rng::with_seed(config.seed),
             config,
             ttl,
             names,
             cursor: 0,
-            slots: heapless::Vec::new(),
+            slots: StorageVec::new(),
             tree: Tree::new(),
             by_id: heapless::Vec::new(),
             by_url: heapless::Vec::new(),
@@ -374,7 +409,7 @@ impl<const N: usize, const S: usize> Pool<N, S> {
             events: heapless::Deque::new(),
             events_dropped: 0,
             probes: heapless::Deque::new(),
-        })
+        }
     }
 
     /// The configuration.

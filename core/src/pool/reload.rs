@@ -12,8 +12,9 @@ use super::{
     id_hash,
 };
 use crate::model::{ExchangeId, ProxyId, Region};
+use crate::storage::Storage;
 
-impl<const N: usize, const S: usize> Pool<N, S> {
+impl<const N: usize, const S: usize, St: Storage> Pool<N, S, St> {
     /// Replaces the inventory. Proxies whose id stays keep their health,
     /// leases, cool-downs and ejection state (their URL, regions, allow-lists,
     /// weight, limit and enabled flag are updated); the others are dropped or

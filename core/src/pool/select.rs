@@ -9,6 +9,7 @@ use super::tree::Want;
 use super::{OTHER_EXCHANGE, Pool, StrategyKind, ticks};
 use crate::hash::{FNV_OFFSET, fnv, mix};
 use crate::model::{ConnectionType, HealthScore, ProxyRequest, ProxyResponse, ResponseMetadata};
+use crate::storage::Storage;
 
 fn sticky_key(req: &ProxyRequest) -> u64 {
     let h = fnv(FNV_OFFSET, req.client_id.as_str().as_bytes());
@@ -34,7 +35,7 @@ fn region_ok(slot: &Slot, barred: u32) -> bool {
     slot.regions == 0 || slot.regions & !barred != 0
 }
 
-impl<const N: usize, const S: usize> Pool<N, S> {
+impl<const N: usize, const S: usize, St: Storage> Pool<N, S, St> {
     /// Picks a proxy for `request` (processing the timers due at `now`
     /// first). When nothing is eligible the answer has no `proxy_url` and
     /// carries the exchange's fallback policy.

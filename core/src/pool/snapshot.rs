@@ -7,8 +7,9 @@ use super::slot::Slot;
 use super::status::{ProxyState, ProxyStatus};
 use super::{NO_REGION, Pool, ticks};
 use crate::model::ProxyId;
+use crate::storage::Storage;
 
-impl<const N: usize, const S: usize> Pool<N, S> {
+impl<const N: usize, const S: usize, St: Storage> Pool<N, S, St> {
     /// Every proxy of the inventory with its health and state, in the
     /// order of the last [`Pool::replace_inventory`].
     pub fn proxies(&self, now: Instant) -> impl Iterator<Item = ProxyStatus<'_>> + '_ {

@@ -6,8 +6,9 @@ use embassy_time::Instant;
 
 use super::status::{Event, Probe, ProbeToken, RestoreCause};
 use super::{EVENT_QUEUE, Pool, TIMER_RESERVE, ticks};
+use crate::storage::Storage;
 
-impl<const N: usize, const S: usize> Pool<N, S> {
+impl<const N: usize, const S: usize, St: Storage> Pool<N, S, St> {
     /// When [`Pool::handle_timeout`] should next be called, if ever: the
     /// earliest end of an ejection, cool-down or lease, or the next probe.
     pub fn poll_timeout(&self) -> Option<Instant> {

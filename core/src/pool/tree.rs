@@ -14,6 +14,8 @@
 //! the request is never entered), and the earliest timer below
 //! (`handle_timeout` walks straight to due slots).
 
+use crate::storage::Storage;
+
 /// The aggregate of a subtree.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Agg {
@@ -93,17 +95,16 @@ struct Least {
     budget: u32,
 }
 
-#[derive(Debug)]
-pub(crate) struct Tree<const N: usize> {
-    internal: [Agg; N],
-    leaves: [Agg; N],
+pub(crate) struct Tree<const N: usize, St: Storage> {
+    internal: St::Array<Agg, N>,
+    leaves: St::Array<Agg, N>,
 }
 
-impl<const N: usize> Tree<N> {
-    pub(crate) const fn new() -> Self {
+impl<const N: usize, St: Storage> Tree<N, St> {
+    pub(crate) fn new() -> Self {
         Self {
-            internal: [Agg::EMPTY; N],
-            leaves: [Agg::EMPTY; N],
+            internal: St::array(|| Agg::EMPTY),
+            leaves: St::array(|| Agg::EMPTY),
         }
     }
 

@@ -10,6 +10,7 @@ use super::{Answer, Event, FallbackReason, Resolution, ResolveError, Resolver, R
 use crate::cache::{CacheKey, Freshness};
 use crate::embedded::EmbeddedRoutes;
 use crate::model::FallbackPolicy;
+use crate::storage::Storage;
 
 /// FNV-1a of a cache key: the policy memory keys on it.
 fn key_hash(key: &CacheKey) -> u64 {
@@ -26,7 +27,8 @@ impl<
     const FEEDBACK: usize,
     const FLIGHTS: usize,
     const WAITERS: usize,
-> Resolver<E, CACHE, ENDPOINTS, FEEDBACK, FLIGHTS, WAITERS>
+    St: Storage,
+> Resolver<E, CACHE, ENDPOINTS, FEEDBACK, FLIGHTS, WAITERS, St>
 {
     pub(super) fn answer_fallback(&mut self, now: Instant, w: Waiter, reason: FallbackReason) {
         let result = self

@@ -13,6 +13,7 @@ use crate::cache::CacheKey;
 use crate::embedded::EmbeddedRoutes;
 use crate::endpoints::Selected;
 use crate::model::{ProxyRequest, ProxyResponse};
+use crate::storage::Storage;
 
 #[derive(Debug)]
 pub(super) struct Attempt {
@@ -59,7 +60,8 @@ impl<
     const FEEDBACK: usize,
     const FLIGHTS: usize,
     const WAITERS: usize,
-> Resolver<E, CACHE, ENDPOINTS, FEEDBACK, FLIGHTS, WAITERS>
+    St: Storage,
+> Resolver<E, CACHE, ENDPOINTS, FEEDBACK, FLIGHTS, WAITERS, St>
 {
     pub(super) fn find_attempt(&self, id: CorrelationId) -> Option<(usize, usize)> {
         self.flights.iter().enumerate().find_map(|(fi, f)| {

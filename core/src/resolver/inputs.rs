@@ -17,6 +17,7 @@ use crate::codec;
 use crate::contract;
 use crate::embedded::EmbeddedRoutes;
 use crate::model::{ErrorCategory, FeedbackEvent, ProxyFeedback, ProxyRequest, ProxyResponse};
+use crate::storage::Storage;
 
 /// Whether a failure reported in feedback is the proxy's fault, so that
 /// [`Resolver::report`] removes the cached answers naming it at once (an
@@ -46,7 +47,8 @@ impl<
     const FEEDBACK: usize,
     const FLIGHTS: usize,
     const WAITERS: usize,
-> Resolver<E, CACHE, ENDPOINTS, FEEDBACK, FLIGHTS, WAITERS>
+    St: Storage,
+> Resolver<E, CACHE, ENDPOINTS, FEEDBACK, FLIGHTS, WAITERS, St>
 {
     /// Resolves a route for `request`, waiting at most the configured
     /// `resolve_deadline` for the service.

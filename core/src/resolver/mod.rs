@@ -56,6 +56,7 @@ use crate::endpoints::{EndpointConfig, Endpoints, EndpointsError, Health};
 use crate::error::nest;
 use crate::feedback::{self, BatchId, FeedbackConfig, FeedbackQueue};
 use crate::model::{FallbackPolicy, ProxyResponse, ProxyUrl};
+use crate::storage::{Inline, Storage};
 use crate::{Reason, ValidationError};
 use flight::{Flight, Waiter};
 
@@ -123,9 +124,11 @@ struct Parts<const ENDPOINTS: usize> {
 /// capacity (a power of two); `ENDPOINTS` the most service endpoints;
 /// `FEEDBACK` the feedback queue's capacity; `FLIGHTS` the most service
 /// requests in flight (default [`MAX_FLIGHTS`]); `WAITERS` the most resolves
-/// waiting for an answer (default [`MAX_WAITERS`]). The struct holds
-/// everything inline: build a large one with
-/// [`new_boxed`](Self::new_boxed) (feature `alloc`), or in a `static`.
+/// waiting for an answer (default [`MAX_WAITERS`]); `St` where the cache's
+/// slots live ([`storage`](crate::storage): inline by default,
+/// [`Boxed`](crate::storage::Boxed) on the heap). Everything else is
+/// inline: build a large resolver with [`new_boxed`](Self::new_boxed)
+/// (feature `alloc`), or in a `static`.
 ///
 /// # Call order
 ///
@@ -209,9 +212,10 @@ pub struct Resolver<
     const FEEDBACK: usize,
     const FLIGHTS: usize = MAX_FLIGHTS,
     const WAITERS: usize = MAX_WAITERS,
+    St: Storage = Inline,
 > {
     config: ResolverConfig,
-    cache: Cache<ProxyResponse, CACHE>,
+    cache: Cache<ProxyResponse, CACHE, St>,
     /// The last fallback policy the service gave, per key (by hash).
     policies: heapless::index_map::FnvIndexMap<u64, FallbackPolicy, CACHE>,
     endpoints: Endpoints<ENDPOINTS>,
@@ -239,7 +243,8 @@ impl<
     const FEEDBACK: usize,
     const FLIGHTS: usize,
     const WAITERS: usize,
-> Resolver<E, CACHE, ENDPOINTS, FEEDBACK, FLIGHTS, WAITERS>
+    St: Storage,
+> Resolver<E, CACHE, ENDPOINTS, FEEDBACK, FLIGHTS, WAITERS, St>
 {
     /// Builds a resolver for the given service endpoints (at least one, at
     /// most `ENDPOINTS`) and embedded configuration.
@@ -257,9 +262,10 @@ impl<
     /// feedback queue is hundreds of KiB to several MiB. The value is built
     /// with no `Result` around it and written into a fresh allocation, so
     /// optimised builds hold at most one copy on the stack (`Box::new(new()?)`
-    /// holds two or three); a debug build of the calling crate holds more.
-    /// Keep a resolver built on a small stack (a tokio worker's 2 MiB) well
-    /// under a megabyte, or build it in a `static`.
+    /// holds two or three). With [`Boxed`](crate::storage::Boxed) storage the
+    /// cache's slots are on the heap already and that copy is small (the
+    /// feedback queue, mostly), so a resolver with any cache can be built on
+    /// a small stack (a tokio worker's 2 MiB).
     #[cfg(feature = "alloc")]
     pub fn new_boxed(
         now: Instant,

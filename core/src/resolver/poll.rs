@@ -17,6 +17,7 @@ use crate::embedded::EmbeddedRoutes;
 use crate::endpoints::Health;
 use crate::feedback;
 use crate::model::ProxyRequest;
+use crate::storage::Storage;
 
 impl<
     E: EmbeddedRoutes,
@@ -25,7 +26,8 @@ impl<
     const FEEDBACK: usize,
     const FLIGHTS: usize,
     const WAITERS: usize,
-> Resolver<E, CACHE, ENDPOINTS, FEEDBACK, FLIGHTS, WAITERS>
+    St: Storage,
+> Resolver<E, CACHE, ENDPOINTS, FEEDBACK, FLIGHTS, WAITERS, St>
 {
     /// The next thing to do, after any input: drain until it gives
     /// [`Output::Timeout`].
