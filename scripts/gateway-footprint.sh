@@ -60,4 +60,5 @@ printf '  RAM  the script'"'"'s harness        %7d B  (%s)\n' "$harness" "$(kib 
 printf '  RAM  all statics (.data + .bss)  %7d B  (%s)\n' $((data + bss)) "$(kib $((data + bss)))"
 printf '  FLASH text %d + rodata %d + vector table %d + data %d = %d B  (%s)  issue target %s: %s\n' \
   "$text" "$rodata" "$vectors" "$data" "$flash" "$(kib "$flash")" "$(kib $FLASH_TARGET)" "$(verdict "$flash" $FLASH_TARGET)"
-echo "  (the stack's high-water marks are measured by the firmware itself: scripts/gateway-qemu.sh)"
+echo "  (each static is a StaticCell: its value + 8 B; the stack's high-water marks"
+echo "   are measured by the firmware itself: scripts/gateway-qemu.sh)"

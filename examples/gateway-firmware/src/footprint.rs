@@ -7,6 +7,8 @@ use core::mem::size_of;
 use cortex_m_semihosting::hprintln;
 use proxy_delegate_core::model::{ProxyFeedback, ProxyRequest, ProxyResponse, ProxyUrl};
 
+use proxy_delegate_core::resolver::Resolver;
+
 use crate::{GatewayResolver, ProfileResolver, Settings};
 
 // ---------------------------------------------------------------- budgets
@@ -33,6 +35,34 @@ pub const PROXY_FEEDBACK_BUDGET: usize = 1_352;
 pub const PROXY_URL_BUDGET: usize = 536;
 /// Issue 16's target for the gateway-profile Resolver.
 pub const PROFILE_RESOLVER_TARGET: usize = 32 * 1024;
+
+/// What one more unit of each capacity costs in RAM, measured as the
+/// difference between two Resolvers (docs/gateway.md's table).
+const COSTS: [(&str, usize); 5] = [
+    (
+        "cached route (CACHE)",
+        (size_of::<Resolver<(), 64, 2, 32, 4, 8>>() - size_of::<Base>()) / 32,
+    ),
+    (
+        "endpoint (ENDPOINTS)",
+        size_of::<Resolver<(), 32, 3, 32, 4, 8>>() - size_of::<Base>(),
+    ),
+    (
+        "feedback event (FEEDBACK)",
+        (size_of::<Resolver<(), 32, 2, 64, 4, 8>>() - size_of::<Base>()) / 32,
+    ),
+    (
+        "request in flight (FLIGHTS)",
+        (size_of::<Resolver<(), 32, 2, 32, 8, 8>>() - size_of::<Base>()) / 4,
+    ),
+    (
+        "waiting resolve (WAITERS)",
+        (size_of::<Resolver<(), 32, 2, 32, 4, 16>>() - size_of::<Base>()) / 8,
+    ),
+];
+
+/// The gateway profile, spelled out: the base of [`COSTS`].
+type Base = Resolver<(), 32, 2, 32, 4, 8>;
 
 /// One checked size: (name, size, budget).
 const SIZES: [(&str, usize, usize); 7] = [
@@ -158,6 +188,9 @@ pub fn stack_high_water() -> usize {
 pub fn report(setup_stack: usize, driving_stack: usize) -> bool {
     for (name, size, budget) in SIZES {
         hprintln!("size {}: {} B (budget {} B)", name, size, budget);
+    }
+    for (name, cost) in COSTS {
+        hprintln!("cost of one more {}: {} B", name, cost);
     }
     let (bottom, top) = stack_bounds();
     hprintln!(

@@ -787,8 +787,8 @@ fn run(g: &mut Gateway) {
         g.breakers()[probe.endpoint]
     );
     g.pass(format_args!(
-        "after {} s open, a probe to endpoint {} answered: coinbase/websocket delegated to {}, breaker closed",
-        open_for.as_secs(),
+        "{} s later the breakers let a probe through; endpoint {} answered it: coinbase/websocket delegated to {}, breaker closed",
+        (open_for + Duration::from_secs(1)).as_secs(),
         probe.endpoint,
         DisplayUrl(&route.proxy_url)
     ));
