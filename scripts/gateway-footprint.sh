@@ -22,7 +22,9 @@ if [ ! -x "$bin/llvm-size" ] || [ ! -x "$bin/llvm-nm" ]; then
   exit 1
 fi
 
-(cd examples/gateway-firmware && cargo build --release --locked --quiet)
+# RUSTFLAGS from the environment would replace the linker script the
+# firmware's .cargo/config.toml passes.
+(cd examples/gateway-firmware && env -u RUSTFLAGS -u CARGO_ENCODED_RUSTFLAGS cargo build --release --locked --quiet)
 elf="$CARGO_TARGET_DIR/$TARGET/release/gateway-firmware"
 
 # Section sizes (llvm-size -A: name, size, address).
