@@ -2,6 +2,9 @@
 # The whole test suite, as a newcomer and CI run it. Installs what the suite
 # needs when it is missing, then runs:
 #   1. the core's build for a bare-metal target (thumbv7em-none-eabihf, no std),
+#      and the gateway firmware (examples/gateway-firmware) run in QEMU's
+#      emulated Cortex-M4F, its footprint printed (scripts/gateway-qemu.sh,
+#      scripts/gateway-footprint.sh),
 #   2. a short smoke run of every fuzz target from its seed corpus
 #      (scripts/fuzz.sh is the longer run; docs/fuzzing.md),
 #   3. cargo test for the whole workspace (the service's tests include a
@@ -69,6 +72,18 @@ if ! rustup target list --installed | grep -qx "$EMBEDDED_TARGET"; then
   rustup target add "$EMBEDDED_TARGET"
 fi
 
+# The gateway firmware runs on an emulated Cortex-M4F: Debian's
+# qemu-system-arm (its mps2-an386 machine). Its footprint is read from the
+# ELF with llvm-size and llvm-nm: rustup's llvm-tools component.
+if ! command -v qemu-system-arm >/dev/null 2>&1; then
+  log "installing qemu-system-arm (the gateway firmware's emulated Cortex-M4F)"
+  apt_install qemu-system-arm
+fi
+if [ ! -x "$(rustc --print sysroot)/lib/rustlib/$(rustc -vV | sed -n 's/^host: //p')/bin/llvm-size" ]; then
+  log "installing rustup's llvm-tools (the gateway footprint report)"
+  rustup component add llvm-tools
+fi
+
 # Fuzzing needs nightly (sanitizer flags). If nightly cannot be installed, the
 # stable toolchain is told to accept nightly flags instead (RUSTC_BOOTSTRAP=1).
 FUZZ_TOOLCHAIN=+nightly
@@ -91,6 +106,10 @@ fi
 # ---------------------------------------------------------------- 1. no_std build
 log "building proxy-delegate-core for $EMBEDDED_TARGET (no_std, no default features)"
 cargo build -p proxy-delegate-core --target "$EMBEDDED_TARGET" --no-default-features
+
+log "the gateway firmware in QEMU (scripts/gateway-qemu.sh)"
+scripts/gateway-qemu.sh
+scripts/gateway-footprint.sh
 
 # ---------------------------------------------------------------- 2. fuzz smoke
 # Every target, built once, runs from a copy of its committed seed corpus

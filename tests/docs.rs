@@ -1024,7 +1024,7 @@ fn relative_links(doc: &str) -> Vec<String> {
 #[test]
 fn links_lead_to_files_of_the_repository() {
     let docs = root().join("docs");
-    for page in ["docs/operations.md", "docs/api.md"] {
+    for page in ["docs/operations.md", "docs/api.md", "docs/gateway.md"] {
         for target in relative_links(&read(page)) {
             let file = docs.join(&target);
             assert!(
@@ -1043,7 +1043,7 @@ fn links_lead_to_files_of_the_repository() {
         .lines()
         .find(|l| l.starts_with("| `docs/`"))
         .expect("README's docs row");
-    for page in ["docs/operations.md", "docs/api.md"] {
+    for page in ["docs/operations.md", "docs/api.md", "docs/gateway.md"] {
         assert!(
             row.contains(&format!("]({page})")),
             "README's docs row does not link {page}"
