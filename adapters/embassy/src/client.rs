@@ -299,9 +299,11 @@ impl<
                 };
                 if st.waiting[i].answer.is_some() {
                     let w = st.waiting.swap_remove(i);
-                    return Poll::Ready(w.answer.unwrap_or(Err(ResolveError::ServiceUnavailable {
-                        reason: FallbackReason::NoEndpoint,
-                    })));
+                    return Poll::Ready(w.answer.unwrap_or(Err(
+                        ResolveError::ServiceUnavailable {
+                            reason: FallbackReason::NoEndpoint,
+                        },
+                    )));
                 }
                 let slot = &mut st.waiting[i];
                 match &slot.waker {

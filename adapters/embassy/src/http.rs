@@ -220,7 +220,10 @@ pub(crate) async fn read_answer<C: Read>(conn: &mut C, buf: &mut [u8]) -> Result
         if filled == buf.len() {
             return Err(Failure::Oversized);
         }
-        let n = conn.read(&mut buf[filled..]).await.map_err(|_| Failure::Io)?;
+        let n = conn
+            .read(&mut buf[filled..])
+            .await
+            .map_err(|_| Failure::Io)?;
         if n == 0 {
             return Err(Failure::Io);
         }
@@ -266,7 +269,10 @@ pub(crate) async fn read_answer<C: Read>(conn: &mut C, buf: &mut [u8]) -> Result
                         Err(_) => return Err(Failure::Io),
                     }
                 }
-                let n = conn.read(&mut buf[filled..]).await.map_err(|_| Failure::Io)?;
+                let n = conn
+                    .read(&mut buf[filled..])
+                    .await
+                    .map_err(|_| Failure::Io)?;
                 if n == 0 {
                     break;
                 }
@@ -311,7 +317,10 @@ fn head_facts(headers: &[httparse::Header<'_>]) -> Result<(Option<Duration>, Fra
                 return Err(Failure::Malformed);
             }
         } else if h.name.eq_ignore_ascii_case("retry-after") {
-            retry_after = value.parse::<u32>().ok().map(|s| Duration::from_secs(s.into()));
+            retry_after = value
+                .parse::<u32>()
+                .ok()
+                .map(|s| Duration::from_secs(s.into()));
         }
     }
     Ok((retry_after, framing))
@@ -326,7 +335,8 @@ fn dechunk(buf: &mut [u8]) -> Result<usize, Failure> {
             .windows(2)
             .position(|w| w == b"\r\n")
             .ok_or(Failure::Malformed)?;
-        let line = core::str::from_utf8(&buf[read..read + line_end]).map_err(|_| Failure::Malformed)?;
+        let line =
+            core::str::from_utf8(&buf[read..read + line_end]).map_err(|_| Failure::Malformed)?;
         let size_text = line.split(';').next().unwrap_or("").trim();
         let size = usize::from_str_radix(size_text, 16).map_err(|_| Failure::Malformed)?;
         read += line_end + 2;
@@ -401,9 +411,15 @@ mod tests {
         c.kind = TransmitKind::HealthCheck;
         c.wire = WireFormat::Postcard;
         let head = request_head(&c).unwrap();
-        assert!(head.starts_with("GET /health HTTP/1.1\r\nHost: svc.local\r\n"), "{head}");
+        assert!(
+            head.starts_with("GET /health HTTP/1.1\r\nHost: svc.local\r\n"),
+            "{head}"
+        );
         assert!(head.contains("\r\nx-api-key: key-2\r\n"), "{head}");
-        assert!(head.contains("Accept: application/x-postcard\r\n"), "{head}");
+        assert!(
+            head.contains("Accept: application/x-postcard\r\n"),
+            "{head}"
+        );
         assert!(!head.contains("Content-Length"), "{head}");
         assert_eq!(format!("{key:?}"), "ApiKey(***)");
     }
@@ -424,7 +440,10 @@ mod tests {
         let text = b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 7\r\nContent-Length: 0\r\n\r\n";
         let mut buf = [0u8; 256];
         let a = read(text, 10, &mut buf).unwrap();
-        assert_eq!((a.status, a.retry_after), (429, Some(Duration::from_secs(7))));
+        assert_eq!(
+            (a.status, a.retry_after),
+            (429, Some(Duration::from_secs(7)))
+        );
     }
 
     #[test]
@@ -455,19 +474,34 @@ mod tests {
     #[test]
     fn broken_answers_are_typed_errors() {
         let mut buf = [0u8; 256];
-        assert_eq!(read(b"SMTP ready\r\n\r\n", 64, &mut buf), Err(Failure::Malformed));
         assert_eq!(
-            read(b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", 64, &mut buf),
+            read(b"SMTP ready\r\n\r\n", 64, &mut buf),
             Err(Failure::Malformed)
         );
         assert_eq!(
-            read(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc", 64, &mut buf),
+            read(
+                b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
+                64,
+                &mut buf
+            ),
+            Err(Failure::Malformed)
+        );
+        assert_eq!(
+            read(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc",
+                64,
+                &mut buf
+            ),
             Err(Failure::Io),
             "closed before the body was whole"
         );
         assert_eq!(read(b"HTTP/1.1 200", 64, &mut buf), Err(Failure::Io));
         assert_eq!(
-            read(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 64, &mut buf),
+            read(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+                64,
+                &mut buf
+            ),
             Err(Failure::Malformed)
         );
     }

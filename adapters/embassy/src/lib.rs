@@ -127,9 +127,7 @@
 mod client;
 mod http;
 
-pub use client::{
-    ANSWER_BUFFER, AdapterStats, Buffers, Client, Stats, TRANSMIT_BUFFER, now,
-};
+pub use client::{ANSWER_BUFFER, AdapterStats, Buffers, Client, Stats, TRANSMIT_BUFFER, now};
 pub use http::{Auth, Failure};
 
 /// A [`Dns`](embedded_nal_async::Dns) for a stack without one: every name

@@ -45,7 +45,7 @@ type GatewayClient = Client<'static, CriticalSectionRawMutex, Fixed, 32, 2, 32, 
 const SENDERS: usize = 2;
 
 /// Bound of a whole scenario (a hang guard, not a measurement).
-const SCENARIO_BOUND: StdDuration = StdDuration::from_secs(120);
+const SCENARIO_BOUND: StdDuration = StdDuration::from_secs(60);
 
 /// The embedded configuration: one proxy for every exchange, except those
 /// whose id starts with `direct`, which connect directly.
@@ -107,14 +107,21 @@ async fn resolve(client: &GatewayClient, exchange: &str) -> Result<Route, String
 }
 
 /// Waits (bounded: 400 × 25 ms) until `done` holds of the client's stats.
-async fn eventually(client: &GatewayClient, what: &str, done: impl Fn(&Stats) -> bool) -> Result<(), String> {
+async fn eventually(
+    client: &GatewayClient,
+    what: &str,
+    done: impl Fn(&Stats) -> bool,
+) -> Result<(), String> {
     for _ in 0..400 {
         if done(&client.stats()) {
             return Ok(());
         }
         Timer::after(Duration::from_millis(25)).await;
     }
-    Err(format!("{what} did not happen within 10 s: {:?}", client.stats()))
+    Err(format!(
+        "{what} did not happen within 10 s: {:?}",
+        client.stats()
+    ))
 }
 
 fn in_inventory(route: &Route) -> bool {
@@ -122,7 +129,9 @@ fn in_inventory(route: &Route) -> bool {
         return false;
     };
     let url = url.to_string();
-    INVENTORY.iter().any(|(i, u)| *i == id.as_str() && *u == url)
+    INVENTORY
+        .iter()
+        .any(|(i, u)| *i == id.as_str() && *u == url)
 }
 
 // ------------------------------------------------------------ delegation
@@ -136,10 +145,7 @@ struct Delegated {
 }
 
 #[embassy_executor::task(pool_size = 4)]
-async fn delegation(
-    client: &'static GatewayClient,
-    tx: mpsc::Sender<Result<Delegated, String>>,
-) {
+async fn delegation(client: &'static GatewayClient, tx: mpsc::Sender<Result<Delegated, String>>) {
     let result = async {
         let first = resolve(client, "binance").await?;
         let second = resolve(client, "binance").await?;
@@ -185,13 +191,28 @@ fn delegates_caches_and_reports(wire: WireFormat) {
 
     // Delegation: the service chose one of its proxies.
     assert_eq!(seen.first.source, Source::Service, "{wire}: {seen:?}");
-    assert!(in_inventory(&seen.first), "{wire}: {seen:?} names no proxy of the inventory");
+    assert!(
+        in_inventory(&seen.first),
+        "{wire}: {seen:?} names no proxy of the inventory"
+    );
     // Caching: the second resolve is a hit, the same route.
     assert_eq!(seen.second.source, Source::Cache, "{wire}: {seen:?}");
     assert_eq!(seen.second.proxy_url, seen.first.proxy_url);
-    assert_eq!(seen.stats.resolver.resolved[Source::Service as usize], 1, "{seen:?}");
-    assert_eq!(seen.stats.resolver.resolved[Source::Cache as usize], 1, "{seen:?}");
-    assert_eq!(seen.stats.adapter.failures, [0; Failure::ALL.len()], "{seen:?}");
+    assert_eq!(
+        seen.stats.resolver.resolved[Source::Service as usize],
+        1,
+        "{seen:?}"
+    );
+    assert_eq!(
+        seen.stats.resolver.resolved[Source::Cache as usize],
+        1,
+        "{seen:?}"
+    );
+    assert_eq!(
+        seen.stats.adapter.failures,
+        [0; Failure::ALL.len()],
+        "{seen:?}"
+    );
 
     let metrics = serve.metrics();
     // The service saw one proxy request (the hit asked nothing) and applied
@@ -201,11 +222,25 @@ fn delegates_caches_and_reports(wire: WireFormat) {
         "proxy_delegate_http_requests_total",
         &[("route", "/api/v1/proxy/request")],
     );
-    assert_eq!(requests, 1.0, "{wire}: one request for two resolves:\n{metrics}");
-    let applied = metric_sum(&metrics, "proxy_delegate_feedback_total", &[("event", "success")]);
-    assert_eq!(applied, 1.0, "{wire}: the service applied the event:\n{metrics}");
+    assert_eq!(
+        requests, 1.0,
+        "{wire}: one request for two resolves:\n{metrics}"
+    );
+    let applied = metric_sum(
+        &metrics,
+        "proxy_delegate_feedback_total",
+        &[("event", "success")],
+    );
+    assert_eq!(
+        applied, 1.0,
+        "{wire}: the service applied the event:\n{metrics}"
+    );
     // The token never reaches the service's log.
-    assert!(!serve.stderr_text().contains(TOKEN), "{}", serve.stderr_text());
+    assert!(
+        !serve.stderr_text().contains(TOKEN),
+        "{}",
+        serve.stderr_text()
+    );
 }
 
 #[test]
@@ -306,12 +341,16 @@ fn falls_back_to_stale_embedded_and_direct_when_the_service_is_killed() {
                 c.cache.refresh_ahead_percent = 100; // off
             });
             spawner.spawn(driver(client).expect("a driver slot"));
-            spawner.spawn(fallback(client, kill_tx, killed_rx, result_tx).expect("a scenario slot"));
+            spawner
+                .spawn(fallback(client, kill_tx, killed_rx, result_tx).expect("a scenario slot"));
         });
     });
-    kill_rx
-        .recv_timeout(SCENARIO_BOUND)
-        .unwrap_or_else(|e| panic!("no first answer ({e}); service log:\n{}", serve.stderr_text()));
+    kill_rx.recv_timeout(SCENARIO_BOUND).unwrap_or_else(|e| {
+        panic!(
+            "no first answer ({e}); service log:\n{}",
+            serve.stderr_text()
+        )
+    });
     serve.kill();
     killed_tx.send(()).expect("the scenario waits");
     let seen = result_rx

@@ -100,7 +100,10 @@ impl Serve {
         std::thread::spawn(move || {
             for line in BufReader::new(pipe).lines() {
                 let Ok(line) = line else { break };
-                lines.lock().unwrap_or_else(|p| p.into_inner()).push(line.clone());
+                lines
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(line.clone());
                 let _ = tx.send(line);
             }
         });
@@ -148,7 +151,8 @@ impl Serve {
     /// Its `/metrics` text (a plain HTTP/1.1 GET, 10 s bounds).
     pub(crate) fn metrics(&self) -> String {
         let mut s = TcpStream::connect(self.addr).expect("connect to the service");
-        s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
         write!(
             s,
             "GET /metrics HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
