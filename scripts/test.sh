@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as a newcomer and CI run it. Installs what the suite
 # needs when it is missing, then runs:
-#   1. the core's build for a bare-metal target (thumbv7em-none-eabihf, no std),
+#   1. the core's and the embassy adapter's builds for a bare-metal target
+#      (thumbv7em-none-eabihf, no std),
 #   2. a short smoke run of every fuzz target from its seed corpus
 #      (scripts/fuzz.sh is the longer run; docs/fuzzing.md),
 #   3. cargo test for the whole workspace (the service's tests include a
@@ -91,6 +92,8 @@ fi
 # ---------------------------------------------------------------- 1. no_std build
 log "building proxy-delegate-core for $EMBEDDED_TARGET (no_std, no default features)"
 cargo build -p proxy-delegate-core --target "$EMBEDDED_TARGET" --no-default-features
+log "building proxy-delegate-embassy for $EMBEDDED_TARGET (no_std, the embassy adapter)"
+cargo build -p proxy-delegate-embassy --target "$EMBEDDED_TARGET"
 
 # ---------------------------------------------------------------- 2. fuzz smoke
 # Every target, built once, runs from a copy of its committed seed corpus
