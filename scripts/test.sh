@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, as a newcomer and CI run it. Installs what the suite
 # needs when it is missing, then runs:
-#   1. the core's build for a bare-metal target (thumbv7em-none-eabihf, no std),
-#      and the gateway firmware (examples/gateway-firmware) run in QEMU's
-#      emulated Cortex-M4F, its footprint printed (scripts/gateway-qemu.sh,
-#      scripts/gateway-footprint.sh),
+#   1. the core's and the embassy adapter's builds for a bare-metal target
+#      (thumbv7em-none-eabihf, no std), and the gateway firmware
+#      (examples/gateway-firmware) run in QEMU's emulated Cortex-M4F, its
+#      footprint printed (scripts/gateway-qemu.sh, scripts/gateway-footprint.sh),
 #   2. a short smoke run of every fuzz target from its seed corpus
 #      (scripts/fuzz.sh is the longer run; docs/fuzzing.md),
 #   3. cargo test for the whole workspace (the service's tests include a
@@ -106,6 +106,8 @@ fi
 # ---------------------------------------------------------------- 1. no_std build
 log "building proxy-delegate-core for $EMBEDDED_TARGET (no_std, no default features)"
 cargo build -p proxy-delegate-core --target "$EMBEDDED_TARGET" --no-default-features
+log "building proxy-delegate-embassy for $EMBEDDED_TARGET (no_std, the embassy adapter)"
+cargo build -p proxy-delegate-embassy --target "$EMBEDDED_TARGET"
 
 log "the gateway firmware in QEMU (scripts/gateway-qemu.sh)"
 scripts/gateway-qemu.sh
