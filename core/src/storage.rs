@@ -37,8 +37,24 @@ pub trait Storage {
     /// An array of exactly `N` entries of `T`, used as a slice.
     type Array<T, const N: usize>: Deref<Target = [T]> + DerefMut;
 
-    /// An array of `N` entries, each made by `entry` in order.
-    fn array<T, const N: usize>(entry: impl FnMut() -> T) -> Self::Array<T, N>;
+    /// An array of `N` unused entries.
+    fn array<T: Unused, const N: usize>() -> Self::Array<T, N>;
+}
+
+/// The value a slot holds while it is not in use: what a machine's arrays
+/// start as.
+pub trait Unused {
+    /// The unused value. A constant, so that an inline array of them is
+    /// written in place, never built on the stack and moved.
+    const UNUSED: Self;
+}
+
+impl<T> Unused for Option<T> {
+    const UNUSED: Self = None;
+}
+
+impl<T: Unused, const N: usize> Unused for [T; N] {
+    const UNUSED: Self = [const { T::UNUSED }; N];
 }
 
 /// Arrays inside the machine: no allocation (the default).
@@ -52,6 +68,7 @@ pub struct Boxed;
 
 /// [`Inline`]'s array: `[T; N]` as a slice.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[repr(transparent)]
 pub struct InlineArray<T, const N: usize>([T; N]);
 
 impl<T, const N: usize> Deref for InlineArray<T, N> {
@@ -73,8 +90,8 @@ impl Storage for Inline {
     type Array<T, const N: usize> = InlineArray<T, N>;
 
     #[inline(always)]
-    fn array<T, const N: usize>(mut entry: impl FnMut() -> T) -> InlineArray<T, N> {
-        InlineArray(core::array::from_fn(|_| entry()))
+    fn array<T: Unused, const N: usize>() -> InlineArray<T, N> {
+        InlineArray([const { T::UNUSED }; N])
     }
 }
 
@@ -82,10 +99,10 @@ impl Storage for Inline {
 impl Storage for Boxed {
     type Array<T, const N: usize> = alloc::boxed::Box<[T]>;
 
-    fn array<T, const N: usize>(mut entry: impl FnMut() -> T) -> alloc::boxed::Box<[T]> {
+    fn array<T: Unused, const N: usize>() -> alloc::boxed::Box<[T]> {
         // Collected straight into its allocation: never a whole array on the
         // stack.
-        (0..N).map(|_| entry()).collect()
+        (0..N).map(|_| T::UNUSED).collect()
     }
 }
 
@@ -99,7 +116,7 @@ pub(crate) struct StorageVec<T, const N: usize, St: Storage> {
 impl<T, const N: usize, St: Storage> StorageVec<T, N, St> {
     pub(crate) fn new() -> Self {
         Self {
-            items: St::array(|| None),
+            items: St::array(),
             len: 0,
         }
     }
@@ -140,19 +157,15 @@ mod tests {
     use super::{Boxed, Inline, Storage};
 
     #[test]
-    fn both_storages_hold_n_entries_made_in_order() {
-        let mut next = 0u32;
-        let inline = Inline::array::<u32, 5>(|| {
-            next += 1;
-            next
-        });
-        let mut next = 0u32;
-        let boxed = Boxed::array::<u32, 5>(|| {
-            next += 1;
-            next
-        });
-        assert_eq!(&*inline, &[1, 2, 3, 4, 5]);
-        assert_eq!(&*boxed, &[1, 2, 3, 4, 5]);
+    fn both_storages_hold_n_unused_entries() {
+        let mut inline = Inline::array::<Option<u32>, 5>();
+        let mut boxed = Boxed::array::<Option<u32>, 5>();
+        assert_eq!(&*inline, &[None; 5]);
+        assert_eq!(&*boxed, &[None; 5]);
+        inline[4] = Some(1);
+        boxed[4] = Some(1);
+        assert_eq!(inline.last(), Some(&Some(1)));
+        assert_eq!(boxed.last(), Some(&Some(1)));
     }
 
     #[test]

@@ -221,13 +221,13 @@ impl<V: CacheValue, const N: usize, St: Storage> Cache<V, N, St> {
             });
         }
         Self {
-            table: St::array(|| [Pos::EMPTY; 2]),
-            keys: St::array(|| None),
-            values: St::array(|| None),
+            table: St::array(),
+            keys: St::array(),
+            values: St::array(),
             len: 0,
-            meta: St::array(|| Meta::EMPTY),
-            links: St::array(|| Link::NONE),
-            pending_links: St::array(|| Link::NONE),
+            meta: St::array(),
+            links: St::array(),
+            pending_links: St::array(),
             lru: Ends::EMPTY,
             pending: Ends::EMPTY,
             unused: 0,

@@ -7,7 +7,7 @@ use embassy_time::Instant;
 
 use super::key::hash_key_ref;
 use super::{Cache, CacheKey, CacheKeyRef, CacheValue, Event};
-use crate::storage::Storage;
+use crate::storage::{Storage, Unused};
 
 /// "No slot": the end of a list.
 pub(super) const NIL: u32 = u32::MAX;
@@ -277,4 +277,16 @@ impl<V: CacheValue, const N: usize, St: Storage> Cache<V, N, St> {
         let _ = self.free.push(slot);
         self.keys.get_mut(slot as usize)?.take()
     }
+}
+
+impl Unused for Link {
+    const UNUSED: Self = Link::NONE;
+}
+
+impl Unused for Meta {
+    const UNUSED: Self = Meta::EMPTY;
+}
+
+impl Unused for Pos {
+    const UNUSED: Self = Pos::EMPTY;
 }

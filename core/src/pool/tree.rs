@@ -14,7 +14,7 @@
 //! the request is never entered), and the earliest timer below
 //! (`handle_timeout` walks straight to due slots).
 
-use crate::storage::Storage;
+use crate::storage::{Storage, Unused};
 
 /// The aggregate of a subtree.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -67,6 +67,10 @@ impl Agg {
     }
 }
 
+impl Unused for Agg {
+    const UNUSED: Self = Agg::EMPTY;
+}
+
 /// What a request needs of a subtree: one bit each for its exchange and
 /// connection type, and region bits (0: any region).
 #[derive(Debug, Clone, Copy)]
@@ -103,8 +107,8 @@ pub(crate) struct Tree<const N: usize, St: Storage> {
 impl<const N: usize, St: Storage> Tree<N, St> {
     pub(crate) fn new() -> Self {
         Self {
-            internal: St::array(|| Agg::EMPTY),
-            leaves: St::array(|| Agg::EMPTY),
+            internal: St::array(),
+            leaves: St::array(),
         }
     }
 
