@@ -11,7 +11,8 @@ use heapless::Deque;
 use crate::backoff::{Backoff, BackoffConfig, Jitter};
 use crate::codec::{self, EncodeError};
 use crate::contract::WireFormat;
-use crate::model::ProxyFeedback;
+use crate::keep::Keep;
+use crate::model::{ErrorDetails, ProxyFeedback};
 use crate::{Reason, ValidationError, error::nest};
 
 /// Settings of a [`FeedbackQueue`].
@@ -289,12 +290,15 @@ struct InFlight {
 /// assert_eq!(queue.stats().sent, 2);
 /// # Ok::<(), Box<dyn core::error::Error>>(())
 /// ```
+///
+/// `K` is the form the events are kept in ([`keep`](crate::keep)): whole
+/// (the default) or [`Packed`](crate::keep::Packed) in a few bytes each.
 #[derive(Debug)]
-pub struct FeedbackQueue<const N: usize> {
+pub struct FeedbackQueue<const N: usize, K = ProxyFeedback> {
     config: FeedbackConfig,
     backoff: Backoff,
     /// The events, oldest first; the first `in_flight.count` are in flight.
-    events: Deque<ProxyFeedback, N>,
+    events: Deque<K, N>,
     /// When each event in `events` was reported (same order, same length).
     times: Deque<Instant, N>,
     in_flight: Option<InFlight>,
@@ -315,7 +319,7 @@ pub struct FeedbackQueue<const N: usize> {
     flushing: bool,
 }
 
-impl<const N: usize> FeedbackQueue<N> {
+impl<const N: usize, K: Keep<ProxyFeedback>> FeedbackQueue<N, K> {
     /// An empty queue. Fails if the config is invalid. (`N` = 0 does not
     /// compile.)
     pub fn new(config: FeedbackConfig) -> Result<Self, ValidationError> {
@@ -377,13 +381,20 @@ impl<const N: usize> FeedbackQueue<N> {
     }
 
     /// Queues one event. Never blocks, never fails: when the queue is full,
-    /// the oldest event is dropped and counted (see the type's doc).
+    /// the oldest event is dropped and counted (see the type's doc). Kept
+    /// packed, an event too large for its slot loses the end of its
+    /// `error_details` until it fits; one that does not fit even without
+    /// them is dropped and counted.
     pub fn report(&mut self, now: Instant, feedback: ProxyFeedback) {
         self.reported += 1;
+        let Some(kept) = keep_feedback::<K>(feedback) else {
+            self.count_drop();
+            return;
+        };
         if self.events.is_full() {
             self.drop_oldest();
         }
-        if self.events.push_back(feedback).is_err() {
+        if self.events.push_back(kept).is_err() {
             // Unreachable (room was just made; heapless refuses N = 0 at
             // compile time); counted, not lost silently.
             self.count_drop();
@@ -481,15 +492,12 @@ impl<const N: usize> FeedbackQueue<N> {
         let want = pending.min(batch_max);
         let batch = &self.events.make_contiguous()[..want];
         let encoded = match self.config.wire {
-            WireFormat::Json => match codec::json::encode_batch(batch, out) {
+            WireFormat::Json => match encode_json(batch, out) {
                 Ok(len) => Ok((want, len)),
-                Err(error) => largest_fitting(batch, out).ok_or_else(|| {
-                    codec::json::encode_batch(&batch[..1], out)
-                        .err()
-                        .unwrap_or(error)
-                }),
+                Err(error) => largest_fitting(batch, out)
+                    .ok_or_else(|| encode_json(&batch[..1], out).err().unwrap_or(error)),
             },
-            WireFormat::Postcard => codec::postcard::encode_prefix(batch, out),
+            WireFormat::Postcard => encode_postcard_prefix(batch, out),
         };
         let (count, len) = match encoded {
             Ok(fit) => fit,
@@ -656,7 +664,7 @@ impl<const N: usize> FeedbackQueue<N> {
     /// [`FeedbackError::UnknownBatch`]). Events the iterator yields count as
     /// [`Stats::drained`]; events it does not reach (if dropped early) stay
     /// queued.
-    pub fn drain(&mut self) -> Drain<'_, N> {
+    pub fn drain(&mut self) -> Drain<'_, N, K> {
         self.in_flight = None;
         self.retry_at = None;
         Drain { queue: self }
@@ -665,13 +673,13 @@ impl<const N: usize> FeedbackQueue<N> {
 
 /// The largest prefix of `batch` whose JSON array fits in `out`, as
 /// `(count, len)`, encoded into `out`; `None` if not even one event fits.
-fn largest_fitting(batch: &[ProxyFeedback], out: &mut [u8]) -> Option<(usize, usize)> {
+fn largest_fitting<K: Keep<ProxyFeedback>>(batch: &[K], out: &mut [u8]) -> Option<(usize, usize)> {
     // `fits(lo)` (or lo == 0) and `!fits(hi)`: the encoded length grows with
     // the count, so a binary search finds the boundary.
     let (mut lo, mut hi) = (0, batch.len());
     while hi - lo > 1 {
         let mid = lo + (hi - lo) / 2;
-        if codec::json::encode_batch(&batch[..mid], out).is_ok() {
+        if encode_json(&batch[..mid], out).is_ok() {
             lo = mid;
         } else {
             hi = mid;
@@ -680,24 +688,106 @@ fn largest_fitting(batch: &[ProxyFeedback], out: &mut [u8]) -> Option<(usize, us
     if lo == 0 {
         return None;
     }
-    let len = codec::json::encode_batch(&batch[..lo], out).ok()?;
+    let len = encode_json(&batch[..lo], out).ok()?;
     Some((lo, len))
+}
+
+/// `feedback` in the queue's form; kept packed, shortened until it fits
+/// (`None`: it does not fit even without its `error_details`).
+fn keep_feedback<K: Keep<ProxyFeedback>>(feedback: ProxyFeedback) -> Option<K> {
+    let mut feedback = match K::keep(feedback) {
+        Ok(kept) => return Some(kept),
+        Err(back) => back,
+    };
+    loop {
+        // Halve the details on a character boundary; none left: without them.
+        feedback.error_details = match feedback.error_details.take() {
+            Some(d) if d.as_str().len() > 1 => {
+                let text = d.as_str();
+                let mut cut = text.len() / 2;
+                while !text.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                (cut > 0).then(|| ErrorDetails::new(&text[..cut]))
+            }
+            Some(_) => None,
+            None => return None,
+        };
+        match K::keep(feedback) {
+            Ok(kept) => return Some(kept),
+            Err(back) => feedback = back,
+        }
+    }
+}
+
+/// `batch` as one JSON array.
+fn encode_json<K: Keep<ProxyFeedback>>(batch: &[K], out: &mut [u8]) -> Result<usize, EncodeError> {
+    codec::json::encode_any(&Lent(batch), out)
+}
+
+/// As many of `batch` as fit into `out`, one after another (the postcard
+/// batch); an error when not even the first fits.
+fn encode_postcard_prefix<K: Keep<ProxyFeedback>>(
+    batch: &[K],
+    out: &mut [u8],
+) -> Result<(usize, usize), EncodeError> {
+    let mut len = 0;
+    for (i, event) in batch.iter().enumerate() {
+        match event.encode_postcard(&mut out[len..]) {
+            Ok(n) => len += n,
+            Err(EncodeError::BufferTooSmall { format, .. }) if i == 0 => {
+                return Err(EncodeError::BufferTooSmall {
+                    format,
+                    capacity: out.len(),
+                });
+            }
+            Err(e) if i == 0 => return Err(e),
+            Err(_) => return Ok((i, len)),
+        }
+    }
+    Ok((batch.len(), len))
+}
+
+/// Kept events serialized as the events they hold (a JSON batch).
+struct Lent<'a, K>(&'a [K]);
+
+impl<K: Keep<ProxyFeedback>> serde::Serialize for Lent<'_, K> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Error, SerializeSeq};
+        let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
+        for kept in self.0 {
+            let mut scratch = None;
+            let event = kept
+                .lend(&mut scratch)
+                .ok_or_else(|| S::Error::custom("a kept feedback event did not decode"))?;
+            seq.serialize_element(event)?;
+        }
+        seq.end()
+    }
 }
 
 /// The iterator returned by [`FeedbackQueue::drain`].
 #[derive(Debug)]
-pub struct Drain<'a, const N: usize> {
-    queue: &'a mut FeedbackQueue<N>,
+pub struct Drain<'a, const N: usize, K = ProxyFeedback> {
+    queue: &'a mut FeedbackQueue<N, K>,
 }
 
-impl<const N: usize> Iterator for Drain<'_, N> {
+impl<const N: usize, K: Keep<ProxyFeedback>> Iterator for Drain<'_, N, K> {
     type Item = ProxyFeedback;
 
     fn next(&mut self) -> Option<ProxyFeedback> {
-        let event = self.queue.events.pop_front()?;
-        let _ = self.queue.times.pop_front();
-        self.queue.drained += 1;
-        Some(event)
+        loop {
+            let kept = self.queue.events.pop_front()?;
+            let _ = self.queue.times.pop_front();
+            match kept.into_value() {
+                Some(event) => {
+                    self.queue.drained += 1;
+                    return Some(event);
+                }
+                // Unreachable (packed from a valid event); counted, not hidden.
+                None => self.queue.count_drop(),
+            }
+        }
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -706,4 +796,4 @@ impl<const N: usize> Iterator for Drain<'_, N> {
     }
 }
 
-impl<const N: usize> ExactSizeIterator for Drain<'_, N> {}
+impl<const N: usize, K: Keep<ProxyFeedback>> ExactSizeIterator for Drain<'_, N, K> {}

@@ -51,6 +51,7 @@ pub mod endpoints;
 mod error;
 pub mod feedback;
 mod hash;
+pub mod keep;
 mod labels;
 pub mod model;
 pub mod pool;

@@ -27,11 +27,14 @@ impl CacheValue for Value {
     fn ttl(&self) -> Duration {
         Duration::from_millis(self.ttl_ms)
     }
-    fn proxy_id(&self) -> Option<&ProxyId> {
-        self.proxy_id.as_ref()
-    }
-    fn proxy_url(&self) -> Option<&ProxyUrl> {
-        self.proxy_url.as_ref()
+    fn names_proxy(&self, proxy_id: Option<&ProxyId>, proxy_url: Option<&ProxyUrl>) -> bool {
+        let by_id = proxy_id.is_some_and(|id| self.proxy_id.as_ref() == Some(id));
+        let by_url = proxy_url.is_some_and(|url| {
+            self.proxy_url
+                .as_ref()
+                .is_some_and(|mine| mine.same_proxy(url))
+        });
+        by_id || by_url
     }
 }
 

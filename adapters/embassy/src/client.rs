@@ -22,11 +22,13 @@ use embedded_nal_async::{Dns, TcpConnect};
 use proxy_delegate_core::contract::{self, WireFormat};
 use proxy_delegate_core::embedded::EmbeddedRoutes;
 use proxy_delegate_core::feedback;
+use proxy_delegate_core::keep::{Profile, Whole};
 use proxy_delegate_core::model::{ConnectionType, ExchangeId, ProxyFeedback, ProxyRequest};
 use proxy_delegate_core::resolver::{
-    self, FallbackReason, MIN_TRANSMIT_BUFFER, Output, Reply, Resolution, ResolveError, Resolver,
-    Route, Source, Ticket, Transmit,
+    self, EVENT_QUEUE_LEN, FallbackReason, MIN_TRANSMIT_BUFFER, Output, Reply, Resolution,
+    ResolveError, Resolver, Route, Source, Ticket, Transmit,
 };
+use proxy_delegate_core::storage::{Inline, Storage};
 
 use crate::http::{self, Auth, Failure};
 
@@ -141,8 +143,11 @@ struct State<
     const FEEDBACK: usize,
     const FLIGHTS: usize,
     const WAITERS: usize,
+    St: Storage = Inline,
+    P: Profile = Whole,
+    const EVENTS: usize = EVENT_QUEUE_LEN,
 > {
-    resolver: &'r mut Resolver<E, CACHE, ENDPOINTS, FEEDBACK, FLIGHTS, WAITERS>,
+    resolver: &'r mut Resolver<E, CACHE, ENDPOINTS, FEEDBACK, FLIGHTS, WAITERS, St, P, EVENTS>,
     waiting: heapless::Vec<Waiting, WAITERS>,
     stats: AdapterStats,
 }
@@ -167,8 +172,14 @@ pub struct Client<
     const FEEDBACK: usize,
     const FLIGHTS: usize,
     const WAITERS: usize,
+    St: Storage = Inline,
+    P: Profile = Whole,
+    const EVENTS: usize = EVENT_QUEUE_LEN,
 > {
-    state: Mutex<M, RefCell<State<'r, E, CACHE, ENDPOINTS, FEEDBACK, FLIGHTS, WAITERS>>>,
+    state: Mutex<
+        M,
+        RefCell<State<'r, E, CACHE, ENDPOINTS, FEEDBACK, FLIGHTS, WAITERS, St, P, EVENTS>>,
+    >,
     wake: Signal<M, ()>,
     auth: Auth,
     wire: WireFormat,
@@ -182,7 +193,11 @@ impl<
     const FEEDBACK: usize,
     const FLIGHTS: usize,
     const WAITERS: usize,
-> core::fmt::Debug for Client<'_, M, E, CACHE, ENDPOINTS, FEEDBACK, FLIGHTS, WAITERS>
+    St: Storage,
+    P: Profile,
+    const EVENTS: usize,
+> core::fmt::Debug
+    for Client<'_, M, E, CACHE, ENDPOINTS, FEEDBACK, FLIGHTS, WAITERS, St, P, EVENTS>
 {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Client")
@@ -213,13 +228,16 @@ impl<
     const FEEDBACK: usize,
     const FLIGHTS: usize,
     const WAITERS: usize,
-> Client<'r, M, E, CACHE, ENDPOINTS, FEEDBACK, FLIGHTS, WAITERS>
+    St: Storage,
+    P: Profile,
+    const EVENTS: usize,
+> Client<'r, M, E, CACHE, ENDPOINTS, FEEDBACK, FLIGHTS, WAITERS, St, P, EVENTS>
 {
     /// A client over `resolver` (built by the caller, with [`now`] as its
     /// clock), sending `auth` with every call. The wire format is the
     /// Resolver's (`ResolverConfig::wire`).
     pub fn new(
-        resolver: &'r mut Resolver<E, CACHE, ENDPOINTS, FEEDBACK, FLIGHTS, WAITERS>,
+        resolver: &'r mut Resolver<E, CACHE, ENDPOINTS, FEEDBACK, FLIGHTS, WAITERS, St, P, EVENTS>,
         auth: Auth,
     ) -> Self {
         let wire = resolver.config().wire;
@@ -238,7 +256,9 @@ impl<
     /// Runs `f` on the state, under the lock (never held across an await).
     fn with<T>(
         &self,
-        f: impl FnOnce(&mut State<'r, E, CACHE, ENDPOINTS, FEEDBACK, FLIGHTS, WAITERS>) -> T,
+        f: impl FnOnce(
+            &mut State<'r, E, CACHE, ENDPOINTS, FEEDBACK, FLIGHTS, WAITERS, St, P, EVENTS>,
+        ) -> T,
     ) -> T {
         self.state.lock(|cell| f(&mut cell.borrow_mut()))
     }
@@ -526,8 +546,11 @@ struct CancelOnDrop<
     const FEEDBACK: usize,
     const FLIGHTS: usize,
     const WAITERS: usize,
+    St: Storage = Inline,
+    P: Profile = Whole,
+    const EVENTS: usize = EVENT_QUEUE_LEN,
 > {
-    client: &'c Client<'r, M, E, CACHE, ENDPOINTS, FEEDBACK, FLIGHTS, WAITERS>,
+    client: &'c Client<'r, M, E, CACHE, ENDPOINTS, FEEDBACK, FLIGHTS, WAITERS, St, P, EVENTS>,
     ticket: Option<Ticket>,
 }
 
@@ -539,7 +562,10 @@ impl<
     const FEEDBACK: usize,
     const FLIGHTS: usize,
     const WAITERS: usize,
-> Drop for CancelOnDrop<'_, '_, M, E, CACHE, ENDPOINTS, FEEDBACK, FLIGHTS, WAITERS>
+    St: Storage,
+    P: Profile,
+    const EVENTS: usize,
+> Drop for CancelOnDrop<'_, '_, M, E, CACHE, ENDPOINTS, FEEDBACK, FLIGHTS, WAITERS, St, P, EVENTS>
 {
     fn drop(&mut self) {
         if let Some(ticket) = self.ticket.take() {

@@ -31,6 +31,7 @@ use proxy_delegate_core::model::{
 };
 use proxy_delegate_core::resolver::{Resolver, ResolverConfig, Route, Source};
 use proxy_delegate_core::settings::Secret;
+use proxy_delegate_core::storage::Inline;
 use proxy_delegate_embassy::{Auth, Buffers, Client, Failure, Stats, now};
 
 use common::{INVENTORY, Serve, TOKEN, metric_sum, on_embassy};
@@ -39,8 +40,13 @@ use common::{INVENTORY, Serve, TOKEN, metric_sum, on_embassy};
 const EMBEDDED_PROXY: &str = "http://gw:pw-embedded-77@127.0.0.1:3128";
 
 /// The gateway profile.
-type Gateway = Resolver<Fixed, 32, 2, 32, 4, 8>;
-type GatewayClient = Client<'static, CriticalSectionRawMutex, Fixed, 32, 2, 32, 4, 8>;
+/// The gateway profile, its messages kept packed as a microcontroller keeps
+/// them (`keep::Compact`), so these tests drive the packed paths over the
+/// network: routes lent from packed slots, feedback batches from packed events.
+type Keeping = proxy_delegate_core::keep::Compact<128, 128, 96>;
+type Gateway = Resolver<Fixed, 32, 2, 32, 4, 8, Inline, Keeping, 8>;
+type GatewayClient =
+    Client<'static, CriticalSectionRawMutex, Fixed, 32, 2, 32, 4, 8, Inline, Keeping, 8>;
 /// Calls to the service at once.
 const SENDERS: usize = 2;
 

@@ -40,10 +40,7 @@ impl<V: CacheValue, const N: usize, St: Storage> Cache<V, N, St> {
             return 0;
         }
         self.remove_where(InvalidationScope::Proxy, |_, v| {
-            let by_id = proxy_id.is_some_and(|id| v.proxy_id() == Some(id));
-            let by_url =
-                proxy_url.is_some_and(|url| v.proxy_url().is_some_and(|mine| mine.same_proxy(url)));
-            by_id || by_url
+            v.names_proxy(proxy_id, proxy_url)
         })
     }
 

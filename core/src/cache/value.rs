@@ -13,10 +13,9 @@ pub trait CacheValue {
     /// How long the value may be cached, before clamping to the configured
     /// minimum and maximum.
     fn ttl(&self) -> Duration;
-    /// The service's id of the proxy the value names, if any.
-    fn proxy_id(&self) -> Option<&ProxyId>;
-    /// The proxy URL the value names, if any (`None`: a direct connection).
-    fn proxy_url(&self) -> Option<&ProxyUrl>;
+    /// Whether the value names this proxy: by the service's id, or by URL
+    /// ([`ProxyUrl::same_proxy`]). Either may be absent.
+    fn names_proxy(&self, proxy_id: Option<&ProxyId>, proxy_url: Option<&ProxyUrl>) -> bool;
 }
 
 impl CacheValue for ProxyResponse {
@@ -24,11 +23,13 @@ impl CacheValue for ProxyResponse {
         Duration::from_secs(u64::from(self.ttl_seconds.get()))
     }
 
-    fn proxy_id(&self) -> Option<&ProxyId> {
-        self.metadata.proxy_id.as_ref()
-    }
-
-    fn proxy_url(&self) -> Option<&ProxyUrl> {
-        self.proxy_url.as_ref()
+    fn names_proxy(&self, proxy_id: Option<&ProxyId>, proxy_url: Option<&ProxyUrl>) -> bool {
+        let by_id = proxy_id.is_some_and(|id| self.metadata.proxy_id.as_ref() == Some(id));
+        let by_url = proxy_url.is_some_and(|url| {
+            self.proxy_url
+                .as_ref()
+                .is_some_and(|mine| mine.same_proxy(url))
+        });
+        by_id || by_url
     }
 }

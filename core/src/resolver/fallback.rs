@@ -9,6 +9,7 @@ use super::flight::Waiter;
 use super::{Answer, Event, FallbackReason, Resolution, ResolveError, Resolver, RouteRef, Source};
 use crate::cache::{CacheKey, Freshness};
 use crate::embedded::EmbeddedRoutes;
+use crate::keep::Profile;
 use crate::model::FallbackPolicy;
 use crate::storage::Storage;
 
@@ -28,7 +29,9 @@ impl<
     const FLIGHTS: usize,
     const WAITERS: usize,
     St: Storage,
-> Resolver<E, CACHE, ENDPOINTS, FEEDBACK, FLIGHTS, WAITERS, St>
+    P: Profile,
+    const EVENTS: usize,
+> Resolver<E, CACHE, ENDPOINTS, FEEDBACK, FLIGHTS, WAITERS, St, P, EVENTS>
 {
     pub(super) fn answer_fallback(&mut self, now: Instant, w: Waiter, reason: FallbackReason) {
         let result = self
@@ -120,18 +123,7 @@ impl<
         });
         Ok(match source {
             // The entry `get_stale` found just above; nothing changed since.
-            Source::Stale | Source::Cache => match self.cache.last_hit() {
-                Some(v) => RouteRef {
-                    proxy_url: v.proxy_url.as_ref(),
-                    proxy_id: v.metadata.proxy_id.as_ref(),
-                    source,
-                },
-                None => RouteRef {
-                    proxy_url: None,
-                    proxy_id: None,
-                    source: Source::Direct,
-                },
-            },
+            Source::Stale | Source::Cache => self.last_hit_route(source),
             Source::Embedded => RouteRef {
                 proxy_url: self.embedded_route.as_ref().map(|r| &r.proxy_url),
                 proxy_id: None,

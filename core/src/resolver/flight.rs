@@ -12,6 +12,7 @@ use crate::breaker::Outcome;
 use crate::cache::CacheKey;
 use crate::embedded::EmbeddedRoutes;
 use crate::endpoints::Selected;
+use crate::keep::{Keep, Profile};
 use crate::model::{ProxyRequest, ProxyResponse};
 use crate::storage::Storage;
 
@@ -24,18 +25,19 @@ pub(super) struct Attempt {
     pub(super) sent: bool,
 }
 
+/// A service request in flight; `R` is the request in the profile's form.
 #[derive(Debug)]
-pub(super) struct Flight {
+pub(super) struct Flight<R> {
     pub(super) serial: u64,
     pub(super) key: CacheKey,
-    pub(super) request: ProxyRequest,
+    pub(super) request: R,
     pub(super) attempts: heapless::Vec<Attempt, MAX_ATTEMPTS>,
     pub(super) hedge_at: Option<Instant>,
     pub(super) expires_at: Instant,
     pub(super) refresh: bool,
 }
 
-impl Flight {
+impl<R> Flight<R> {
     fn outstanding(&self) -> usize {
         self.attempts
             .iter()
@@ -61,7 +63,9 @@ impl<
     const FLIGHTS: usize,
     const WAITERS: usize,
     St: Storage,
-> Resolver<E, CACHE, ENDPOINTS, FEEDBACK, FLIGHTS, WAITERS, St>
+    P: Profile,
+    const EVENTS: usize,
+> Resolver<E, CACHE, ENDPOINTS, FEEDBACK, FLIGHTS, WAITERS, St, P, EVENTS>
 {
     pub(super) fn find_attempt(&self, id: CorrelationId) -> Option<(usize, usize)> {
         self.flights.iter().enumerate().find_map(|(fi, f)| {
@@ -82,6 +86,7 @@ impl<
         if self.flights.is_full() {
             return Err(FallbackReason::Overloaded);
         }
+        let request = keep_request::<P::Request>(request).ok_or(FallbackReason::Overloaded)?;
         let selected = self
             .endpoints
             .select(now)
@@ -189,7 +194,12 @@ impl<
             proxy_id: response.metadata.proxy_id.clone(),
             source: Source::Service,
         };
-        self.cache.insert(now, flight.key.clone(), response);
+        match P::Response::keep(response) {
+            Ok(kept) => self.cache.insert(now, flight.key.clone(), kept),
+            Err(_) => self.emit(Event::NotCached {
+                key: flight.key.clone(),
+            }),
+        }
         if flight.refresh {
             self.emit(Event::Refresh {
                 key: flight.key.clone(),
@@ -234,5 +244,19 @@ impl<
     pub(super) fn push_answer(&mut self, answer: Answer) {
         // Room is reserved: waiters + answers never exceed WAITERS.
         let _ = self.answers.push_back(answer);
+    }
+}
+
+/// `request` in the profile's form; kept packed, without its informational
+/// metadata if that is what it takes to fit (`None`: it does not fit even
+/// then).
+fn keep_request<R: Keep<ProxyRequest>>(request: ProxyRequest) -> Option<R> {
+    match R::keep(request) {
+        Ok(kept) => Some(kept),
+        Err(mut back) if back.metadata != Default::default() => {
+            back.metadata = Default::default();
+            R::keep(back).ok()
+        }
+        Err(_) => None,
     }
 }

@@ -16,6 +16,7 @@ use crate::cache::{CacheKey, CacheKeyRef};
 use crate::codec;
 use crate::contract;
 use crate::embedded::EmbeddedRoutes;
+use crate::keep::{Keep, Profile};
 use crate::model::{ErrorCategory, FeedbackEvent, ProxyFeedback, ProxyRequest, ProxyResponse};
 use crate::storage::Storage;
 
@@ -48,7 +49,9 @@ impl<
     const FLIGHTS: usize,
     const WAITERS: usize,
     St: Storage,
-> Resolver<E, CACHE, ENDPOINTS, FEEDBACK, FLIGHTS, WAITERS, St>
+    P: Profile,
+    const EVENTS: usize,
+> Resolver<E, CACHE, ENDPOINTS, FEEDBACK, FLIGHTS, WAITERS, St, P, EVENTS>
 {
     /// Resolves a route for `request`, waiting at most the configured
     /// `resolve_deadline` for the service.
@@ -103,18 +106,27 @@ impl<
     }
 
     /// The route of the cache entry a lookup has just found.
-    fn cached(&self) -> Resolution<'_> {
-        let value = self.cache.last_hit();
-        Resolution::Ready(RouteRef {
-            proxy_url: value.and_then(|v| v.proxy_url.as_ref()),
-            proxy_id: value.and_then(|v| v.metadata.proxy_id.as_ref()),
-            // `peek` right after a hit always finds the entry.
-            source: if value.is_some() {
-                Source::Cache
-            } else {
-                Source::Direct
+    fn cached(&mut self) -> Resolution<'_> {
+        // `last_hit` right after a hit always finds the entry.
+        Resolution::Ready(self.last_hit_route(Source::Cache))
+    }
+
+    /// The route of the cache entry the last lookup found, as `source`
+    /// (a direct connection if there is none); a packed entry is decoded
+    /// into `lent` to be lent.
+    pub(super) fn last_hit_route(&mut self, source: Source) -> RouteRef<'_> {
+        match self.cache.last_hit().and_then(|v| v.lend(&mut self.lent)) {
+            Some(r) => RouteRef {
+                proxy_url: r.proxy_url.as_ref(),
+                proxy_id: r.metadata.proxy_id.as_ref(),
+                source,
             },
-        })
+            None => RouteRef {
+                proxy_url: None,
+                proxy_id: None,
+                source: Source::Direct,
+            },
+        }
     }
 
     /// Reports how a connection went. Never blocks and never fails: the event

@@ -55,6 +55,7 @@ use crate::embedded::{EmbeddedRoute, EmbeddedRoutes};
 use crate::endpoints::{EndpointConfig, Endpoints, EndpointsError, Health};
 use crate::error::nest;
 use crate::feedback::{self, BatchId, FeedbackConfig, FeedbackQueue};
+use crate::keep::{Profile, Whole};
 use crate::model::{FallbackPolicy, ProxyResponse, ProxyUrl};
 use crate::storage::{Inline, Storage};
 use crate::{Reason, ValidationError};
@@ -70,8 +71,9 @@ pub const MAX_FLIGHTS: usize = 16;
 pub const MAX_WAITERS: usize = 64;
 /// Most attempts (first try, hedge, retries) of one service request.
 pub const MAX_ATTEMPTS: usize = 3;
-/// Room for events not yet taken with [`Resolver::poll_output`]; when full the
-/// oldest goes and is counted in [`Stats::dropped_events`].
+/// Default of the `EVENTS` capacity: room for events not yet taken with
+/// [`Resolver::poll_output`]; when full the oldest goes and is counted in
+/// [`Stats::dropped_events`].
 pub const EVENT_QUEUE_LEN: usize = 64;
 /// Longest `Retry-After` honoured for service requests: a hint above it
 /// holds the endpoint off this long.
@@ -126,7 +128,12 @@ struct Parts<const ENDPOINTS: usize> {
 /// requests in flight (default [`MAX_FLIGHTS`]); `WAITERS` the most resolves
 /// waiting for an answer (default [`MAX_WAITERS`]); `St` where the cache's
 /// slots live ([`storage`](crate::storage): inline by default,
-/// [`Boxed`](crate::storage::Boxed) on the heap). Everything else is
+/// [`Boxed`](crate::storage::Boxed) on the heap); `P` in what form it keeps
+/// its cached routes, queued feedback and requests in flight
+/// ([`keep`](crate::keep): [`Whole`] by default,
+/// [`Compact`](crate::keep::Compact) for a microcontroller); `EVENTS` the
+/// room for events not yet taken with [`poll_output`](Self::poll_output)
+/// (default [`EVENT_QUEUE_LEN`]). Everything else is
 /// inline: build a large resolver with [`new_boxed`](Self::new_boxed)
 /// (feature `alloc`), or in a `static`.
 ///
@@ -213,24 +220,29 @@ pub struct Resolver<
     const FLIGHTS: usize = MAX_FLIGHTS,
     const WAITERS: usize = MAX_WAITERS,
     St: Storage = Inline,
+    P: Profile = Whole,
+    const EVENTS: usize = EVENT_QUEUE_LEN,
 > {
     config: ResolverConfig,
-    cache: Cache<ProxyResponse, CACHE, St>,
+    cache: Cache<P::Response, CACHE, St>,
+    /// A packed cache entry's route, decoded to be lent (unused when the
+    /// profile keeps routes whole).
+    lent: Option<ProxyResponse>,
     /// The last fallback policy the service gave, per key (by hash).
     policies: heapless::index_map::FnvIndexMap<u64, FallbackPolicy, CACHE>,
     endpoints: Endpoints<ENDPOINTS>,
     budget: RetryBudget,
-    feedback: FeedbackQueue<FEEDBACK>,
+    feedback: FeedbackQueue<FEEDBACK, P::Feedback>,
     feedback_in_flight: Option<(CorrelationId, BatchId)>,
     /// Health checks in flight: correlation id, check id, deadline, endpoint.
     checks: heapless::Vec<(CorrelationId, u64, Instant, usize), ENDPOINTS>,
     embedded: E,
     /// The last embedded route handed out, so it can be lent.
     embedded_route: Option<EmbeddedRoute>,
-    flights: heapless::Vec<Flight, FLIGHTS>,
+    flights: heapless::Vec<Flight<P::Request>, FLIGHTS>,
     waiters: heapless::Vec<Waiter, WAITERS>,
     answers: heapless::Deque<Answer, WAITERS>,
-    events: heapless::Deque<Event, EVENT_QUEUE_LEN>,
+    events: heapless::Deque<Event, EVENTS>,
     stats: Stats,
     next_id: u64,
     next_serial: u64,
@@ -244,7 +256,9 @@ impl<
     const FLIGHTS: usize,
     const WAITERS: usize,
     St: Storage,
-> Resolver<E, CACHE, ENDPOINTS, FEEDBACK, FLIGHTS, WAITERS, St>
+    P: Profile,
+    const EVENTS: usize,
+> Resolver<E, CACHE, ENDPOINTS, FEEDBACK, FLIGHTS, WAITERS, St, P, EVENTS>
 {
     /// Builds a resolver for the given service endpoints (at least one, at
     /// most `ENDPOINTS`) and embedded configuration.
@@ -320,15 +334,15 @@ impl<
         let budget = RetryBudget::new(config.retry_budget).map_err(nest!(
             "retry_budget": "deposit_per_success_milli" | "min_retries_per_sec" | "max_tokens"
         ))?;
-        let feedback_backoff =
-            FeedbackQueue::<FEEDBACK>::validate(&config.feedback).map_err(nest!(
-                "feedback": "batch_size"
-                    | "ack_timeout"
-                    | "retry.base"
-                    | "retry.max_delay"
-                    | "retry.max_attempts"
-                    | "retry.max_retry_after"
-            ))?;
+        let feedback_backoff = FeedbackQueue::<FEEDBACK, P::Feedback>::validate(&config.feedback)
+            .map_err(nest!(
+            "feedback": "batch_size"
+                | "ack_timeout"
+                | "retry.base"
+                | "retry.max_delay"
+                | "retry.max_attempts"
+                | "retry.max_retry_after"
+        ))?;
         Ok(Parts {
             endpoints,
             budget,
@@ -345,6 +359,7 @@ impl<
         let next_id = fastrand::Rng::with_seed(config.seed ^ 0x9e37_79b9_7f4a_7c15).u64(..);
         Self {
             cache: Cache::assemble(config.cache.clone()),
+            lent: None,
             feedback: FeedbackQueue::assemble(
                 FeedbackConfig {
                     wire: config.wire,

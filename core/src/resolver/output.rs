@@ -63,6 +63,12 @@ pub enum Event {
         /// How many entries went.
         count: usize,
     },
+    /// The service's route was used but not cached: its postcard encoding
+    /// does not fit the profile's slot ([`Compact`](crate::keep::Compact)).
+    NotCached {
+        /// The key.
+        key: CacheKey,
+    },
     /// An endpoint's health or breaker changed.
     Endpoint(EndpointEvent),
     /// The cache evicted, scheduled a refresh or invalidated.

@@ -16,6 +16,7 @@ use crate::contract;
 use crate::embedded::EmbeddedRoutes;
 use crate::endpoints::Health;
 use crate::feedback;
+use crate::keep::{Keep, Profile};
 use crate::model::ProxyRequest;
 use crate::storage::Storage;
 
@@ -27,7 +28,9 @@ impl<
     const FLIGHTS: usize,
     const WAITERS: usize,
     St: Storage,
-> Resolver<E, CACHE, ENDPOINTS, FEEDBACK, FLIGHTS, WAITERS, St>
+    P: Profile,
+    const EVENTS: usize,
+> Resolver<E, CACHE, ENDPOINTS, FEEDBACK, FLIGHTS, WAITERS, St, P, EVENTS>
 {
     /// The next thing to do, after any input: drain until it gives
     /// [`Output::Timeout`].
@@ -116,8 +119,16 @@ impl<
             };
             let flight = &mut self.flights[fi];
             let encoded = match self.config.wire {
-                contract::WireFormat::Json => codec::json::encode(&flight.request, out),
-                contract::WireFormat::Postcard => codec::postcard::encode(&flight.request, out),
+                contract::WireFormat::Json => {
+                    let mut scratch = None;
+                    match flight.request.lend(&mut scratch) {
+                        Some(request) => codec::json::encode(request, out),
+                        None => Err(codec::EncodeError::Other {
+                            format: codec::Format::Json,
+                        }),
+                    }
+                }
+                contract::WireFormat::Postcard => flight.request.encode_postcard(out),
             };
             match encoded {
                 Ok(len) => {
@@ -220,7 +231,7 @@ impl<
 
     /// At shutdown: every feedback event still queued, oldest first, for the
     /// adapter to send or persist. They count as drained.
-    pub fn drain_feedback(&mut self) -> feedback::Drain<'_, FEEDBACK> {
+    pub fn drain_feedback(&mut self) -> feedback::Drain<'_, FEEDBACK, P::Feedback> {
         self.feedback_in_flight = None;
         self.feedback.drain()
     }

@@ -9,7 +9,8 @@ use proxy_delegate_core::model::{ProxyFeedback, ProxyRequest, ProxyResponse, Pro
 
 use proxy_delegate_core::resolver::Resolver;
 
-use crate::{GatewayResolver, ProfileResolver, Settings};
+use crate::{GatewayResolver, Keeping, ProfileResolver, Settings};
+use proxy_delegate_core::storage::Inline;
 
 // ---------------------------------------------------------------- budgets
 //
@@ -19,10 +20,10 @@ use crate::{GatewayResolver, ProfileResolver, Settings};
 // 32 KiB (32,768 B) of RAM; today it is far above that.
 
 /// Budget of the gateway-profile Resolver (no embedded configuration).
-pub const PROFILE_RESOLVER_BUDGET: usize = 117_768;
+pub const PROFILE_RESOLVER_BUDGET: usize = 39_416;
 /// Budget of the firmware's Resolver (the profile, with the embedded
 /// configuration lent by a pointer).
-pub const GATEWAY_RESOLVER_BUDGET: usize = 117_768;
+pub const GATEWAY_RESOLVER_BUDGET: usize = 39_424;
 /// Budget of the embedded configuration (2 exchanges, pools of 2).
 pub const SETTINGS_BUDGET: usize = 15_704;
 /// Budget of a `ProxyRequest`.
@@ -38,36 +39,50 @@ pub const PROFILE_RESOLVER_TARGET: usize = 32 * 1024;
 
 /// What one more unit of each capacity costs in RAM, measured as the
 /// difference between two Resolvers (docs/gateway.md's table).
-const COSTS: [(&str, usize); 5] = [
+const COSTS: [(&str, usize); 6] = [
     (
         "cached route (CACHE)",
-        (size_of::<Resolver<(), 64, 2, 32, 4, 8>>() - size_of::<Base>()) / 32,
+        (size_of::<Profile<64, 2, 32, 4, 8>>() - size_of::<Base>()) / 32,
     ),
     (
         "endpoint (ENDPOINTS)",
-        size_of::<Resolver<(), 32, 3, 32, 4, 8>>() - size_of::<Base>(),
+        size_of::<Profile<32, 3, 32, 4, 8>>() - size_of::<Base>(),
     ),
     (
         "feedback event (FEEDBACK)",
-        (size_of::<Resolver<(), 32, 2, 64, 4, 8>>() - size_of::<Base>()) / 32,
+        (size_of::<Profile<32, 2, 64, 4, 8>>() - size_of::<Base>()) / 32,
     ),
     (
         "request in flight (FLIGHTS)",
-        (size_of::<Resolver<(), 32, 2, 32, 8, 8>>() - size_of::<Base>()) / 4,
+        (size_of::<Profile<32, 2, 32, 8, 8>>() - size_of::<Base>()) / 4,
     ),
     (
         "waiting resolve (WAITERS)",
-        (size_of::<Resolver<(), 32, 2, 32, 4, 16>>() - size_of::<Base>()) / 8,
+        (size_of::<Profile<32, 2, 32, 4, 16>>() - size_of::<Base>()) / 8,
+    ),
+    (
+        "event not yet taken (EVENTS)",
+        (size_of::<Profile<32, 2, 32, 4, 8, 16>>() - size_of::<Base>()) / 8,
     ),
 ];
 
 /// The gateway profile, spelled out: the base of [`COSTS`].
-type Base = Resolver<(), 32, 2, 32, 4, 8>;
+type Base = Profile<32, 2, 32, 4, 8>;
+
+/// A Resolver of the gateway's kind with other capacities.
+type Profile<
+    const CACHE: usize,
+    const ENDPOINTS: usize,
+    const FEEDBACK: usize,
+    const FLIGHTS: usize,
+    const WAITERS: usize,
+    const EVENTS: usize = { crate::EVENTS },
+> = Resolver<(), CACHE, ENDPOINTS, FEEDBACK, FLIGHTS, WAITERS, Inline, Keeping, EVENTS>;
 
 /// One checked size: (name, size, budget).
 const SIZES: [(&str, usize, usize); 7] = [
     (
-        "Resolver<(), 32, 2, 32, 4, 8>",
+        "the gateway-profile Resolver",
         size_of::<ProfileResolver>(),
         PROFILE_RESOLVER_BUDGET,
     ),

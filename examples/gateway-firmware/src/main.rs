@@ -42,6 +42,9 @@ use proxy_delegate_core::settings::{
     ExternalService, PoolProxy, PoolStrategy, ProxyConfig, ProxySettings,
 };
 
+use proxy_delegate_core::keep::Compact;
+use proxy_delegate_core::storage::Inline;
+
 mod footprint;
 
 // ---------------------------------------------------------------- the profile
@@ -56,6 +59,17 @@ pub const FEEDBACK: usize = 32;
 pub const FLIGHTS: usize = 4;
 /// Resolves waiting for an answer.
 pub const WAITERS: usize = 8;
+/// Events not yet taken with `poll_output` (the firmware drains them after
+/// every input).
+pub const EVENTS: usize = 8;
+/// Bytes for one cached route, packed (postcard): a URL with credentials, a
+/// strategy, a proxy id and a region of everyday lengths.
+pub const RESPONSE_BYTES: usize = 128;
+/// Bytes for one queued feedback event, packed; longer `error_details` are
+/// cut to fit.
+pub const FEEDBACK_BYTES: usize = 128;
+/// Bytes for one request in flight, packed (no metadata on a gateway).
+pub const REQUEST_BYTES: usize = 96;
 /// Exchanges the embedded configuration holds.
 pub const EXCHANGES: usize = 2;
 /// Proxies in one pool of the embedded configuration.
@@ -65,10 +79,14 @@ pub const POOL: usize = 2;
 pub type Settings = ProxySettings<EXCHANGES, POOL>;
 /// The gateway-profile Resolver as the issue measures it: no embedded
 /// configuration inside.
-pub type ProfileResolver = Resolver<(), CACHE, ENDPOINTS, FEEDBACK, FLIGHTS, WAITERS>;
+pub type ProfileResolver =
+    Resolver<(), CACHE, ENDPOINTS, FEEDBACK, FLIGHTS, WAITERS, Inline, Keeping, EVENTS>;
+/// How the gateway keeps its routes, feedback and requests: packed.
+pub type Keeping = Compact<RESPONSE_BYTES, FEEDBACK_BYTES, REQUEST_BYTES>;
 /// The firmware's Resolver: the profile, with the embedded configuration
 /// lent from its own `static`.
-pub type GatewayResolver = Resolver<Embedded, CACHE, ENDPOINTS, FEEDBACK, FLIGHTS, WAITERS>;
+pub type GatewayResolver =
+    Resolver<Embedded, CACHE, ENDPOINTS, FEEDBACK, FLIGHTS, WAITERS, Inline, Keeping, EVENTS>;
 
 /// The embedded configuration, lent to the Resolver: the settings stay in
 /// their own `static` and the Resolver holds one pointer.

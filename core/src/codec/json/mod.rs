@@ -127,7 +127,15 @@ pub fn encode<M: Message>(msg: &M, out: &mut [u8]) -> Result<usize, EncodeError>
 /// Encodes a batch of messages as one JSON array (the feedback endpoint
 /// takes one event or a batch).
 pub fn encode_batch<M: Message>(msgs: &[M], out: &mut [u8]) -> Result<usize, EncodeError> {
-    serde_json_core::to_slice(msgs, out).map_err(|e| map_err(e, out.len()))
+    encode_any(msgs, out)
+}
+
+/// Encodes any serializable value (a batch of kept messages).
+pub(crate) fn encode_any<T: serde::Serialize + ?Sized>(
+    value: &T,
+    out: &mut [u8],
+) -> Result<usize, EncodeError> {
+    serde_json_core::to_slice(value, out).map_err(|e| map_err(e, out.len()))
 }
 
 fn map_err(e: serde_json_core::ser::Error, capacity: usize) -> EncodeError {
