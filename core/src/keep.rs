@@ -41,8 +41,58 @@ use core::fmt;
 use core::marker::PhantomData;
 
 use crate::cache::CacheValue;
-use crate::codec::{self, EncodeError, Message};
+use crate::codec::{self, EncodeError, Format, Message};
 use crate::model::{ProxyFeedback, ProxyId, ProxyRequest, ProxyResponse, ProxyUrl};
+use crate::resolver::{Route, Source};
+
+/// A value with a compact byte form: a message's postcard encoding, or a
+/// route's (its URL with credentials, its proxy id, its source).
+pub trait Pack: Sized {
+    /// Writes the byte form into `out`; its length.
+    fn pack(&self, out: &mut [u8]) -> Result<usize, EncodeError>;
+    /// The value back from its byte form (`None`: not a valid one).
+    fn unpack(bytes: &[u8]) -> Option<Self>;
+}
+
+impl<M: Message> Pack for M {
+    fn pack(&self, out: &mut [u8]) -> Result<usize, EncodeError> {
+        codec::postcard::encode(self, out)
+    }
+
+    fn unpack(bytes: &[u8]) -> Option<Self> {
+        codec::postcard::decode(bytes).ok()
+    }
+}
+
+impl Pack for Route {
+    fn pack(&self, out: &mut [u8]) -> Result<usize, EncodeError> {
+        let url = self.proxy_url.as_ref().map(ProxyUrl::exposed_text);
+        let id = self.proxy_id.as_ref().map(ProxyId::as_str);
+        let capacity = out.len();
+        ::postcard::to_slice(&(url.as_deref(), id, self.source as u8), out)
+            .map(|written| written.len())
+            .map_err(|_| EncodeError::BufferTooSmall {
+                format: Format::Postcard,
+                capacity,
+            })
+    }
+
+    fn unpack(bytes: &[u8]) -> Option<Self> {
+        let (url, id, source): (Option<&str>, Option<&str>, u8) =
+            ::postcard::from_bytes(bytes).ok()?;
+        Some(Route {
+            proxy_url: match url {
+                Some(u) => Some(u.parse().ok()?),
+                None => None,
+            },
+            proxy_id: match id {
+                Some(i) => Some(ProxyId::new(i).ok()?),
+                None => None,
+            },
+            source: *Source::ALL.get(usize::from(source))?,
+        })
+    }
+}
 
 /// How a value of `T` is kept: as itself, or [`Packed`].
 pub trait Keep<T>: Sized {
@@ -57,7 +107,7 @@ pub trait Keep<T>: Sized {
     /// The value, given up (`None` as for [`lend`](Self::lend)).
     fn into_value(self) -> Option<T>;
 
-    /// Writes the value's postcard encoding into `out`; its length.
+    /// Writes the value's byte form ([`Pack`]) into `out`; its length.
     fn encode_postcard(&self, out: &mut [u8]) -> Result<usize, EncodeError>;
 }
 
@@ -80,16 +130,16 @@ macro_rules! keep_whole {
             }
 
             fn encode_postcard(&self, out: &mut [u8]) -> Result<usize, EncodeError> {
-                codec::postcard::encode(self, out)
+                self.pack(out)
             }
         }
     )*};
 }
 
-keep_whole!(ProxyResponse, ProxyFeedback, ProxyRequest);
+keep_whole!(ProxyResponse, ProxyFeedback, ProxyRequest, Route);
 
-/// A message kept as its postcard encoding in at most `B` bytes (`B` at most
-/// 65,535).
+/// A value kept in its byte form ([`Pack`]: a message's postcard encoding)
+/// in at most `B` bytes (`B` at most 65,535).
 ///
 /// Its `Debug` output is its length only: a packed route holds the proxy's
 /// credentials.
@@ -118,11 +168,11 @@ impl<T, const B: usize> Packed<T, B> {
     }
 }
 
-impl<T: Message, const B: usize> Keep<T> for Packed<T, B> {
+impl<T: Pack, const B: usize> Keep<T> for Packed<T, B> {
     fn keep(value: T) -> Result<Self, T> {
         let () = Self::FITS_U16;
         let mut bytes = [0u8; B];
-        match codec::postcard::encode(&value, &mut bytes) {
+        match value.pack(&mut bytes) {
             // `len <= B <= u16::MAX`, checked at compile time above.
             Ok(len) => Ok(Self {
                 len: len as u16,
@@ -146,7 +196,7 @@ impl<T: Message, const B: usize> Keep<T> for Packed<T, B> {
         let bytes = self.as_bytes();
         let Some(place) = out.get_mut(..bytes.len()) else {
             return Err(EncodeError::BufferTooSmall {
-                format: codec::Format::Postcard,
+                format: Format::Postcard,
                 capacity: out.len(),
             });
         };
@@ -155,9 +205,9 @@ impl<T: Message, const B: usize> Keep<T> for Packed<T, B> {
     }
 }
 
-impl<T: Message, const B: usize> Packed<T, B> {
+impl<T: Pack, const B: usize> Packed<T, B> {
     fn unpack(&self) -> Option<T> {
-        codec::postcard::decode(self.as_bytes()).ok()
+        T::unpack(self.as_bytes())
     }
 }
 
@@ -190,6 +240,8 @@ pub trait Profile {
     type Feedback: Keep<ProxyFeedback> + fmt::Debug;
     /// A request to the service, kept for its retries and hedges.
     type Request: Keep<ProxyRequest> + fmt::Debug;
+    /// The route of an answer not yet taken.
+    type Route: Keep<Route> + fmt::Debug;
 }
 
 /// Messages kept whole (the default): no encoding on any path.
@@ -200,10 +252,12 @@ impl Profile for Whole {
     type Response = ProxyResponse;
     type Feedback = ProxyFeedback;
     type Request = ProxyRequest;
+    type Route = Route;
 }
 
-/// Messages packed: a cached route in `RESPONSE` bytes, a feedback event in
-/// `FEEDBACK` bytes, a request in `REQUEST` bytes (postcard). For a gateway:
+/// Messages packed: a cached route (and the route of an answer not yet
+/// taken) in `RESPONSE` bytes, a feedback event in `FEEDBACK` bytes, a
+/// request in `REQUEST` bytes (postcard). For a gateway:
 /// `Compact<128, 128, 96>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Compact<const RESPONSE: usize, const FEEDBACK: usize, const REQUEST: usize>;
@@ -214,6 +268,7 @@ impl<const RESPONSE: usize, const FEEDBACK: usize, const REQUEST: usize> Profile
     type Response = Packed<ProxyResponse, RESPONSE>;
     type Feedback = Packed<ProxyFeedback, FEEDBACK>;
     type Request = Packed<ProxyRequest, REQUEST>;
+    type Route = Packed<Route, RESPONSE>;
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use super::{Cache, CacheKey, CacheValue, Event, InvalidationScope};
 use crate::model::{ExchangeId, ProxyId, ProxyUrl};
 use crate::storage::Storage;
 
-impl<V: CacheValue, const N: usize, St: Storage> Cache<V, N, St> {
+impl<V: CacheValue, const N: usize, St: Storage, const EVENTS: usize> Cache<V, N, St, EVENTS> {
     /// Removes the entry for `key`. Returns whether there was one.
     pub fn invalidate(&mut self, key: &CacheKey) -> bool {
         let Some((_, slot)) = self.find(key) else {

@@ -60,10 +60,11 @@ use crate::storage::{Inline, Storage};
 /// Most keys [`CacheConfig::warm_keys`] can hold.
 pub const MAX_WARM_KEYS: usize = 16;
 
-/// Events kept until [`Cache::poll_event`] takes them. When the queue is full
-/// the oldest event is dropped and counted in [`Cache::dropped_events`]; a
-/// caller that drains events after every call never loses one (no single call
-/// produces more than [`MAX_WARM_KEYS`] events).
+/// Default of the `EVENTS` capacity: events kept until [`Cache::poll_event`]
+/// takes them. When the queue is full the oldest event is dropped and counted
+/// in [`Cache::dropped_events`]; with this default, a caller that drains
+/// events after every call never loses one (no single call produces more
+/// than [`MAX_WARM_KEYS`] events).
 pub const EVENT_QUEUE_LEN: usize = 32;
 
 // ---------------------------------------------------------------- cache
@@ -81,6 +82,8 @@ pub const EVENT_QUEUE_LEN: usize = 32;
 /// inline by default, so that `Cache<ProxyResponse, 4096>` is a few
 /// megabytes and belongs in a `static`; on the heap with
 /// [`Boxed`](crate::storage::Boxed), so that it can be built on any thread.
+/// `EVENTS` is the room for events not yet taken (default
+/// [`EVENT_QUEUE_LEN`]).
 ///
 /// # Call order
 ///
@@ -145,7 +148,7 @@ pub const EVENT_QUEUE_LEN: usize = 32;
 ///
 /// let cache = Cache::<ProxyResponse, 100>::new(CacheConfig::default());
 /// ```
-pub struct Cache<V, const N: usize, St: Storage = Inline> {
+pub struct Cache<V, const N: usize, St: Storage = Inline, const EVENTS: usize = EVENT_QUEUE_LEN> {
     /// From key hash to slot: `2N` positions, linear probing.
     table: St::Array<[Pos; 2], N>,
     /// Slot-indexed: the keys, the values, their timing, their recency and
@@ -164,13 +167,13 @@ pub struct Cache<V, const N: usize, St: Storage = Inline> {
     config: CacheConfig,
     /// Parallel to `config.warm_keys`.
     warm: heapless::Vec<WarmState, MAX_WARM_KEYS>,
-    events: heapless::Deque<Event, EVENT_QUEUE_LEN>,
+    events: heapless::Deque<Event, EVENTS>,
     dropped_events: u64,
     /// Slot of the most recent successful lookup, until the cache changes.
     last_hit: u32,
 }
 
-impl<V, const N: usize, St: Storage> fmt::Debug for Cache<V, N, St> {
+impl<V, const N: usize, St: Storage, const EVENTS: usize> fmt::Debug for Cache<V, N, St, EVENTS> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Cache")
             .field("len", &self.len)
@@ -192,7 +195,7 @@ fn share(d: Duration, percent: u8) -> Duration {
     Duration::from_ticks(t / 100 * p + t % 100 * p / 100)
 }
 
-impl<V: CacheValue, const N: usize, St: Storage> Cache<V, N, St> {
+impl<V: CacheValue, const N: usize, St: Storage, const EVENTS: usize> Cache<V, N, St, EVENTS> {
     const CHECK_N: () = assert!(
         N >= 2 && N <= 65_536 && N.is_power_of_two(),
         "Cache<V, N>: N must be a power of two from 2 to 65536 (e.g. 16, 256, 4096)"

@@ -17,7 +17,7 @@ pub(super) struct WarmState {
     pub(super) not_before: Instant,
 }
 
-impl<V: CacheValue, const N: usize, St: Storage> Cache<V, N, St> {
+impl<V: CacheValue, const N: usize, St: Storage, const EVENTS: usize> Cache<V, N, St, EVENTS> {
     /// The next key to refresh in the background, if any: first those a lookup
     /// found due (oldest first), then warm keys [`Cache::handle_timeout`]
     /// found missing or due. Each key comes out once; it is not scheduled

@@ -79,7 +79,7 @@ impl Pos {
     pub(super) const EMPTY: Pos = Pos { hash: 0, slot: NIL };
 }
 
-impl<V: CacheValue, const N: usize, St: Storage> Cache<V, N, St> {
+impl<V: CacheValue, const N: usize, St: Storage, const EVENTS: usize> Cache<V, N, St, EVENTS> {
     pub(super) fn warm_index(&self, key: &CacheKey) -> Option<usize> {
         self.config.warm_keys.iter().position(|k| k == key)
     }

@@ -33,10 +33,21 @@ impl<
     const EVENTS: usize,
 > Resolver<E, CACHE, ENDPOINTS, FEEDBACK, FLIGHTS, WAITERS, St, P, EVENTS>
 {
-    pub(super) fn answer_fallback(&mut self, now: Instant, w: Waiter, reason: FallbackReason) {
-        let result = self
-            .fallback(now, w.key, reason, w.started)
-            .map(|r| r.to_owned());
+    /// Answers waiter `w` with its fallback for `key` (`None`, which no
+    /// waiter has, since its request is in flight while it waits: no route).
+    pub(super) fn answer_fallback(
+        &mut self,
+        now: Instant,
+        w: Waiter,
+        key: Option<CacheKey>,
+        reason: FallbackReason,
+    ) {
+        let result = match key {
+            Some(key) => self
+                .fallback(now, key, reason, w.started)
+                .map(|r| r.to_owned()),
+            None => Err(ResolveError::ServiceUnavailable { reason }),
+        };
         self.push_answer(Answer {
             ticket: w.ticket,
             result,

@@ -49,8 +49,8 @@ impl<R> Flight<R> {
 #[derive(Debug)]
 pub(super) struct Waiter {
     pub(super) ticket: Ticket,
+    /// Its request's serial: the key is the request's.
     pub(super) flight: u64,
-    pub(super) key: CacheKey,
     pub(super) started: Instant,
     pub(super) deadline: Instant,
 }
@@ -231,7 +231,12 @@ impl<
             });
         }
         while let Some(w) = self.take_waiter(|w| w.flight == flight.serial) {
-            self.answer_fallback(now, w, FallbackReason::ServiceFailed);
+            self.answer_fallback(
+                now,
+                w,
+                Some(flight.key.clone()),
+                FallbackReason::ServiceFailed,
+            );
         }
     }
 
@@ -243,7 +248,7 @@ impl<
 
     pub(super) fn push_answer(&mut self, answer: Answer) {
         // Room is reserved: waiters + answers never exceed WAITERS.
-        let _ = self.answers.push_back(answer);
+        let _ = self.answers.push(answer);
     }
 }
 

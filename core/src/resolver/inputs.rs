@@ -96,7 +96,6 @@ impl<
         let waiter = Waiter {
             ticket,
             flight: serial,
-            key,
             started: now,
             deadline: deadline.max(now),
         };
@@ -239,7 +238,13 @@ impl<
         // Resolves past their deadline fall back; their request goes on and
         // its reply still fills the cache.
         while let Some(w) = self.take_waiter(|w| w.deadline <= now) {
-            self.answer_fallback(now, w, FallbackReason::Deadline);
+            // A waiter's request is in flight until it answers every waiter.
+            let key = self
+                .flights
+                .iter()
+                .find(|f| f.serial == w.flight)
+                .map(|f| f.key.clone());
+            self.answer_fallback(now, w, key, FallbackReason::Deadline);
         }
         // Requests past their timeout: every outstanding attempt failed.
         let mut fi = 0;

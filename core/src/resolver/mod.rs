@@ -28,6 +28,7 @@
 //! | `flight.rs` | service requests in flight: attempts, hedges, retries, and the resolves waiting for them |
 //! | `fallback.rs` | stale cache → embedded → direct, and the per-key `fallback_policy` memory |
 
+mod answers;
 mod config;
 mod fallback;
 mod flight;
@@ -224,7 +225,7 @@ pub struct Resolver<
     const EVENTS: usize = EVENT_QUEUE_LEN,
 > {
     config: ResolverConfig,
-    cache: Cache<P::Response, CACHE, St>,
+    cache: Cache<P::Response, CACHE, St, EVENTS>,
     /// A packed cache entry's route, decoded to be lent (unused when the
     /// profile keeps routes whole).
     lent: Option<ProxyResponse>,
@@ -241,7 +242,7 @@ pub struct Resolver<
     embedded_route: Option<EmbeddedRoute>,
     flights: heapless::Vec<Flight<P::Request>, FLIGHTS>,
     waiters: heapless::Vec<Waiter, WAITERS>,
-    answers: heapless::Deque<Answer, WAITERS>,
+    answers: answers::Answers<P::Route, WAITERS>,
     events: heapless::Deque<Event, EVENTS>,
     stats: Stats,
     next_id: u64,
@@ -353,12 +354,15 @@ impl<
     /// Builds the resolver from validated parts. Infallible and inlined, so
     /// that [`new_boxed`](Self::new_boxed) writes it in place.
     #[inline(always)]
-    fn assemble(config: ResolverConfig, parts: Parts<ENDPOINTS>, embedded: E) -> Self {
+    fn assemble(mut config: ResolverConfig, parts: Parts<ENDPOINTS>, embedded: E) -> Self {
         // Correlation ids start at a seeded random point so that two clients'
         // ids do not collide in the service's logs.
         let next_id = fastrand::Rng::with_seed(config.seed ^ 0x9e37_79b9_7f4a_7c15).u64(..);
+        // The cache's settings (with room for 16 warm keys, 2.6 KB) are kept
+        // once, by the cache.
+        let cache_config = core::mem::take(&mut config.cache);
         Self {
-            cache: Cache::assemble(config.cache.clone()),
+            cache: Cache::assemble(cache_config),
             lent: None,
             feedback: FeedbackQueue::assemble(
                 FeedbackConfig {
@@ -377,7 +381,7 @@ impl<
             embedded_route: None,
             flights: heapless::Vec::new(),
             waiters: heapless::Vec::new(),
-            answers: heapless::Deque::new(),
+            answers: answers::Answers::new(),
             events: heapless::Deque::new(),
             stats: Stats::default(),
             next_id,
@@ -385,9 +389,12 @@ impl<
         }
     }
 
-    /// The configuration.
-    pub fn config(&self) -> &ResolverConfig {
-        &self.config
+    /// The configuration, as given (a copy: the cache holds its own part).
+    pub fn config(&self) -> ResolverConfig {
+        ResolverConfig {
+            cache: self.cache.config().clone(),
+            ..self.config.clone()
+        }
     }
 
     /// Endpoint `index`'s configuration (its URL), for sending a transmit.

@@ -7,9 +7,7 @@ use embassy_time::{Duration, Instant};
 
 #[cfg(doc)]
 use super::MIN_TRANSMIT_BUFFER;
-use super::{
-    Answer, CorrelationId, Event, Output, Resolver, Source, Ticket, Transmit, TransmitKind,
-};
+use super::{CorrelationId, Event, Output, Resolver, Source, Ticket, Transmit, TransmitKind};
 use crate::breaker::Outcome;
 use crate::codec;
 use crate::contract;
@@ -47,7 +45,7 @@ impl<
         if let Some(t) = self.poll_transmit(now, out) {
             return Output::Transmit(t);
         }
-        if let Some(a) = self.answers.pop_front() {
+        if let Some(a) = self.answers.pop() {
             return Output::Answer(a);
         }
         if let Some(e) = self.poll_event() {
@@ -64,22 +62,7 @@ impl<
         if self.take_waiter(|w| w.ticket == ticket).is_some() {
             return true;
         }
-        match self.answers.iter().position(|a| a.ticket == ticket) {
-            Some(i) => {
-                // Keep the other answers in order.
-                let mut kept = heapless::Deque::<Answer, WAITERS>::new();
-                let mut j = 0;
-                while let Some(a) = self.answers.pop_front() {
-                    if j != i {
-                        let _ = kept.push_back(a);
-                    }
-                    j += 1;
-                }
-                self.answers = kept;
-                true
-            }
-            None => false,
-        }
+        self.answers.remove(ticket)
     }
 
     fn poll_transmit(&mut self, now: Instant, out: &mut [u8]) -> Option<Transmit> {

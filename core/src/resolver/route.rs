@@ -27,6 +27,18 @@ pub enum Source {
     Direct,
 }
 
+impl Source {
+    /// Every source, in the order of their numbers (`source as usize`, the
+    /// index of [`Stats::resolved`](super::Stats::resolved)).
+    pub const ALL: [Source; 5] = [
+        Source::Service,
+        Source::Cache,
+        Source::Stale,
+        Source::Embedded,
+        Source::Direct,
+    ];
+}
+
 crate::labels! {
     /// Lower-case name for logs and metrics labels.
     Source {
