@@ -692,32 +692,42 @@ fn largest_fitting<K: Keep<ProxyFeedback>>(batch: &[K], out: &mut [u8]) -> Optio
     Some((lo, len))
 }
 
-/// `feedback` in the queue's form; kept packed, shortened until it fits
-/// (`None`: it does not fit even without its `error_details`).
+/// `feedback` in the queue's form; kept packed, with as much of its
+/// `error_details` as fits (`None`: it does not fit even without them).
 fn keep_feedback<K: Keep<ProxyFeedback>>(feedback: ProxyFeedback) -> Option<K> {
     let mut feedback = match K::keep(feedback) {
         Ok(kept) => return Some(kept),
         Err(back) => back,
     };
-    loop {
-        // Halve the details on a character boundary; none left: without them.
-        feedback.error_details = match feedback.error_details.take() {
-            Some(d) if d.as_str().len() > 1 => {
-                let text = d.as_str();
-                let mut cut = text.len() / 2;
-                while !text.is_char_boundary(cut) {
-                    cut -= 1;
-                }
-                (cut > 0).then(|| ErrorDetails::new(&text[..cut]))
-            }
-            Some(_) => None,
-            None => return None,
+    let details = feedback.error_details.take()?;
+    let text = details.as_str();
+    let with = |n: usize| {
+        let mut f = feedback.clone();
+        f.error_details = (n > 0).then(|| ErrorDetails::new(&text[..n]));
+        K::keep(f).ok()
+    };
+    // The longest prefix that fits, by bisection: `fits` does, `too_long`
+    // does not (each try encodes once; this is the rare path).
+    let mut best = with(0)?;
+    let (mut fits, mut too_long) = (0, text.len());
+    while too_long - fits > 1 {
+        let mid = fits + (too_long - fits) / 2;
+        // A character boundary strictly between the two, nearest `mid`.
+        let Some(cut) = (fits + 1..too_long)
+            .filter(|&i| text.is_char_boundary(i))
+            .min_by_key(|&i| i.abs_diff(mid))
+        else {
+            break;
         };
-        match K::keep(feedback) {
-            Ok(kept) => return Some(kept),
-            Err(back) => feedback = back,
+        match with(cut) {
+            Some(kept) => {
+                best = kept;
+                fits = cut;
+            }
+            None => too_long = cut,
         }
     }
+    Some(best)
 }
 
 /// `batch` as one JSON array.

@@ -258,7 +258,7 @@ impl Profile for Whole {
 /// Messages packed: a cached route (and the route of an answer not yet
 /// taken) in `RESPONSE` bytes, a feedback event in `FEEDBACK` bytes, a
 /// request in `REQUEST` bytes (postcard). For a gateway:
-/// `Compact<128, 128, 96>`.
+/// `Compact<128, 160, 96>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Compact<const RESPONSE: usize, const FEEDBACK: usize, const REQUEST: usize>;
 

@@ -5,7 +5,10 @@
 //! loses the end of its details, a request too large loses its metadata.
 
 use embassy_time::Duration;
-use proxy_delegate_core::model::{ErrorDetails, FeedbackEvent, ProxyRequest, Symbol};
+use proxy_delegate_core::keep::{Keep, Packed};
+use proxy_delegate_core::model::{
+    ErrorDetails, FeedbackEvent, ProxyFeedback, ProxyRequest, Symbol,
+};
 use proxy_delegate_core::resolver::{Event, Reply, Source, TransmitKind};
 
 /// Slots of 256 bytes: every message of the rules fits; the long ones below
@@ -82,6 +85,14 @@ fn a_feedback_event_too_large_loses_the_end_of_its_details_only() {
         let cut = items[0]["error_details"].as_str().expect("details kept");
         assert!(!cut.is_empty() && cut.len() < details.len(), "{cut}");
         assert!(details.starts_with(cut), "a prefix: {cut}");
+        // The longest prefix that fits: one byte more would not.
+        let with = |n: usize| {
+            let mut f = feedback("binance", Some("pa"), None, FeedbackEvent::Failure, None);
+            f.error_details = Some(ErrorDetails::new(&details[..n]));
+            <Packed<ProxyFeedback, 256> as Keep<ProxyFeedback>>::keep(f).is_ok()
+        };
+        assert!(with(cut.len()));
+        assert!(!with(cut.len() + 1), "{} bytes kept, more fit", cut.len());
         assert_eq!(items[0]["exchange_id"], "binance");
         assert_eq!(
             items[1]["error_details"], "timed out",

@@ -21,10 +21,10 @@ use proxy_delegate_core::storage::Inline;
 // (`keep::Compact`), and held by an assertion of its own below.
 
 /// Budget of the gateway-profile Resolver (no embedded configuration).
-pub const PROFILE_RESOLVER_BUDGET: usize = 31_488;
+pub const PROFILE_RESOLVER_BUDGET: usize = 32_512;
 /// Budget of the firmware's Resolver (the profile, with the embedded
 /// configuration lent by a pointer).
-pub const GATEWAY_RESOLVER_BUDGET: usize = 31_496;
+pub const GATEWAY_RESOLVER_BUDGET: usize = 32_520;
 /// Budget of the embedded configuration (2 exchanges, pools of 2).
 pub const SETTINGS_BUDGET: usize = 15_704;
 /// Budget of a `ProxyRequest`.

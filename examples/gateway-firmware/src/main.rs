@@ -67,7 +67,7 @@ pub const EVENTS: usize = 8;
 pub const RESPONSE_BYTES: usize = 128;
 /// Bytes for one queued feedback event, packed; longer `error_details` are
 /// cut to fit.
-pub const FEEDBACK_BYTES: usize = 128;
+pub const FEEDBACK_BYTES: usize = 160;
 /// Bytes for one request in flight, packed (no metadata on a gateway).
 pub const REQUEST_BYTES: usize = 96;
 /// Exchanges the embedded configuration holds.
