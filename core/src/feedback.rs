@@ -316,9 +316,11 @@ pub struct FeedbackQueue<const N: usize> {
 }
 
 impl<const N: usize> FeedbackQueue<N> {
-    /// An empty queue. Fails if the config is invalid. (`N` = 0 does not
-    /// compile.)
+    /// An empty queue. Fails if the config is invalid, or names a wire
+    /// format this build lacks (`wire`: JSON without the `json` feature).
+    /// (`N` = 0 does not compile.)
     pub fn new(config: FeedbackConfig) -> Result<Self, ValidationError> {
+        config.wire.check_supported()?;
         let backoff = Self::validate(&config)?;
         Ok(Self::assemble(config, backoff))
     }
@@ -481,6 +483,7 @@ impl<const N: usize> FeedbackQueue<N> {
         let want = pending.min(batch_max);
         let batch = &self.events.make_contiguous()[..want];
         let encoded = match self.config.wire {
+            #[cfg(feature = "json")]
             WireFormat::Json => match codec::json::encode_batch(batch, out) {
                 Ok(len) => Ok((want, len)),
                 Err(error) => largest_fitting(batch, out).ok_or_else(|| {
@@ -489,6 +492,12 @@ impl<const N: usize> FeedbackQueue<N> {
                         .unwrap_or(error)
                 }),
             },
+            // Refused by `FeedbackQueue::new` and `Resolver::new` in builds
+            // without JSON.
+            #[cfg(not(feature = "json"))]
+            WireFormat::Json => Err(EncodeError::Unsupported {
+                format: codec::Format::Json,
+            }),
             WireFormat::Postcard => codec::postcard::encode_prefix(batch, out),
         };
         let (count, len) = match encoded {
@@ -665,6 +674,7 @@ impl<const N: usize> FeedbackQueue<N> {
 
 /// The largest prefix of `batch` whose JSON array fits in `out`, as
 /// `(count, len)`, encoded into `out`; `None` if not even one event fits.
+#[cfg(feature = "json")]
 fn largest_fitting(batch: &[ProxyFeedback], out: &mut [u8]) -> Option<(usize, usize)> {
     // `fits(lo)` (or lo == 0) and `!fits(hi)`: the encoded length grows with
     // the count, so a binary search finds the boundary.

@@ -116,7 +116,13 @@ impl<
             };
             let flight = &mut self.flights[fi];
             let encoded = match self.config.wire {
+                #[cfg(feature = "json")]
                 contract::WireFormat::Json => codec::json::encode(&flight.request, out),
+                // Refused by `Resolver::new` in builds without JSON.
+                #[cfg(not(feature = "json"))]
+                contract::WireFormat::Json => Err(codec::EncodeError::Unsupported {
+                    format: codec::Format::Json,
+                }),
                 contract::WireFormat::Postcard => codec::postcard::encode(&flight.request, out),
             };
             match encoded {
