@@ -11,7 +11,9 @@
 //!   metrics the code exports, with their types;
 //! * `docs/api.md` names every operation of `docs/openapi.json` with its
 //!   status codes, every error code, and the contract's headers and limits;
-//! * the links of the new pages lead to files of the repository.
+//! * the links of the new pages lead to files of the repository;
+//! * the embassy-net wiring sample of `docs/gateway.md` is made of lines of
+//!   `adapters/embassy/examples/embassy_net.rs`, which is compiled.
 //!
 //! Metric names are read from the code, not listed here: the client's
 //! constants in `adapters/tokio/src/metrics.rs` (with the macro that records
@@ -1053,4 +1055,35 @@ fn links_lead_to_files_of_the_repository() {
         read("docs/service.md").contains("](operations.md"),
         "docs/service.md does not link operations.md"
     );
+}
+
+// ------------------------------------------------------------------ samples
+
+/// The code of the first fenced block of `section` that opens with
+/// `fence` (e.g. "```rust"), line by line.
+fn fenced_block<'a>(section: &'a str, fence: &str) -> Vec<&'a str> {
+    let mut lines = section.lines().skip_while(|l| l.trim_end() != fence);
+    assert!(lines.next().is_some(), "no {fence} block");
+    lines.take_while(|l| !l.starts_with("```")).collect()
+}
+
+#[test]
+fn gateway_wiring_sample_is_the_compiled_example() {
+    let doc = read("docs/gateway.md");
+    let sample = fenced_block(section(&doc, "Wiring the embassy adapter"), "```rust");
+    let example = read("adapters/embassy/examples/embassy_net.rs");
+    let lines: BTreeSet<&str> = example.lines().map(str::trim).collect();
+    let code: Vec<&str> = sample
+        .iter()
+        .map(|l| l.trim())
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert!(code.len() >= 20, "the sample is {} lines", code.len());
+    for line in code {
+        assert!(
+            lines.contains(line),
+            "docs/gateway.md's wiring sample has a line that is not in \
+             adapters/embassy/examples/embassy_net.rs (the compiled example): {line}"
+        );
+    }
 }

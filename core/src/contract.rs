@@ -74,6 +74,33 @@ impl WireFormat {
             WireFormat::Postcard => POSTCARD,
         }
     }
+
+    /// Whether this build of the core can encode and decode the format:
+    /// postcard always, JSON with the crate's `json` feature (on by
+    /// default).
+    pub const fn is_supported(self) -> bool {
+        match self {
+            WireFormat::Json => cfg!(feature = "json"),
+            WireFormat::Postcard => true,
+        }
+    }
+
+    /// `Ok` when [`is_supported`](Self::is_supported); otherwise the
+    /// `ValidationError` a Resolver or feedback queue configured with it
+    /// is refused with (field `wire`).
+    pub(crate) fn check_supported(self) -> Result<(), crate::ValidationError> {
+        if self.is_supported() {
+            Ok(())
+        } else {
+            Err(crate::ValidationError::new(
+                "wire",
+                crate::Reason::Requires {
+                    what: "proxy-delegate-core's `json` feature, which this build leaves out \
+                           (speak postcard, or build the core with `json`)",
+                },
+            ))
+        }
+    }
 }
 
 crate::labels! {

@@ -320,9 +320,11 @@ pub struct FeedbackQueue<const N: usize, K = ProxyFeedback> {
 }
 
 impl<const N: usize, K: Keep<ProxyFeedback>> FeedbackQueue<N, K> {
-    /// An empty queue. Fails if the config is invalid. (`N` = 0 does not
-    /// compile.)
+    /// An empty queue. Fails if the config is invalid, or names a wire
+    /// format this build lacks (`wire`: JSON without the `json` feature).
+    /// (`N` = 0 does not compile.)
     pub fn new(config: FeedbackConfig) -> Result<Self, ValidationError> {
+        config.wire.check_supported()?;
         let backoff = Self::validate(&config)?;
         Ok(Self::assemble(config, backoff))
     }
@@ -492,11 +494,18 @@ impl<const N: usize, K: Keep<ProxyFeedback>> FeedbackQueue<N, K> {
         let want = pending.min(batch_max);
         let batch = &self.events.make_contiguous()[..want];
         let encoded = match self.config.wire {
+            #[cfg(feature = "json")]
             WireFormat::Json => match encode_json(batch, out) {
                 Ok(len) => Ok((want, len)),
                 Err(error) => largest_fitting(batch, out)
                     .ok_or_else(|| encode_json(&batch[..1], out).err().unwrap_or(error)),
             },
+            // Refused by `FeedbackQueue::new` and `Resolver::new` in builds
+            // without JSON.
+            #[cfg(not(feature = "json"))]
+            WireFormat::Json => Err(EncodeError::Unsupported {
+                format: codec::Format::Json,
+            }),
             WireFormat::Postcard => encode_postcard_prefix(batch, out),
         };
         let (count, len) = match encoded {
@@ -673,6 +682,7 @@ impl<const N: usize, K: Keep<ProxyFeedback>> FeedbackQueue<N, K> {
 
 /// The largest prefix of `batch` whose JSON array fits in `out`, as
 /// `(count, len)`, encoded into `out`; `None` if not even one event fits.
+#[cfg(feature = "json")]
 fn largest_fitting<K: Keep<ProxyFeedback>>(batch: &[K], out: &mut [u8]) -> Option<(usize, usize)> {
     // `fits(lo)` (or lo == 0) and `!fits(hi)`: the encoded length grows with
     // the count, so a binary search finds the boundary.
@@ -731,6 +741,7 @@ fn keep_feedback<K: Keep<ProxyFeedback>>(feedback: ProxyFeedback) -> Option<K> {
 }
 
 /// `batch` as one JSON array.
+#[cfg(feature = "json")]
 fn encode_json<K: Keep<ProxyFeedback>>(batch: &[K], out: &mut [u8]) -> Result<usize, EncodeError> {
     codec::json::encode_any(&Lent(batch), out)
 }
@@ -759,8 +770,10 @@ fn encode_postcard_prefix<K: Keep<ProxyFeedback>>(
 }
 
 /// Kept events serialized as the events they hold (a JSON batch).
+#[cfg(feature = "json")]
 struct Lent<'a, K>(&'a [K]);
 
+#[cfg(feature = "json")]
 impl<K: Keep<ProxyFeedback>> serde::Serialize for Lent<'_, K> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::{Error, SerializeSeq};

@@ -46,9 +46,14 @@
 //! endpoints alike (port 443 by default for `https`). For an `https`
 //! endpoint, give it a `TcpConnect` whose connections are TLS sessions (for
 //! example embassy-net's `TcpSocket` wrapped in `embedded-tls`, which then
-//! also names and verifies the server); mutual TLS is that stack's too.
+//! names the server and checks its certificate with the verifier its crypto
+//! provider gives); mutual TLS is that stack's too.
 //!
 //! ## Wiring it to embassy-net
+//!
+//! In short (not compiled here; the whole wiring, compiled on the host with
+//! the tests, is `examples/embassy_net.rs`, and `docs/gateway.md` explains
+//! it):
 //!
 //! ```ignore
 //! use embassy_net::dns::DnsSocket;
@@ -86,7 +91,7 @@
 //! let endpoints = [EndpointConfig::new("http://10.0.0.2:8080".parse()?, 0)];
 //! let resolver = RESOLVER.init(Gateway::new(proxy_delegate_embassy::now(), config, &endpoints, ())?);
 //! let client = CLIENT.init(Client::new(resolver, Auth::None));
-//! spawner.spawn(proxy_delegate(client, stack, BUFFERS.init(Buffers::new())))?;
+//! spawner.spawn(proxy_delegate(client, stack, BUFFERS.init(Buffers::new()))?);
 //!
 //! // Any task:
 //! let request = ProxyRequest::new(ExchangeId::new("binance")?, ConnectionType::Websocket,

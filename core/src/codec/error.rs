@@ -4,7 +4,9 @@
 use core::fmt;
 
 #[cfg(doc)]
-use super::{MAX_INPUT_LEN, json};
+use super::MAX_INPUT_LEN;
+#[cfg(all(doc, feature = "json"))]
+use super::json;
 use crate::ValidationError;
 
 /// Which wire format an error came from.
@@ -39,6 +41,7 @@ pub enum DecodeError {
         max: usize,
     },
     /// The JSON text is not well-formed, or a value has the wrong JSON type.
+    #[cfg(feature = "json")]
     Json(serde_json_core::de::Error),
     /// The postcard bytes are not a valid encoding of the message.
     Postcard(::postcard::Error),
@@ -49,6 +52,12 @@ pub enum DecodeError {
         /// The limit.
         max: usize,
     },
+    /// This build cannot read the format: JSON without the crate's `json`
+    /// feature.
+    Unsupported {
+        /// The format asked for.
+        format: Format,
+    },
 }
 
 impl fmt::Display for DecodeError {
@@ -58,6 +67,7 @@ impl fmt::Display for DecodeError {
                 f,
                 "{format} message too large: {len} bytes (at most {max} accepted)"
             ),
+            #[cfg(feature = "json")]
             DecodeError::Json(e) => write!(f, "malformed JSON: {e}"),
             DecodeError::Postcard(e) => write!(f, "malformed postcard message: {e}"),
             DecodeError::Invalid(e) => fmt::Display::fmt(e, f),
@@ -66,6 +76,7 @@ impl fmt::Display for DecodeError {
                 "JSON nested more than {max} arrays or objects deep; the messages need 3 levels, \
                  keep unknown fields within the rest"
             ),
+            DecodeError::Unsupported { format } => unsupported(f, *format),
         }
     }
 }
@@ -101,6 +112,12 @@ pub enum EncodeError {
         /// The format being encoded.
         format: Format,
     },
+    /// This build cannot write the format: JSON without the crate's `json`
+    /// feature.
+    Unsupported {
+        /// The format asked for.
+        format: Format,
+    },
 }
 
 impl fmt::Display for EncodeError {
@@ -111,8 +128,17 @@ impl fmt::Display for EncodeError {
                 "{format} encoding does not fit in a {capacity}-byte buffer; give a larger one"
             ),
             EncodeError::Other { format } => write!(f, "{format} encoding failed"),
+            EncodeError::Unsupported { format } => unsupported(f, *format),
         }
     }
+}
+
+/// The message of the `Unsupported` variants.
+fn unsupported(f: &mut fmt::Formatter<'_>, format: Format) -> fmt::Result {
+    write!(
+        f,
+        "{format} is not supported by this build (proxy-delegate-core without its `json` feature speaks postcard only)"
+    )
 }
 
 impl core::error::Error for EncodeError {}

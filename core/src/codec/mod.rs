@@ -2,8 +2,10 @@
 //! (`application/x-postcard`, the compact form for constrained links).
 //!
 //! Both encode into a caller's buffer and decode from a byte slice without
-//! allocating. Decoding validates every field; an invalid value comes back as
-//! [`DecodeError::Invalid`] naming the field. Input larger than
+//! allocating. `json` is there with the crate's `json` feature (on by
+//! default); without it the core speaks postcard only. Decoding validates
+//! every field; an invalid value comes back as [`DecodeError::Invalid`]
+//! naming the field. Input larger than
 //! [`MAX_INPUT_LEN`] is refused, never truncated.
 //!
 //! ```
@@ -42,6 +44,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 
 mod error;
+#[cfg(feature = "json")]
 pub mod json;
 pub mod postcard;
 

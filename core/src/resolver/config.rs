@@ -52,7 +52,9 @@ pub struct ResolverConfig {
     /// configs). Default 0.
     pub seed: u64,
     /// The wire format of requests, answers and feedback batches (the
-    /// feedback queue's own `wire` is set from it). Default JSON.
+    /// feedback queue's own `wire` is set from it). Default JSON, which
+    /// needs the crate's `json` feature: a build without it must set
+    /// postcard ([`WireFormat::is_supported`](contract::WireFormat::is_supported)).
     pub wire: contract::WireFormat,
 }
 

@@ -187,7 +187,13 @@ impl<
             .ok_or(InputError::UnknownCorrelation { id })?;
         match reply {
             Reply::Ok(body) => match match self.config.wire {
+                #[cfg(feature = "json")]
                 contract::WireFormat::Json => codec::json::decode::<ProxyResponse>(body),
+                // Refused by `Resolver::new` in builds without JSON.
+                #[cfg(not(feature = "json"))]
+                contract::WireFormat::Json => Err(codec::DecodeError::Unsupported {
+                    format: codec::Format::Json,
+                }),
                 contract::WireFormat::Postcard => codec::postcard::decode::<ProxyResponse>(body),
             } {
                 Ok(response) => {

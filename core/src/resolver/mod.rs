@@ -262,7 +262,9 @@ impl<
 > Resolver<E, CACHE, ENDPOINTS, FEEDBACK, FLIGHTS, WAITERS, St, P, EVENTS>
 {
     /// Builds a resolver for the given service endpoints (at least one, at
-    /// most `ENDPOINTS`) and embedded configuration.
+    /// most `ENDPOINTS`) and embedded configuration. A `config.wire` this
+    /// build cannot speak (JSON without the `json` feature) is a
+    /// `ValidationError` on `wire`.
     pub fn new(
         now: Instant,
         config: ResolverConfig,
@@ -313,6 +315,9 @@ impl<
                 Ok(())
             }
         };
+        // JSON without the `json` feature: a typed error, not a transmit
+        // that can never be encoded.
+        config.wire.check_supported()?;
         positive(config.resolve_deadline, "resolve_deadline")?;
         positive(config.request_timeout, "request_timeout")?;
         config.cache.validate().map_err(nest!(

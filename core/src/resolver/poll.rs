@@ -102,6 +102,7 @@ impl<
             };
             let flight = &mut self.flights[fi];
             let encoded = match self.config.wire {
+                #[cfg(feature = "json")]
                 contract::WireFormat::Json => {
                     let mut scratch = None;
                     match flight.request.lend(&mut scratch) {
@@ -111,6 +112,11 @@ impl<
                         }),
                     }
                 }
+                // Refused by `Resolver::new` in builds without JSON.
+                #[cfg(not(feature = "json"))]
+                contract::WireFormat::Json => Err(codec::EncodeError::Unsupported {
+                    format: codec::Format::Json,
+                }),
                 contract::WireFormat::Postcard => flight.request.encode_postcard(out),
             };
             match encoded {

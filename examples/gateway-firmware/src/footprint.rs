@@ -203,6 +203,17 @@ pub fn stack_high_water() -> usize {
     top - p
 }
 
+/// Whether a stack high-water mark fits in what memory.x reserves for the
+/// stack (and in the free RAM). Past it the stack has run into the
+/// statics (the embedded configuration lies next to it): checked right
+/// after setup, so that an overflow is reported as one and not as the
+/// wrong answer of a later step.
+pub fn within_reserve(high_water: usize) -> bool {
+    let (bottom, top) = stack_bounds();
+    let reserve = &raw const _stack_reserve as usize;
+    high_water <= reserve && high_water < top - bottom
+}
+
 /// Prints every size with its budget, the statics and the stack; `false`
 /// when the stack went deeper than memory.x reserves for it (or through all
 /// of the free RAM).
@@ -224,7 +235,7 @@ pub fn report(setup_stack: usize, driving_stack: usize) -> bool {
     );
     let reserve = &raw const _stack_reserve as usize;
     let deepest = setup_stack.max(driving_stack);
-    if deepest > reserve || deepest >= top - bottom {
+    if !within_reserve(deepest) {
         hprintln!(
             "FAILED: the stack went {} B deep, past the {} B memory.x reserves (_stack_reserve)",
             deepest,

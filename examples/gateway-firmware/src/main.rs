@@ -8,6 +8,10 @@
 //! no network and no clock: the firmware plays the service's part itself,
 //! feeding its replies in through the sans-IO API (`poll_output`,
 //! `handle_reply`, `handle_timeout`), and advances an [`Instant`] by hand.
+//! The conversation is in postcard (`application/x-postcard`): the core is
+//! built without its `json` feature, which keeps the JSON codec (and float
+//! parsing) out of flash; the firmware decodes what the Resolver sends as
+//! the service would, and encodes the service's answers.
 //!
 //! Every step checks what the Resolver decided (the route's source, its
 //! proxy, whether a request went to the service) and prints one line over
@@ -18,7 +22,6 @@
 #![no_std]
 #![no_main]
 
-use core::fmt::Write as _;
 use core::mem::size_of;
 use core::panic::PanicInfo;
 
@@ -29,10 +32,12 @@ use embassy_time::{Duration, Instant};
 use static_cell::StaticCell;
 
 use proxy_delegate_core::breaker::BreakerState;
+use proxy_delegate_core::codec::{self, DecodeError};
+use proxy_delegate_core::contract::WireFormat;
 use proxy_delegate_core::embedded::{EmbeddedRoute, EmbeddedRoutes};
 use proxy_delegate_core::model::{
-    ClientId, ConnectionType, ExchangeId, FeedbackEvent, ProxyFeedback, ProxyRequest, ProxyUrl,
-    Timestamp,
+    ClientId, ConnectionType, ExchangeId, FallbackPolicy, FeedbackEvent, ProxyFeedback, ProxyId,
+    ProxyRequest, ProxyResponse, ProxyUrl, ResponseMetadata, Strategy, Timestamp, TtlSeconds,
 };
 use proxy_delegate_core::resolver::{
     Answer, CorrelationId, FallbackReason, MIN_TRANSMIT_BUFFER, Output, Reply, Resolution,
@@ -138,14 +143,30 @@ const PROXY_POOL: [&str; POOL] = [
 const PROXY_COINBASE_WS: &str = "socks5://proxy-c.gateway.invalid:1080";
 
 /// A service answer naming `proxy` for 300 s, falling back to the embedded
-/// configuration.
-fn answer_body<'a>(proxy: &str, proxy_id: &str, out: &'a mut heapless::String<256>) -> &'a [u8] {
-    out.clear();
-    let _ = write!(
-        out,
-        r#"{{"proxy_url":"{proxy}","strategy":"round_robin","ttl_seconds":300,"fallback_policy":"embedded_fallback","metadata":{{"proxy_id":"{proxy_id}"}}}}"#
-    );
-    out.as_bytes()
+/// configuration, encoded as the service sends it to a postcard client.
+fn answer_body<'a>(proxy: &str, proxy_id: &str, out: &'a mut [u8; 256]) -> &'a [u8] {
+    let (Ok(strategy), Ok(ttl_seconds), Ok(proxy_id)) = (
+        Strategy::new("round_robin"),
+        TtlSeconds::new(300),
+        ProxyId::new(proxy_id),
+    ) else {
+        fail(0, "setup", format_args!("invalid answer fields"))
+    };
+    let response = ProxyResponse {
+        proxy_url: Some(url(proxy)),
+        strategy,
+        ttl_seconds,
+        fallback_policy: FallbackPolicy::EmbeddedFallback,
+        metadata: ResponseMetadata {
+            proxy_id: Some(proxy_id),
+            region: None,
+            health_score: None,
+        },
+    };
+    match codec::postcard::encode(&response, out) {
+        Ok(n) => &out[..n],
+        Err(e) => fail(0, "setup", format_args!("encoding an answer: {}", e)),
+    }
 }
 
 // ---------------------------------------------------------------- checks and output
@@ -202,7 +223,8 @@ struct Sent {
     endpoint: usize,
     kind: TransmitKind,
     len: usize,
-    /// Objects in the body (counted by their `"exchange_id"` keys).
+    /// Messages in the body (a request, or a batch of feedback events),
+    /// decoded as the service decodes them.
     objects: usize,
     /// Whether the body names each exchange of the script.
     names: [bool; 3],
@@ -212,6 +234,36 @@ struct Sent {
 
 /// The exchanges of the script, in `Sent::names` order.
 const EXCHANGE_NAMES: [&str; 3] = ["binance", "coinbase", "kraken"];
+
+/// What a postcard body holds: how many messages, and which of the
+/// script's exchanges they name. A resolve carries one `ProxyRequest`; a
+/// feedback batch is `ProxyFeedback` messages one after another. Its own
+/// frame: the decoded messages (kilobytes) are not kept on the stack while
+/// `setup` builds the Resolver.
+#[inline(never)]
+fn read_body(kind: TransmitKind, body: &[u8]) -> Result<(usize, [bool; 3]), DecodeError> {
+    let mut names = [false; 3];
+    let mut note = |exchange: &ExchangeId| {
+        for (seen, name) in names.iter_mut().zip(EXCHANGE_NAMES) {
+            *seen |= exchange.as_str() == name;
+        }
+    };
+    let mut objects = 0;
+    if kind == TransmitKind::Resolve {
+        let request: ProxyRequest = codec::postcard::decode(body)?;
+        note(&request.exchange_id);
+        objects = 1;
+    } else {
+        let mut rest = body;
+        while !rest.is_empty() {
+            let (event, after) = codec::postcard::take::<ProxyFeedback>(rest)?;
+            note(&event.exchange_id);
+            objects += 1;
+            rest = after;
+        }
+    }
+    Ok((objects, names))
+}
 
 fn count(haystack: &[u8], needle: &[u8]) -> usize {
     haystack
@@ -274,18 +326,20 @@ impl Gateway {
                 }
                 Output::Transmit(t) => {
                     let body = &self.buf[..t.len];
-                    let mut names = [false; 3];
-                    for (seen, name) in names.iter_mut().zip(EXCHANGE_NAMES) {
-                        let mut key = heapless::String::<32>::new();
-                        let _ = write!(key, "\"exchange_id\":\"{name}\"");
-                        *seen = count(body, key.as_bytes()) > 0;
-                    }
+                    let (objects, names) = match read_body(t.kind, body) {
+                        Ok(read) => read,
+                        Err(e) => fail(
+                            self.step,
+                            self.name,
+                            format_args!("the {} body is not postcard: {}", t.kind.path(), e),
+                        ),
+                    };
                     let sent = Sent {
                         id: t.id,
                         endpoint: t.endpoint,
                         kind: t.kind,
                         len: t.len,
-                        objects: count(body, b"\"exchange_id\""),
+                        objects,
                         names,
                         leaks_secret: count(body, SECRET.as_bytes()) > 0,
                     };
@@ -461,6 +515,13 @@ fn main() -> ! {
     hprintln!("gateway-firmware: proxy-delegate-core on a Cortex-M4F");
     let g = setup();
     let setup_stack = footprint::stack_high_water();
+    if !footprint::within_reserve(setup_stack) {
+        hprintln!(
+            "setup: FAILED: building the Resolver took {} B of stack, past the reserve of memory.x (_stack_reserve): the statics next to the stack may be overwritten",
+            setup_stack
+        );
+        exit(false);
+    }
     footprint::paint_stack();
     hprintln!(
         "setup: resolver in a static ({} B), {} endpoints, embedded configuration of {} exchanges",
@@ -493,6 +554,9 @@ fn setup() -> &'static mut Gateway {
         Err(e) => fail(0, "setup", format_args!("external_service: {}", e)),
     };
     let mut config = delegation.config;
+    // The gateway speaks postcard (`application/x-postcard`): its core is
+    // built without the `json` feature.
+    config.wire = WireFormat::Postcard;
     // Health checks at fixed times, so the script's clock is easy to follow.
     config.endpoints.check_jitter_percent = 0;
     let resolver = RESOLVER.init_with(|| {
@@ -534,7 +598,7 @@ fn run(g: &mut Gateway) {
     );
     let kraken_http =
         ProxyRequest::new(exchange("kraken"), ConnectionType::Http, client_id.clone());
-    let mut body = heapless::String::<256>::new();
+    let mut body = [0u8; 256];
 
     // ---------------------------------------------------------------- 1. cache miss
     g.begin("cache miss");
