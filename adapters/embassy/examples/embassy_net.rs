@@ -22,17 +22,22 @@ use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 use proxy_delegate_core::ValidationError;
 use proxy_delegate_core::contract::WireFormat;
 use proxy_delegate_core::endpoints::EndpointConfig;
+use proxy_delegate_core::keep::Compact;
 use proxy_delegate_core::model::{
     ClientId, ConnectionType, ExchangeId, FeedbackEvent, ProxyFeedback, ProxyRequest, Timestamp,
 };
 use proxy_delegate_core::resolver::{Resolver, ResolverConfig};
+use proxy_delegate_core::storage::Inline;
 use proxy_delegate_embassy::{Auth, Buffers, Client, now};
 use static_cell::StaticCell;
 
 // The gateway profile: 32 cached routes, 2 endpoints, 32 feedback events,
-// 4 requests in flight, 8 waiting resolves.
-type GatewayResolver = Resolver<(), 32, 2, 32, 4, 8>;
-type GatewayClient = Client<'static, CriticalSectionRawMutex, (), 32, 2, 32, 4, 8>;
+// 4 requests in flight, 8 waiting resolves, its messages kept packed
+// (docs/gateway.md, "Whole or packed messages"), 8 events.
+type Keeping = Compact<128, 160, 96>;
+type GatewayResolver = Resolver<(), 32, 2, 32, 4, 8, Inline, Keeping, 8>;
+type GatewayClient =
+    Client<'static, CriticalSectionRawMutex, (), 32, 2, 32, 4, 8, Inline, Keeping, 8>;
 
 /// Calls to the service at once: a request, a feedback batch and a health
 /// check here. Each sender costs a transmit buffer (4 KiB) and an answer

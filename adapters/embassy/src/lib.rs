@@ -61,13 +61,18 @@
 //! use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 //! use proxy_delegate_core::endpoints::EndpointConfig;
 //! use proxy_delegate_core::model::{ClientId, ConnectionType, ExchangeId, ProxyRequest};
+//! use proxy_delegate_core::keep::Compact;
 //! use proxy_delegate_core::resolver::{Resolver, ResolverConfig};
+//! use proxy_delegate_core::storage::Inline;
 //! use proxy_delegate_embassy::{Auth, Buffers, Client};
 //! use static_cell::StaticCell;
 //!
-//! // 32 cached routes, 2 endpoints, 32 feedback events, 4 flights, 8 waiters.
-//! type Gateway = Resolver<(), 32, 2, 32, 4, 8>;
-//! type GatewayClient = Client<'static, CriticalSectionRawMutex, (), 32, 2, 32, 4, 8>;
+//! // 32 cached routes, 2 endpoints, 32 feedback events, 4 flights, 8 waiters,
+//! // messages kept packed (32 KiB in all), 8 events.
+//! type Keeping = Compact<128, 160, 96>;
+//! type Gateway = Resolver<(), 32, 2, 32, 4, 8, Inline, Keeping, 8>;
+//! type GatewayClient =
+//!     Client<'static, CriticalSectionRawMutex, (), 32, 2, 32, 4, 8, Inline, Keeping, 8>;
 //! const SENDERS: usize = 2;
 //!
 //! static RESOLVER: StaticCell<Gateway> = StaticCell::new();
