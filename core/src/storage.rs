@@ -68,7 +68,6 @@ pub struct Boxed;
 
 /// [`Inline`]'s array: `[T; N]` as a slice.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[repr(transparent)]
 pub struct InlineArray<T, const N: usize>([T; N]);
 
 impl<T, const N: usize> Deref for InlineArray<T, N> {
