@@ -618,7 +618,7 @@ fn loadavg() -> String {
         .unwrap_or_else(|_| "?".into())
 }
 
-fn run() {
+fn main() {
     let load_before = loadavg();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(WORKERS)
@@ -915,8 +915,4 @@ fn run() {
         fo.open.ns.len(),
         fo.open_source
     );
-}
-
-fn main() {
-    run();
 }

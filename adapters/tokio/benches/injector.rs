@@ -535,7 +535,7 @@ fn print_group(title: &str, contenders: &[Contender<'_>]) {
 
 // ---------------------------------------------------------------- main
 
-fn run() {
+fn main() {
     let load_before = loadavg();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(WORKERS)
@@ -718,8 +718,4 @@ fn run() {
         echo.opened(),
         echo.upgraded()
     );
-}
-
-fn main() {
-    run();
 }
