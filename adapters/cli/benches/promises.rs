@@ -68,10 +68,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::ServeProcess;
+use common::BIN;
 use proxy_delegate_config::Settings;
 use proxy_delegate_core::model::{ClientId, ConnectionType};
 use proxy_delegate_core::resolver::Source;
+use proxy_delegate_test_support::ServeProcess;
 use proxy_delegate_tokio::{
     HttpTransport, InjectorConfig, ProxyInjector, ProxyServiceClient, TransportConfig,
 };
@@ -206,7 +207,7 @@ fn start_service(config: &Path, listen: &str) -> ServeProcess {
     let mut last = String::new();
     // A restart on the same port: retried while the port is still taken.
     for _ in 0..50 {
-        match ServeProcess::try_start(&args, &[]) {
+        match ServeProcess::try_start(BIN, &args, &[]) {
             Ok(s) => return s,
             Err(e) => last = e,
         }

@@ -34,7 +34,8 @@ use proxy_delegate_tokio::{ClientError, ProxyServiceClient};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 
-use common::ServeProcess;
+use common::BIN;
+use proxy_delegate_test_support::{ServeProcess, metric_sum};
 
 /// The client's token, known to the service.
 const TOKEN: &str = "tok-good-e2e-5b1f0c77";
@@ -154,7 +155,7 @@ async fn start_service(config: &Path, listen: SocketAddr) -> ServeProcess {
         ];
         let mut last = String::new();
         for _ in 0..10 {
-            match ServeProcess::try_start(&args, &[]) {
+            match ServeProcess::try_start(BIN, &args, &[]) {
                 Ok(s) => return s,
                 Err(e) => {
                     last = e;
@@ -203,23 +204,6 @@ async fn service_metrics(base: &str) -> String {
         .expect("GET /metrics");
     assert_eq!(r.status(), reqwest::StatusCode::OK);
     r.text().await.expect("the metrics text")
-}
-
-/// The sum of the samples of `name` whose labels include every `labels`
-/// pair (OpenMetrics text).
-fn metric_sum(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| {
-            let (series, value) = l.rsplit_once(' ')?;
-            let (n, label_text) = series.split_once('{').unwrap_or((series, ""));
-            let matches = n == name
-                && labels
-                    .iter()
-                    .all(|(k, v)| label_text.contains(&format!("{k}=\"{v}\"")));
-            matches.then(|| value.parse::<f64>().ok()).flatten()
-        })
-        .sum()
 }
 
 // ------------------------------------------------------------ the client

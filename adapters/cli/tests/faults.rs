@@ -54,12 +54,12 @@ use proxy_delegate_core::resolver::Source;
 use proxy_delegate_tokio::ProxyServiceClient;
 use tokio::time::Instant;
 
-use common::ServeProcess;
 use harness::{
     Expect, FAULT, Rig, Session, TAIL, check, check_received, client_counter, echo, log_lines_with,
     proxy_addr, recovery_bound,
 };
 use load::{Figures, ResolveSample};
+use proxy_delegate_test_support::{ServeProcess, metric_sum};
 use relay::{Mode, Relay};
 use rig::{BREAKER_OPEN, CLIENTS, Endpoints, OPS_TOKEN, REQUEST_TIMEOUT};
 
@@ -247,7 +247,7 @@ async fn the_service_frozen_then_resumed() {
 /// `status`.
 async fn requests_with_status(service: &ServeProcess, status: &str) -> f64 {
     let text = rig::service_metrics(&service.url()).await;
-    rig::metric_sum(
+    metric_sum(
         &text,
         "proxy_delegate_http_requests_total",
         &[("route", "/api/v1/proxy/request"), ("status", status)],

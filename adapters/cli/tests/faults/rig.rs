@@ -16,8 +16,9 @@ use proxy_delegate_tokio::{
     HttpTransport, InjectorConfig, ProxyInjector, ProxyServiceClient, TransportConfig,
 };
 
-use crate::common::ServeProcess;
+use crate::common::BIN;
 use crate::proxies::{Microsocks, Tinyproxy};
+use proxy_delegate_test_support::{ServeProcess, metric_sum};
 
 /// The client's bearer token at the service (client `feed`).
 pub(crate) const TOKEN: &str = "tok-faults-feed-7c21e93b";
@@ -150,7 +151,7 @@ pub(crate) async fn start_service(config: &Path, listen: SocketAddr) -> ServePro
         ];
         let mut last = String::new();
         for _ in 0..20 {
-            match ServeProcess::try_start(&args, &[]) {
+            match ServeProcess::try_start(BIN, &args, &[]) {
                 Ok(s) => return s,
                 Err(e) => {
                     last = e;
@@ -189,23 +190,6 @@ pub(crate) async fn service_metrics(base: &str) -> String {
         r.status()
     );
     r.text().await.expect("the metrics text")
-}
-
-/// The sum of the samples of `name` whose labels include every `labels`
-/// pair (OpenMetrics text).
-pub(crate) fn metric_sum(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| {
-            let (series, value) = l.rsplit_once(' ')?;
-            let (n, label_text) = series.split_once('{').unwrap_or((series, ""));
-            let matches = n == name
-                && labels
-                    .iter()
-                    .all(|(k, v)| label_text.contains(&format!("{k}=\"{v}\"")));
-            matches.then(|| value.parse::<f64>().ok()).flatten()
-        })
-        .sum()
 }
 
 /// Feedback events the service took from any client: applied, plus those
