@@ -16,8 +16,6 @@
 
 mod common;
 
-use std::ffi::OsStr;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -34,8 +32,8 @@ use proxy_delegate_tokio::{ClientError, ProxyServiceClient};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 
-use common::BIN;
-use proxy_delegate_test_support::{ServeProcess, metric_sum};
+use common::{any_port, start_service};
+use proxy_delegate_test_support::metric_sum;
 
 /// The client's token, known to the service.
 const TOKEN: &str = "tok-good-e2e-5b1f0c77";
@@ -139,39 +137,6 @@ fn assert_secret_free(what: &str, text: &str) {
 }
 
 // ------------------------------------------------------------ the service
-
-/// Starts the service on `listen` (port 0: any free port), retrying a few
-/// times should the port be taken for a moment (a restart on the same port).
-async fn start_service(config: &Path, listen: SocketAddr) -> ServeProcess {
-    let config = config.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let listen_text = listen.to_string();
-        let args = [
-            OsStr::new("serve"),
-            OsStr::new("--config"),
-            config.as_os_str(),
-            OsStr::new("--listen"),
-            OsStr::new(&listen_text),
-        ];
-        let mut last = String::new();
-        for _ in 0..10 {
-            match ServeProcess::try_start(BIN, &args, &[]) {
-                Ok(s) => return s,
-                Err(e) => {
-                    last = e;
-                    std::thread::sleep(Duration::from_millis(300));
-                }
-            }
-        }
-        panic!("the service did not start on {listen}: {last}");
-    })
-    .await
-    .expect("the starting thread")
-}
-
-fn any_port() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 0))
-}
 
 /// A service configuration: one client (`feed`) with `token`, the
 /// [`INVENTORY`] (the first proxy with a password).

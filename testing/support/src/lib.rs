@@ -4,6 +4,7 @@
 //!   as a child process, started with a configuration file, its address
 //!   read from its `listening on http://` line; killed and reaped on drop,
 //!   so that a failing test never leaks one. Every wait has a deadline.
+//!   [`ServeProcess::with_config_on`] restarts it on a given address.
 //! * [`metric_sum`]: the sum of a metric's samples in a Prometheus /
 //!   OpenMetrics text.
 //! * [`write_config`] and [`workspace_binary`].
@@ -24,6 +25,10 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long one HTTP exchange with the service may take ([`ServeProcess::metrics`]).
 pub const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long [`ServeProcess::with_config_on`] keeps trying (the attempts'
+/// pauses; each attempt has [`START_TIMEOUT`] of its own).
+pub const RESTART_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The line the service prints once it accepts connections, before its
 /// address.
@@ -175,6 +180,37 @@ impl ServeProcess {
             &["serve", "--config", path, "--listen", "127.0.0.1:0"],
             &[],
         )
+    }
+
+    /// `bin serve --config <config> --listen <listen>`, retrying for about
+    /// [`RESTART_TIMEOUT`] while it does not start: a restart on the port
+    /// of a process just killed may find it still taken for a moment.
+    /// Blocks the thread.
+    ///
+    /// # Panics
+    ///
+    /// When it has not started by then, with the last attempt's stderr.
+    pub fn with_config_on(bin: impl AsRef<Path>, config: &Path, listen: SocketAddr) -> Self {
+        let bin = bin.as_ref();
+        let listen_text = listen.to_string();
+        let args = [
+            OsStr::new("serve"),
+            OsStr::new("--config"),
+            config.as_os_str(),
+            OsStr::new("--listen"),
+            OsStr::new(&listen_text),
+        ];
+        let pause = Duration::from_millis(100);
+        let attempts = RESTART_TIMEOUT.as_millis() / pause.as_millis();
+        let mut last = String::new();
+        for _ in 0..attempts {
+            match Self::try_start(bin, &args, &[]) {
+                Ok(server) => return server,
+                Err(e) => last = e,
+            }
+            std::thread::sleep(pause);
+        }
+        panic!("the service did not start on {listen}: {last}");
     }
 
     /// [`with_config`](Self::with_config) on a new TOML file holding `text`
@@ -341,6 +377,51 @@ mod tests {
         requests_total_other{endpoint=\"a\",outcome=\"ok\"} 100\n\
         up 1\n\
         broken{endpoint=\"a\"} NaN-ish\n";
+
+    /// The harness against the real binary (the workspace's: `cargo test
+    /// --workspace` builds it): its address, its metrics, its end.
+    #[test]
+    fn the_real_service_starts_answers_and_is_killed() {
+        let config = "[[proxies]]\nid = \"px-1\"\nurl = \"http://192.0.2.1:3128\"\n\n\
+                      [[proxies]]\nid = \"px-2\"\nurl = \"http://192.0.2.2:3128\"\n";
+        let mut serve = ServeProcess::with_toml_config(workspace_binary(), config);
+        let file = serve
+            .config
+            .as_ref()
+            .expect("it owns its file")
+            .to_path_buf();
+        assert!(file.is_file());
+        assert!(serve.addr().ip().is_loopback());
+        assert_ne!(serve.addr().port(), 0);
+        assert_eq!(serve.url(), format!("http://{}", serve.addr()));
+        let metrics = serve.metrics();
+        assert_eq!(
+            metric_sum(&metrics, "proxy_delegate_pool_proxies", &[]),
+            2.0
+        );
+        assert_eq!(
+            metric_sum(
+                &metrics,
+                "proxy_delegate_proxy_health_score",
+                &[("proxy", "px-2")]
+            ),
+            1.0
+        );
+        assert!(serve.try_wait().is_none(), "{}", serve.stderr_text());
+        serve.kill();
+        assert!(serve.try_wait().is_some());
+        assert!(TcpStream::connect(serve.addr()).is_err(), "nothing listens");
+        drop(serve);
+        assert!(!file.exists(), "{} is removed", file.display());
+    }
+
+    #[test]
+    fn a_service_that_does_not_start_is_an_error_with_its_stderr() {
+        let e = ServeProcess::try_start(workspace_binary(), &["serve", "--no-such-flag"], &[])
+            .expect_err("no listening line");
+        assert!(e.contains("no `listening on` line"), "{e}");
+        assert!(e.contains("--no-such-flag"), "{e}");
+    }
 
     #[test]
     fn metric_sum_adds_the_samples_whose_labels_match() {

@@ -7,6 +7,8 @@
 #![allow(dead_code)]
 
 use std::io::Read as _;
+use std::net::SocketAddr;
+use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -20,6 +22,21 @@ pub(crate) const EXIT_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// How long one HTTP exchange with the service may take.
 pub(crate) const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// [`ServeProcess::with_config_on`] on a blocking thread: `serve --config
+/// <config> --listen <listen>` (port 0: any free port), retried should the
+/// port be taken for a moment (a restart on the same port).
+pub(crate) async fn start_service(config: &Path, listen: SocketAddr) -> ServeProcess {
+    let config = config.to_owned();
+    tokio::task::spawn_blocking(move || ServeProcess::with_config_on(BIN, &config, listen))
+        .await
+        .expect("the starting thread")
+}
+
+/// `127.0.0.1:0`: any free port on the loopback.
+pub(crate) fn any_port() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
 
 /// The log of `server` once it contains `needle` (it is read on another
 /// thread), waiting at most 10 s without blocking the runtime.

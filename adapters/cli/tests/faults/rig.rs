@@ -4,8 +4,6 @@
 //! scenario lasts seconds) and its injector, and reads of the service's
 //! `/metrics` and `/api/v1/proxies`.
 
-use std::ffi::OsStr;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,9 +14,8 @@ use proxy_delegate_tokio::{
     HttpTransport, InjectorConfig, ProxyInjector, ProxyServiceClient, TransportConfig,
 };
 
-use crate::common::BIN;
 use crate::proxies::{Microsocks, Tinyproxy};
-use proxy_delegate_test_support::{ServeProcess, metric_sum};
+use proxy_delegate_test_support::metric_sum;
 
 /// The client's bearer token at the service (client `feed`).
 pub(crate) const TOKEN: &str = "tok-faults-feed-7c21e93b";
@@ -133,40 +130,6 @@ pub(crate) fn service_config(dir: &Path, name: &str, proxies: &Proxies, prefix: 
     let path = dir.join(format!("{name}.toml"));
     write_service_config(&path, &CLIENTS, &proxies.inventory(prefix));
     path
-}
-
-/// Starts `proxy-delegate serve --config <config> --listen <listen>` (port
-/// 0: any), retrying a few times should the port still be taken (a restart
-/// on the same port).
-pub(crate) async fn start_service(config: &Path, listen: SocketAddr) -> ServeProcess {
-    let config = config.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let listen_text = listen.to_string();
-        let args = [
-            OsStr::new("serve"),
-            OsStr::new("--config"),
-            config.as_os_str(),
-            OsStr::new("--listen"),
-            OsStr::new(&listen_text),
-        ];
-        let mut last = String::new();
-        for _ in 0..20 {
-            match ServeProcess::try_start(BIN, &args, &[]) {
-                Ok(s) => return s,
-                Err(e) => {
-                    last = e;
-                    std::thread::sleep(Duration::from_millis(200));
-                }
-            }
-        }
-        panic!("the service did not start on {listen}: {last}");
-    })
-    .await
-    .expect("the starting thread")
-}
-
-pub(crate) fn any_port() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 0))
 }
 
 fn http() -> reqwest::Client {
