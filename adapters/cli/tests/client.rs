@@ -32,7 +32,7 @@ use proxy_delegate_tokio::{ClientError, ProxyServiceClient};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 
-use common::{any_port, start_service};
+use common::{any_port, http_client, start_service};
 use proxy_delegate_test_support::metric_sum;
 
 /// The client's token, known to the service.
@@ -152,17 +152,9 @@ fn write_service_config(dir: &Path, token: &str) -> PathBuf {
     path
 }
 
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("an HTTP client")
-}
-
 /// The service's `/metrics` (open without credentials by default).
 async fn service_metrics(base: &str) -> String {
-    let r = http()
+    let r = http_client()
         .get(format!("{base}/metrics"))
         .send()
         .await
@@ -631,7 +623,7 @@ async fn server_errors_and_malformed_answers_fall_back_by_the_deadline() {
     observe();
     for canned in [Canned::Unavailable, Canned::Malformed] {
         let (url, hits) = fake_service(canned, true).await;
-        let health = http()
+        let health = http_client()
             .get(format!("{url}/health"))
             .send()
             .await

@@ -14,6 +14,7 @@ use proxy_delegate_tokio::{
     HttpTransport, InjectorConfig, ProxyInjector, ProxyServiceClient, TransportConfig,
 };
 
+use crate::common::http_client;
 use crate::proxies::{Microsocks, Tinyproxy};
 use proxy_delegate_test_support::metric_sum;
 
@@ -132,17 +133,9 @@ pub(crate) fn service_config(dir: &Path, name: &str, proxies: &Proxies, prefix: 
     path
 }
 
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("an HTTP client")
-}
-
 /// The service's `/metrics` (open without credentials).
 pub(crate) async fn service_metrics(base: &str) -> String {
-    let r = http()
+    let r = http_client()
         .get(format!("{base}/metrics"))
         .send()
         .await
@@ -166,7 +159,7 @@ pub(crate) async fn service_feedback_received(base: &str) -> f64 {
 
 /// `GET /api/v1/proxies` with the `ops` token: the row of proxy `id`.
 pub(crate) async fn proxy_row(base: &str, id: &str) -> serde_json::Value {
-    let r = http()
+    let r = http_client()
         .get(format!("{base}/api/v1/proxies"))
         .bearer_auth(OPS_TOKEN)
         .send()
