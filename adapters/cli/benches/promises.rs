@@ -68,10 +68,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::ServeProcess;
+use common::{BIN, any_port};
 use proxy_delegate_config::Settings;
 use proxy_delegate_core::model::{ClientId, ConnectionType};
 use proxy_delegate_core::resolver::Source;
+use proxy_delegate_test_support::ServeProcess;
 use proxy_delegate_tokio::{
     HttpTransport, InjectorConfig, ProxyInjector, ProxyServiceClient, TransportConfig,
 };
@@ -195,26 +196,6 @@ fn write_service_config(path: &Path) {
     std::fs::write(path, text).expect("write the service configuration");
 }
 
-fn start_service(config: &Path, listen: &str) -> ServeProcess {
-    let args = [
-        "serve",
-        "--config",
-        config.to_str().expect("a UTF-8 path"),
-        "--listen",
-        listen,
-    ];
-    let mut last = String::new();
-    // A restart on the same port: retried while the port is still taken.
-    for _ in 0..50 {
-        match ServeProcess::try_start(&args, &[]) {
-            Ok(s) => return s,
-            Err(e) => last = e,
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("the service did not start on {listen}: {last}");
-}
-
 /// The client's `config.yaml`: the embedded default proxy for both
 /// connection types, and delegation to `endpoint` with every other
 /// `external_service` key at its default.
@@ -320,8 +301,8 @@ async fn run() -> String {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let config = dir.path().join("service.toml");
     write_service_config(&config);
-    let mut service = start_service(&config, "127.0.0.1:0");
-    let listen = service.addr().to_string();
+    let mut service = ServeProcess::with_config_on(BIN, &config, any_port());
+    let listen = service.addr();
     let endpoint = service.url();
 
     let client = build_client(client_settings(&endpoint));
@@ -368,7 +349,7 @@ async fn run() -> String {
         let down_end = Instant::now();
         let resumed = Instant::now();
         match fault {
-            Fault::Refused => service = start_service(&config, &listen),
+            Fault::Refused => service = ServeProcess::with_config_on(BIN, &config, listen),
             Fault::Hung => service.signal("CONT"),
         }
         let restarted_in = resumed.elapsed();

@@ -7,7 +7,8 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-use common::{BIN, ServeProcess};
+use common::BIN;
+use proxy_delegate_test_support::ServeProcess;
 
 struct Dir(tempfile::TempDir);
 
@@ -509,7 +510,7 @@ fn resolve_asks_the_service_and_falls_back_when_it_is_down() {
     assert!(!stdout(&o).contains("hunter2") && !stderr(&o).contains("hunter2"));
     // The real service answers, then the cache (the real service binary on
     // a free loopback port, killed on drop).
-    let serve = ServeProcess::start(&["serve", "--listen", "127.0.0.1:0"], &[]);
+    let serve = ServeProcess::start(BIN, &["serve", "--listen", "127.0.0.1:0"], &[]);
     let up = d.file("up.yaml", &config(&serve.url()));
     let a = args(&up);
     let o = run(&a.iter().map(String::as_str).collect::<Vec<_>>(), &[]);

@@ -16,8 +16,6 @@
 
 mod common;
 
-use std::ffi::OsStr;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -34,7 +32,8 @@ use proxy_delegate_tokio::{ClientError, ProxyServiceClient};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 
-use common::ServeProcess;
+use common::{any_port, http_client, start_service};
+use proxy_delegate_test_support::metric_sum;
 
 /// The client's token, known to the service.
 const TOKEN: &str = "tok-good-e2e-5b1f0c77";
@@ -139,39 +138,6 @@ fn assert_secret_free(what: &str, text: &str) {
 
 // ------------------------------------------------------------ the service
 
-/// Starts the service on `listen` (port 0: any free port), retrying a few
-/// times should the port be taken for a moment (a restart on the same port).
-async fn start_service(config: &Path, listen: SocketAddr) -> ServeProcess {
-    let config = config.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let listen_text = listen.to_string();
-        let args = [
-            OsStr::new("serve"),
-            OsStr::new("--config"),
-            config.as_os_str(),
-            OsStr::new("--listen"),
-            OsStr::new(&listen_text),
-        ];
-        let mut last = String::new();
-        for _ in 0..10 {
-            match ServeProcess::try_start(&args, &[]) {
-                Ok(s) => return s,
-                Err(e) => {
-                    last = e;
-                    std::thread::sleep(Duration::from_millis(300));
-                }
-            }
-        }
-        panic!("the service did not start on {listen}: {last}");
-    })
-    .await
-    .expect("the starting thread")
-}
-
-fn any_port() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 0))
-}
-
 /// A service configuration: one client (`feed`) with `token`, the
 /// [`INVENTORY`] (the first proxy with a password).
 fn write_service_config(dir: &Path, token: &str) -> PathBuf {
@@ -186,40 +152,15 @@ fn write_service_config(dir: &Path, token: &str) -> PathBuf {
     path
 }
 
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("an HTTP client")
-}
-
 /// The service's `/metrics` (open without credentials by default).
 async fn service_metrics(base: &str) -> String {
-    let r = http()
+    let r = http_client()
         .get(format!("{base}/metrics"))
         .send()
         .await
         .expect("GET /metrics");
     assert_eq!(r.status(), reqwest::StatusCode::OK);
     r.text().await.expect("the metrics text")
-}
-
-/// The sum of the samples of `name` whose labels include every `labels`
-/// pair (OpenMetrics text).
-fn metric_sum(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| {
-            let (series, value) = l.rsplit_once(' ')?;
-            let (n, label_text) = series.split_once('{').unwrap_or((series, ""));
-            let matches = n == name
-                && labels
-                    .iter()
-                    .all(|(k, v)| label_text.contains(&format!("{k}=\"{v}\"")));
-            matches.then(|| value.parse::<f64>().ok()).flatten()
-        })
-        .sum()
 }
 
 // ------------------------------------------------------------ the client
@@ -682,7 +623,7 @@ async fn server_errors_and_malformed_answers_fall_back_by_the_deadline() {
     observe();
     for canned in [Canned::Unavailable, Canned::Malformed] {
         let (url, hits) = fake_service(canned, true).await;
-        let health = http()
+        let health = http_client()
             .get(format!("{url}/health"))
             .send()
             .await

@@ -22,8 +22,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use common::{BIN, ServeProcess};
+use common::BIN;
 use proxies::{Microsocks, Tinyproxy};
+use proxy_delegate_test_support::ServeProcess;
 use targets::{TestPki, http_target, ws_echo};
 
 /// Credentials of the proxies (tinyproxy takes only `[-A-Za-z0-9._]`).
@@ -605,6 +606,7 @@ async fn the_service_routes_and_gets_the_feedback() {
         let file = service_file.to_str().expect("a UTF-8 path").to_owned();
         tokio::task::spawn_blocking(move || {
             ServeProcess::start(
+                BIN,
                 &["serve", "--config", &file, "--listen", "127.0.0.1:0"],
                 &[],
             )

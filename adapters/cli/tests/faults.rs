@@ -54,12 +54,12 @@ use proxy_delegate_core::resolver::Source;
 use proxy_delegate_tokio::ProxyServiceClient;
 use tokio::time::Instant;
 
-use common::ServeProcess;
 use harness::{
     Expect, FAULT, Rig, Session, TAIL, check, check_received, client_counter, echo, log_lines_with,
     proxy_addr, recovery_bound,
 };
 use load::{Figures, ResolveSample};
+use proxy_delegate_test_support::{ServeProcess, metric_sum};
 use relay::{Mode, Relay};
 use rig::{BREAKER_OPEN, CLIENTS, Endpoints, OPS_TOKEN, REQUEST_TIMEOUT};
 
@@ -70,7 +70,7 @@ use rig::{BREAKER_OPEN, CLIENTS, Endpoints, OPS_TOKEN, REQUEST_TIMEOUT};
 async fn relay_scenario(name: &'static str, mode: Mode) -> (Figures, String) {
     let rig = Rig::start().await;
     let config = rig.service_config("service", "p");
-    let service = rig::start_service(&config, rig::any_port()).await;
+    let service = common::start_service(&config, common::any_port()).await;
     let relay = Relay::start(service.addr()).await;
     let h = rig.client(Endpoints::List(vec![relay.url()]));
     h.warm_up().await;
@@ -182,7 +182,7 @@ async fn the_path_to_the_service_black_holed() {
 async fn the_service_killed_then_restarted() {
     let rig = Rig::start().await;
     let config = rig.service_config("service", "p");
-    let mut service = rig::start_service(&config, rig::any_port()).await;
+    let mut service = common::start_service(&config, common::any_port()).await;
     let addr = service.addr();
     let h = rig.client(Endpoints::List(vec![service.url()]));
     h.warm_up().await;
@@ -191,7 +191,7 @@ async fn the_service_killed_then_restarted() {
     tokio::task::block_in_place(|| service.kill());
     tokio::time::sleep(FAULT).await;
     // The same port again: the client's endpoint is unchanged.
-    let restarted = rig::start_service(&config, addr).await;
+    let restarted = common::start_service(&config, addr).await;
     let end = Instant::now();
     h.recover(end, Duration::from_secs(15)).await;
 
@@ -216,7 +216,7 @@ async fn the_service_killed_then_restarted() {
 async fn the_service_frozen_then_resumed() {
     let rig = Rig::start().await;
     let config = rig.service_config("service", "p");
-    let service = rig::start_service(&config, rig::any_port()).await;
+    let service = common::start_service(&config, common::any_port()).await;
     let h = rig.client(Endpoints::List(vec![service.url()]));
     h.warm_up().await;
 
@@ -247,7 +247,7 @@ async fn the_service_frozen_then_resumed() {
 /// `status`.
 async fn requests_with_status(service: &ServeProcess, status: &str) -> f64 {
     let text = rig::service_metrics(&service.url()).await;
-    rig::metric_sum(
+    metric_sum(
         &text,
         "proxy_delegate_http_requests_total",
         &[("route", "/api/v1/proxy/request"), ("status", status)],
@@ -278,7 +278,7 @@ async fn reload(service: &ServeProcess, n: usize) {
 async fn the_clients_token_revoked_mid_run() {
     let rig = Rig::start().await;
     let config = rig.service_config("service", "p");
-    let service = rig::start_service(&config, rig::any_port()).await;
+    let service = common::start_service(&config, common::any_port()).await;
     let url = service.url();
     let h = rig.client(Endpoints::List(vec![url.clone()]));
     h.warm_up().await;
@@ -353,8 +353,8 @@ async fn the_clients_token_revoked_mid_run() {
 async fn one_of_two_endpoints_down() {
     let rig = Rig::start().await;
     let config = rig.service_config("service", "p");
-    let mut first = rig::start_service(&config, rig::any_port()).await;
-    let second = rig::start_service(&config, rig::any_port()).await;
+    let mut first = common::start_service(&config, common::any_port()).await;
+    let second = common::start_service(&config, common::any_port()).await;
     let h = rig.client(Endpoints::List(vec![first.url(), second.url()]));
     h.warm_up().await;
 
@@ -411,8 +411,8 @@ async fn the_srv_record_moved_to_a_new_endpoint() {
     let rig = Rig::start().await;
     let config_a = rig.service_config("service-a", "a");
     let config_b = rig.service_config("service-b", "b");
-    let mut a = rig::start_service(&config_a, rig::any_port()).await;
-    let b = rig::start_service(&config_b, rig::any_port()).await;
+    let mut a = common::start_service(&config_a, common::any_port()).await;
+    let b = common::start_service(&config_b, common::any_port()).await;
     let (port_a, port_b) = (a.addr().port(), b.addr().port());
     let dns = tokio::task::block_in_place(|| {
         dnsmasq::Dnsmasq::start(&srv_records("svc-a.pd.test", port_a))
@@ -509,7 +509,7 @@ async fn the_srv_record_moved_to_a_new_endpoint() {
 async fn proxy_killed(name: &'static str, strict: bool) {
     let mut rig = Rig::start().await;
     let config = rig.service_config("service", "p");
-    let service = rig::start_service(&config, rig::any_port()).await;
+    let service = common::start_service(&config, common::any_port()).await;
     let h = rig.client(Endpoints::List(vec![service.url()]));
     h.warm_up().await;
     let dead = format!("127.0.0.1:{}", rig.proxies.socks_a.port());

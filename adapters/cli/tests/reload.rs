@@ -11,7 +11,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{EXIT_TIMEOUT, ServeProcess, http_client, proxy_ids, run_to_end, write_config};
+use common::{BIN, EXIT_TIMEOUT, http_client, proxy_ids, run_to_end};
+use proxy_delegate_test_support::{ServeProcess, write_config};
 
 /// The service's log once it holds `n` lines containing `needle`, waiting
 /// at most 10 s.
@@ -57,7 +58,7 @@ async fn a_hostile_file_on_sighup_is_refused_and_sigterm_still_stops_at_once() {
     let path = dir.path().join("service.yaml");
     let good = "clients:\n- {name: feed, bearer_tokens: [tok-1]}\nproxies:\n- {id: px-1, url: 'http://192.0.2.1:3128'}\n";
     write_config(&path, good);
-    let mut server = ServeProcess::with_config(&path);
+    let mut server = ServeProcess::with_config(BIN, &path);
     let http = http_client();
     assert_eq!(proxy_ids(&http, &server, Some("tok-1")).await, ["px-1"]);
 
@@ -111,7 +112,7 @@ async fn a_restart_only_change_is_named_on_reload() {
         )
     };
     write_config(&path, &file(100, "px-1"));
-    let server = ServeProcess::with_config(&path);
+    let server = ServeProcess::with_config(BIN, &path);
     let http = http_client();
     assert_eq!(proxy_ids(&http, &server, Some("tok-1")).await, ["px-1"]);
 
@@ -152,7 +153,7 @@ async fn no_authentication_on_a_public_address_must_be_chosen() {
     assert!(stderr.contains("no client is configured"), "{stderr}");
 
     // On loopback it runs, and says that authentication is off.
-    let mut server = ServeProcess::with_config(&path);
+    let mut server = ServeProcess::with_config(BIN, &path);
     let log = server.stderr_text();
     assert!(log.contains("authentication is off"), "{log}");
     server.signal("TERM");

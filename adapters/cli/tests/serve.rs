@@ -14,9 +14,8 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-use common::{
-    EXIT_TIMEOUT, HTTP_TIMEOUT, ServeProcess, http_client, proxy_ids, run_to_end, write_config,
-};
+use common::{BIN, EXIT_TIMEOUT, HTTP_TIMEOUT, http_client, proxy_ids, run_to_end, stderr_with};
+use proxy_delegate_test_support::{ServeProcess, write_config};
 
 const REQUEST_JSON: &str = r#"{"exchange_id":"binance","connection_type":"websocket","region":"us-east-1","client_id":"cryptofeed-instance-123"}"#;
 const FEEDBACK_JSON: &str = r#"{"proxy_url":"socks5://user:pass@proxy-server:1080","exchange_id":"binance","connection_type":"websocket","success":true,"latency_ms":45,"error_details":null,"timestamp":"2024-09-23T10:30:00Z","client_id":"cryptofeed-instance-123"}"#;
@@ -31,7 +30,7 @@ fn config_with(token: &str, proxies: &[(&str, &str)]) -> String {
 
 #[tokio::test]
 async fn serve_without_config_serves_the_demo_inventory() {
-    let mut server = ServeProcess::start(&["serve", "--listen", "127.0.0.1:0"], &[]);
+    let mut server = ServeProcess::start(BIN, &["serve", "--listen", "127.0.0.1:0"], &[]);
     let log = server.stderr_text();
     assert!(
         log.contains("notice: no --config given") && log.contains("WITHOUT authentication"),
@@ -133,6 +132,7 @@ async fn serve_takes_a_token_from_the_environment() {
         &config_with(&format!("${{{var}}}"), &[("px-1", "http://192.0.2.1:3128")]),
     );
     let server = ServeProcess::start(
+        BIN,
         &[
             "serve",
             "--config",
@@ -168,7 +168,7 @@ async fn serve_takes_a_token_from_the_environment() {
         .unwrap();
     assert_eq!(r.status(), reqwest::StatusCode::UNAUTHORIZED);
     // The log says what was refused and why, and never a token, good or bad.
-    let log = server.stderr_with("unknown bearer token").await;
+    let log = stderr_with(&server, "unknown bearer token").await;
     assert!(log.contains("request refused"), "{log}");
     assert!(log.contains("unknown bearer token"), "{log}");
     assert!(!log.contains("tok-from-env"), "{log}");
@@ -195,7 +195,7 @@ async fn sighup_reloads_the_file() {
             ],
         ),
     );
-    let server = ServeProcess::with_config(&path);
+    let server = ServeProcess::with_config(BIN, &path);
     let http = http_client();
     // Answered: the signal handlers are installed (they are set up before
     // the first connection is served).
@@ -265,7 +265,7 @@ async fn sighup_reloads_the_file() {
 
 #[tokio::test]
 async fn sigterm_finishes_the_request_in_flight_then_exits_0() {
-    let mut server = ServeProcess::start(&["serve", "--listen", "127.0.0.1:0"], &[]);
+    let mut server = ServeProcess::start(BIN, &["serve", "--listen", "127.0.0.1:0"], &[]);
     let addr = server.addr();
     let http = http_client();
     let r = http.get(server.url_for("/health")).send().await.unwrap();

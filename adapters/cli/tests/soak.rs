@@ -20,8 +20,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use common::{BIN, ServeProcess};
+use common::BIN;
 use proxies::Microsocks;
+use proxy_delegate_test_support::ServeProcess;
 use targets::ws_echo;
 
 /// Credentials of microsocks.
@@ -276,6 +277,7 @@ async fn soak_goes_on_when_the_service_is_killed() {
         let file = service_file.to_str().expect("a UTF-8 path").to_owned();
         tokio::task::spawn_blocking(move || {
             ServeProcess::start(
+                BIN,
                 &["serve", "--config", &file, "--listen", "127.0.0.1:0"],
                 &[],
             )

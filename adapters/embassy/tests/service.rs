@@ -34,7 +34,8 @@ use proxy_delegate_core::settings::Secret;
 use proxy_delegate_core::storage::Inline;
 use proxy_delegate_embassy::{Auth, Buffers, Client, Failure, Stats, now};
 
-use common::{INVENTORY, Serve, TOKEN, metric_sum, on_embassy};
+use common::{INVENTORY, TOKEN, on_embassy, start_service};
+use proxy_delegate_test_support::metric_sum;
 
 /// The embedded configuration's proxy (with a password).
 const EMBEDDED_PROXY: &str = "http://gw:pw-embedded-77@127.0.0.1:3128";
@@ -181,7 +182,7 @@ async fn delegation(client: &'static GatewayClient, tx: mpsc::Sender<Result<Dele
 }
 
 fn delegates_caches_and_reports(wire: WireFormat) {
-    let serve = Serve::start();
+    let serve = start_service();
     let url = serve.url();
     let seen = on_embassy(SCENARIO_BOUND, move |spawner: Spawner, tx| {
         let client = client(&url, |c| {
@@ -331,7 +332,7 @@ async fn fallback(
 
 #[test]
 fn falls_back_to_stale_embedded_and_direct_when_the_service_is_killed() {
-    let mut serve = Serve::start();
+    let mut serve = start_service();
     let url = serve.url();
     let (kill_tx, kill_rx) = mpsc::channel();
     let (killed_tx, killed_rx) = mpsc::channel();

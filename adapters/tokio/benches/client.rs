@@ -15,7 +15,7 @@
 //!    a bare `tokio::net::TcpStream::connect` to the same port (the floor).
 //!
 //! ```text
-//! CARGO_TARGET_DIR=/work/target-d cargo bench -p proxy-delegate-tokio --bench client
+//! cargo bench -p proxy-delegate-tokio --bench client
 //! ```
 //!
 //! The service of parts 1 and 2 is an in-process [`Transport`] that answers
@@ -618,7 +618,7 @@ fn loadavg() -> String {
         .unwrap_or_else(|_| "?".into())
 }
 
-fn run() {
+fn main() {
     let load_before = loadavg();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(WORKERS)
@@ -915,8 +915,4 @@ fn run() {
         fo.open.ns.len(),
         fo.open_source
     );
-}
-
-fn main() {
-    run();
 }

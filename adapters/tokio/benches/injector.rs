@@ -25,7 +25,7 @@
 //! included: such a group measures the kernel's timer, not the tunnel.
 //!
 //! ```text
-//! CARGO_TARGET_DIR=/work/target-c cargo bench -p proxy-delegate-tokio --bench injector
+//! cargo bench -p proxy-delegate-tokio --bench injector
 //! ```
 //!
 //! Every connect iteration is the whole life of a connection: connect
@@ -535,7 +535,7 @@ fn print_group(title: &str, contenders: &[Contender<'_>]) {
 
 // ---------------------------------------------------------------- main
 
-fn run() {
+fn main() {
     let load_before = loadavg();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(WORKERS)
@@ -718,8 +718,4 @@ fn run() {
         echo.opened(),
         echo.upgraded()
     );
-}
-
-fn main() {
-    run();
 }

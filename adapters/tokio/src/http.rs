@@ -249,7 +249,7 @@ impl HttpTransport {
         let mut response = request
             .send()
             .await
-            .map_err(|e| self.classify_error(endpoint, &e))?;
+            .map_err(|e| self.classify_error(endpoint, &e, false))?;
         let status = response.status().as_u16();
         let retry_after = retry_after(response.headers());
         let declared = response.content_length();
@@ -261,7 +261,7 @@ impl HttpTransport {
         while let Some(chunk) = response
             .chunk()
             .await
-            .map_err(|e| self.classify_error(endpoint, &e))?
+            .map_err(|e| self.classify_error(endpoint, &e, true))?
         {
             if chunk.len() > MAX_BODY - body.len() {
                 return Err(ServiceError::oversized(endpoint, MAX_BODY));
@@ -285,48 +285,144 @@ impl HttpTransport {
     }
 
     /// The failure behind a reqwest error, from its cause chain; never its
-    /// `Display` (which holds the URL and a generic text).
-    fn classify_error(&self, endpoint: &ServiceUrl, error: &reqwest::Error) -> ServiceError {
-        let chain = causes(error);
-        if let Some(dns) = chain.iter().find_map(|e| e.downcast_ref::<DnsFailure>()) {
-            return ServiceError::dns(endpoint, &dns.reason);
-        }
-        if let Some(tls) = chain.iter().find_map(|e| e.downcast_ref::<rustls::Error>()) {
-            let mtls = self.auth == Some(AuthMethod::MutualTls);
-            return ServiceError::tls(endpoint, &describe_tls(tls, endpoint, mtls));
-        }
-        let io = chain.iter().find_map(|e| e.downcast_ref::<io::Error>());
-        let io_kind = io.map(io::Error::kind);
-        if error.is_timeout() || io_kind == Some(io::ErrorKind::TimedOut) {
-            return if error.is_connect() {
-                ServiceError::connect_timeout(endpoint, self.connect_timeout)
-            } else {
-                ServiceError::timeout(endpoint, self.request_timeout)
-            };
-        }
-        if io_kind == Some(io::ErrorKind::ConnectionRefused) {
-            return ServiceError::connection_refused(endpoint);
-        }
-        let phase = if error.is_connect() {
-            "cannot connect"
-        } else if error.is_body() || error.is_decode() {
-            "the connection failed while the answer was read"
+    /// `Display` (which holds the URL and a generic text). `answered`: the
+    /// response head had arrived (the error came while its body was read).
+    fn classify_error(
+        &self,
+        endpoint: &ServiceUrl,
+        error: &reqwest::Error,
+        answered: bool,
+    ) -> ServiceError {
+        let stage = if error.is_connect() {
+            Stage::Connect
+        } else if answered || error.is_body() || error.is_decode() {
+            Stage::Body
         } else {
-            "the HTTP exchange failed"
+            Stage::Request
         };
-        // The innermost cause that is not reqwest's own error: an I/O error
-        // kind, or hyper's / h2's fixed description. None of them holds a
-        // header or a body.
-        let cause = match io {
-            Some(io) => io.kind().to_string(),
-            None => chain
-                .iter()
-                .rev()
-                .find(|e| e.downcast_ref::<reqwest::Error>().is_none())
-                .map_or_else(|| "no cause given".to_owned(), ToString::to_string),
+        let facts = Facts {
+            stage,
+            timeout: error.is_timeout(),
+            mtls: self.auth == Some(AuthMethod::MutualTls),
+            connect_timeout: self.connect_timeout,
+            request_timeout: self.request_timeout,
         };
-        ServiceError::other(endpoint, &format!("{phase}: {cause}"))
+        failure_of(endpoint, error, &facts)
     }
+}
+
+/// How far a failed exchange got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Connecting: name, TCP, TLS handshake.
+    Connect,
+    /// Connected, no byte of the response yet: the request was written, or
+    /// was about to be.
+    Request,
+    /// The response head arrived; its body was being read.
+    Body,
+}
+
+/// What [`failure_of`] knows of a failed exchange besides its error chain.
+#[derive(Debug, Clone, Copy)]
+struct Facts {
+    stage: Stage,
+    /// reqwest says the call or the connection timed out.
+    timeout: bool,
+    /// The transport presents a client certificate (`mutual_tls`).
+    mtls: bool,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+}
+
+/// The failure an error chain means, the chain walked through
+/// ([`causes`]), `io::Error`s included, so that a rustls error or alert
+/// nested in hyper's and I/O errors is found.
+///
+/// With TLS 1.3 a service refuses a client certificate after the client has
+/// finished its handshake; when the client writes its request first, hyper
+/// may report only the closed connection and the rustls alert is lost. So,
+/// with `mutual_tls`, a connection closed after the handshake and before
+/// any byte of the response is reported as a
+/// [`Tls`](crate::FailureKind::Tls) failure, a likely refused client
+/// certificate. Without
+/// a client certificate the same closure stays an
+/// [`Other`](crate::FailureKind::Other) failure.
+fn failure_of(
+    endpoint: &ServiceUrl,
+    error: &(dyn StdError + 'static),
+    facts: &Facts,
+) -> ServiceError {
+    let chain = causes(error);
+    if let Some(dns) = chain.iter().find_map(|e| e.downcast_ref::<DnsFailure>()) {
+        return ServiceError::dns(endpoint, &dns.reason);
+    }
+    if let Some(tls) = chain.iter().find_map(|e| e.downcast_ref::<rustls::Error>()) {
+        return ServiceError::tls(endpoint, &describe_tls(tls, endpoint, facts.mtls));
+    }
+    let io = chain.iter().find_map(|e| e.downcast_ref::<io::Error>());
+    let io_kind = io.map(io::Error::kind);
+    if facts.timeout || io_kind == Some(io::ErrorKind::TimedOut) {
+        return if facts.stage == Stage::Connect {
+            ServiceError::connect_timeout(endpoint, facts.connect_timeout)
+        } else {
+            ServiceError::timeout(endpoint, facts.request_timeout)
+        };
+    }
+    if io_kind == Some(io::ErrorKind::ConnectionRefused) {
+        return ServiceError::connection_refused(endpoint);
+    }
+    // The innermost cause that is not reqwest's own error: an I/O error
+    // kind, or hyper's / h2's fixed description. None of them holds a
+    // header or a body.
+    let cause = match io {
+        Some(io) => io.kind().to_string(),
+        None => chain
+            .iter()
+            .rev()
+            .find(|e| e.downcast_ref::<reqwest::Error>().is_none())
+            .map_or_else(|| "no cause given".to_owned(), ToString::to_string),
+    };
+    if facts.mtls && facts.stage == Stage::Request && closed_early(&chain) {
+        return ServiceError::tls(endpoint, &closed_after_handshake(&cause));
+    }
+    let phase = match facts.stage {
+        Stage::Connect => "cannot connect",
+        Stage::Body => "the connection failed while the answer was read",
+        Stage::Request => "the HTTP exchange failed",
+    };
+    ServiceError::other(endpoint, &format!("{phase}: {cause}"))
+}
+
+/// The chain says the connection closed under the request: hyper's
+/// "connection was not ready" (canceled), "connection closed before message
+/// completed" (incomplete message) or "channel closed", or an I/O error of
+/// a closed connection.
+fn closed_early(chain: &[&(dyn StdError + 'static)]) -> bool {
+    chain.iter().any(|e| {
+        if let Some(h) = e.downcast_ref::<hyper::Error>() {
+            return h.is_canceled() || h.is_incomplete_message() || h.is_closed();
+        }
+        e.downcast_ref::<io::Error>().is_some_and(|io| {
+            matches!(
+                io.kind(),
+                io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::ConnectionAborted
+                    | io::ErrorKind::UnexpectedEof
+                    | io::ErrorKind::BrokenPipe
+            )
+        })
+    })
+}
+
+/// The message of a `mutual_tls` connection closed before the response:
+/// the same "refused the client certificate" words as the alert's.
+fn closed_after_handshake(cause: &str) -> String {
+    format!(
+        "the service closed the connection right after the TLS handshake ({cause}): it may have \
+         refused the client certificate (check that external_service.auth_credentials.cert_file \
+         is signed by a CA the service trusts for clients, and is not expired)"
+    )
 }
 
 impl Transport for HttpTransport {
@@ -689,5 +785,130 @@ mod tests {
         assert!(c.gzip_feedback && c.system_roots);
         assert!(c.user_agent.starts_with("proxy-delegate-tokio/"));
         assert_eq!(c.auth, None);
+    }
+
+    use crate::error::FailureKind;
+
+    /// An error whose source is `inner`, as reqwest and hyper-util wrap
+    /// the errors beneath them.
+    #[derive(Debug)]
+    struct Wrapped(Box<dyn StdError + Send + Sync>);
+
+    impl fmt::Display for Wrapped {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("error sending request")
+        }
+    }
+
+    impl StdError for Wrapped {
+        fn source(&self) -> Option<&(dyn StdError + 'static)> {
+            Some(&*self.0)
+        }
+    }
+
+    fn facts(stage: Stage, mtls: bool) -> Facts {
+        Facts {
+            stage,
+            timeout: false,
+            mtls,
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+
+    fn endpoint() -> ServiceUrl {
+        "https://svc.example:8443".parse().unwrap()
+    }
+
+    const REFUSED: &str = "refused the client certificate";
+
+    #[test]
+    fn a_rustls_alert_inside_io_errors_is_found() {
+        let alert = rustls::Error::AlertReceived(rustls::AlertDescription::UnknownCA);
+        let io = io::Error::other(alert);
+        let chain = Wrapped(Box::new(Wrapped(Box::new(io))));
+        let e = failure_of(&endpoint(), &chain, &facts(Stage::Request, true));
+        assert_eq!(e.kind(), FailureKind::Tls, "{e}");
+        assert!(e.to_string().contains(REFUSED), "{e}");
+        assert!(e.to_string().contains("UnknownCA"), "{e}");
+    }
+
+    #[test]
+    fn with_mutual_tls_a_connection_closed_before_the_answer_is_a_refused_certificate() {
+        for kind in [
+            io::ErrorKind::ConnectionReset,
+            io::ErrorKind::ConnectionAborted,
+            io::ErrorKind::UnexpectedEof,
+            io::ErrorKind::BrokenPipe,
+        ] {
+            let chain = Wrapped(Box::new(io::Error::from(kind)));
+            let e = failure_of(&endpoint(), &chain, &facts(Stage::Request, true));
+            assert_eq!(e.kind(), FailureKind::Tls, "{kind:?}: {e}");
+            let text = e.to_string();
+            assert!(text.contains(REFUSED), "{text}");
+            assert!(text.contains("right after the TLS handshake"), "{text}");
+            assert!(text.contains("cert_file"), "{text}");
+            assert!(text.contains(&kind.to_string()), "{text}");
+
+            // Without a client certificate it stays what it was.
+            let e = failure_of(&endpoint(), &chain, &facts(Stage::Request, false));
+            assert_eq!(e.kind(), FailureKind::Other, "{kind:?}: {e}");
+            assert!(
+                e.to_string()
+                    .ends_with(&format!("the HTTP exchange failed: {kind}")),
+                "{e}"
+            );
+            // Once the answer has begun, or before the handshake is done,
+            // it is no sign of a refused certificate.
+            let e = failure_of(&endpoint(), &chain, &facts(Stage::Body, true));
+            assert_eq!(e.kind(), FailureKind::Other, "{kind:?}: {e}");
+            assert!(e.to_string().contains("while the answer was read"), "{e}");
+            let e = failure_of(&endpoint(), &chain, &facts(Stage::Connect, true));
+            assert_eq!(e.kind(), FailureKind::Other, "{kind:?}: {e}");
+            assert!(e.to_string().contains("cannot connect"), "{e}");
+        }
+    }
+
+    #[test]
+    fn other_io_errors_are_no_refused_certificate() {
+        let chain = Wrapped(Box::new(io::Error::from(io::ErrorKind::InvalidData)));
+        let e = failure_of(&endpoint(), &chain, &facts(Stage::Request, true));
+        assert_eq!(e.kind(), FailureKind::Other, "{e}");
+        let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
+        let e = failure_of(&endpoint(), &refused, &facts(Stage::Connect, true));
+        assert_eq!(e.kind(), FailureKind::ConnectionRefused, "{e}");
+    }
+
+    /// hyper's own "connection was not ready": a request sent on an HTTP/1
+    /// connection that has already ended (its peer closed it).
+    #[tokio::test]
+    async fn hypers_connection_was_not_ready_is_a_refused_certificate_with_mutual_tls() {
+        let (ours, theirs) = tokio::io::duplex(64);
+        drop(theirs);
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake::<_, String>(hyper_util::rt::TokioIo::new(ours))
+                .await
+                .unwrap();
+        // The peer is gone: the connection ends at its first read.
+        let _ = connection.await;
+        let closed = sender
+            .send_request(hyper::Request::new(String::new()))
+            .await
+            .expect_err("the connection has ended");
+        assert!(closed.is_canceled(), "{closed:?}");
+        let chain = Wrapped(Box::new(closed));
+
+        let e = failure_of(&endpoint(), &chain, &facts(Stage::Request, true));
+        assert_eq!(e.kind(), FailureKind::Tls, "{e}");
+        assert!(e.to_string().contains(REFUSED), "{e}");
+        assert!(e.to_string().contains("connection was not ready"), "{e}");
+
+        let e = failure_of(&endpoint(), &chain, &facts(Stage::Request, false));
+        assert_eq!(e.kind(), FailureKind::Other, "{e}");
+        assert!(
+            e.to_string()
+                .ends_with("the HTTP exchange failed: connection was not ready"),
+            "{e}"
+        );
     }
 }

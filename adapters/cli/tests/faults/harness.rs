@@ -13,10 +13,10 @@ use proxy_delegate_core::resolver::{Route, Source};
 use proxy_delegate_tokio::{InjectedWebSocket, ProxyInjector, ProxyServiceClient};
 use tokio::time::Instant;
 
-use crate::common::ServeProcess;
 use crate::load::{Figures, Load, ResolveSample};
 use crate::rig::{self, BREAKER_OPEN, Endpoints, Proxies, REQUEST_TIMEOUT, RESOLVE_DEADLINE};
 use crate::targets::{self, Target};
+use proxy_delegate_test_support::ServeProcess;
 
 /// How long a fault lasts.
 pub(crate) const FAULT: Duration = Duration::from_secs(3);

@@ -4,8 +4,6 @@
 //! scenario lasts seconds) and its injector, and reads of the service's
 //! `/metrics` and `/api/v1/proxies`.
 
-use std::ffi::OsStr;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,8 +14,9 @@ use proxy_delegate_tokio::{
     HttpTransport, InjectorConfig, ProxyInjector, ProxyServiceClient, TransportConfig,
 };
 
-use crate::common::ServeProcess;
+use crate::common::http_client;
 use crate::proxies::{Microsocks, Tinyproxy};
+use proxy_delegate_test_support::metric_sum;
 
 /// The client's bearer token at the service (client `feed`).
 pub(crate) const TOKEN: &str = "tok-faults-feed-7c21e93b";
@@ -134,51 +133,9 @@ pub(crate) fn service_config(dir: &Path, name: &str, proxies: &Proxies, prefix: 
     path
 }
 
-/// Starts `proxy-delegate serve --config <config> --listen <listen>` (port
-/// 0: any), retrying a few times should the port still be taken (a restart
-/// on the same port).
-pub(crate) async fn start_service(config: &Path, listen: SocketAddr) -> ServeProcess {
-    let config = config.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let listen_text = listen.to_string();
-        let args = [
-            OsStr::new("serve"),
-            OsStr::new("--config"),
-            config.as_os_str(),
-            OsStr::new("--listen"),
-            OsStr::new(&listen_text),
-        ];
-        let mut last = String::new();
-        for _ in 0..20 {
-            match ServeProcess::try_start(&args, &[]) {
-                Ok(s) => return s,
-                Err(e) => {
-                    last = e;
-                    std::thread::sleep(Duration::from_millis(200));
-                }
-            }
-        }
-        panic!("the service did not start on {listen}: {last}");
-    })
-    .await
-    .expect("the starting thread")
-}
-
-pub(crate) fn any_port() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 0))
-}
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("an HTTP client")
-}
-
 /// The service's `/metrics` (open without credentials).
 pub(crate) async fn service_metrics(base: &str) -> String {
-    let r = http()
+    let r = http_client()
         .get(format!("{base}/metrics"))
         .send()
         .await
@@ -189,23 +146,6 @@ pub(crate) async fn service_metrics(base: &str) -> String {
         r.status()
     );
     r.text().await.expect("the metrics text")
-}
-
-/// The sum of the samples of `name` whose labels include every `labels`
-/// pair (OpenMetrics text).
-pub(crate) fn metric_sum(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| {
-            let (series, value) = l.rsplit_once(' ')?;
-            let (n, label_text) = series.split_once('{').unwrap_or((series, ""));
-            let matches = n == name
-                && labels
-                    .iter()
-                    .all(|(k, v)| label_text.contains(&format!("{k}=\"{v}\"")));
-            matches.then(|| value.parse::<f64>().ok()).flatten()
-        })
-        .sum()
 }
 
 /// Feedback events the service took from any client: applied, plus those
@@ -219,7 +159,7 @@ pub(crate) async fn service_feedback_received(base: &str) -> f64 {
 
 /// `GET /api/v1/proxies` with the `ops` token: the row of proxy `id`.
 pub(crate) async fn proxy_row(base: &str, id: &str) -> serde_json::Value {
-    let r = http()
+    let r = http_client()
         .get(format!("{base}/api/v1/proxies"))
         .bearer_auth(OPS_TOKEN)
         .send()
