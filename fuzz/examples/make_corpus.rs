@@ -54,7 +54,13 @@ impl Corpora {
 
 fn sanitize(name: &str) -> String {
     name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .collect::<String>()
         .split('-')
         .filter(|s| !s.is_empty())
@@ -63,8 +69,7 @@ fn sanitize(name: &str) -> String {
 }
 
 fn read(root: &Path, relative: &str) -> String {
-    std::fs::read_to_string(root.join(relative))
-        .unwrap_or_else(|e| panic!("{relative}: {e}"))
+    std::fs::read_to_string(root.join(relative)).unwrap_or_else(|e| panic!("{relative}: {e}"))
 }
 
 /// The fenced code blocks of a Markdown text whose info string starts with `lang`.
@@ -117,7 +122,9 @@ fn urls(text: &str) -> Vec<String> {
     let mut from = 0;
     while let Some(i) = text[from..].find("://").map(|i| i + from) {
         let mut start = i;
-        while start > 0 && (bytes[start - 1].is_ascii_alphanumeric() || b"+.-".contains(&bytes[start - 1])) {
+        while start > 0
+            && (bytes[start - 1].is_ascii_alphanumeric() || b"+.-".contains(&bytes[start - 1]))
+        {
             start -= 1;
         }
         let end = text[i + 3..]
@@ -226,11 +233,21 @@ fn main() {
 
     // ---------------------------------------------------------- JSON bodies
     let mut bodies: Vec<(String, String)> = Vec::new();
-    for (i, block) in fenced(&read(&root, "docs/api.md"), "json").into_iter().enumerate() {
+    for (i, block) in fenced(&read(&root, "docs/api.md"), "json")
+        .into_iter()
+        .enumerate()
+    {
         bodies.push((format!("api-md-{}", i + 1), block));
     }
-    for file in ["adapters/service/tests/api.rs", "adapters/service/tests/hardening.rs"] {
-        let stem = Path::new(file).file_stem().unwrap().to_string_lossy().into_owned();
+    for file in [
+        "adapters/service/tests/api.rs",
+        "adapters/service/tests/hardening.rs",
+    ] {
+        let stem = Path::new(file)
+            .file_stem()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         for (i, s) in raw_strings(&read(&root, file)).into_iter().enumerate() {
             let t = s.trim_start();
             if t.starts_with('{') || t.starts_with('[') {
@@ -272,9 +289,21 @@ fn main() {
     }
     // The published bodies, filled from records (`json_target`, `postcard_target`,
     // `service_request_target`): hole 0 of the request is the exchange, 1 the type.
-    c.add("json_decode", "template-request", b"\x00bybit\xff\x01rest".to_vec());
-    c.add("json_decode", "template-feedback-timeout", b"\x04timeout\xff\x05false".to_vec());
-    c.add("postcard_decode", "template-edits", b"\x00okx\xfe\x03\x00\x05\xff".to_vec());
+    c.add(
+        "json_decode",
+        "template-request",
+        b"\x00bybit\xff\x01rest".to_vec(),
+    );
+    c.add(
+        "json_decode",
+        "template-feedback-timeout",
+        b"\x04timeout\xff\x05false".to_vec(),
+    );
+    c.add(
+        "postcard_decode",
+        "template-edits",
+        b"\x00okx\xfe\x03\x00\x05\xff".to_vec(),
+    );
     for (name, seed) in [
         ("template-request", vec![4u8, 1, 0, 0]),
         ("template-request-postcard-accept-json", vec![4, 2, 0, 2]),
@@ -315,15 +344,26 @@ fn main() {
 
     // ---------------------------------------------------------- cryptofeed configuration
     let mut yamls: Vec<(String, String)> = Vec::new();
-    for file in ["docs/configuration.md", "docs/migration-from-cryptofeed.md", "docs/operations.md"] {
-        let stem = Path::new(file).file_stem().unwrap().to_string_lossy().into_owned();
+    for file in [
+        "docs/configuration.md",
+        "docs/migration-from-cryptofeed.md",
+        "docs/operations.md",
+    ] {
+        let stem = Path::new(file)
+            .file_stem()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         for (i, block) in fenced(&read(&root, file), "yaml").into_iter().enumerate() {
             if block.contains("proxy:") || block.contains("external_service:") {
                 yamls.push((format!("{stem}-md-{}", i + 1), block));
             }
         }
     }
-    for (i, s) in raw_strings(&read(&root, "adapters/config/tests/loading.rs")).into_iter().enumerate() {
+    for (i, s) in raw_strings(&read(&root, "adapters/config/tests/loading.rs"))
+        .into_iter()
+        .enumerate()
+    {
         if s.contains("proxy:") {
             yamls.push((format!("loading-rs-{}", i + 1), s));
         }
@@ -341,7 +381,11 @@ fn main() {
         c.add("config_load", &format!("yaml-{name}"), seed);
     }
     let env = env_lines(fixture::env());
-    c.add("config_load", "env-bench-fixture", [&[1u8][..], env.as_bytes()].concat());
+    c.add(
+        "config_load",
+        "env-bench-fixture",
+        [&[1u8][..], env.as_bytes()].concat(),
+    );
     c.add(
         "config_load",
         "env-docs-pool-json",
@@ -360,13 +404,23 @@ EXTERNAL_SERVICE__AUTH_CREDENTIALS__TOKEN=${SERVICE_TOKEN}
     c.add(
         "config_load",
         "yaml-and-env-bench-fixture",
-        [&[2u8][..], fixture::yaml().as_bytes(), b"\0", b"EXCHANGES__BINANCE__HTTP__URL=http://u:p@h:1\n"].concat(),
+        [
+            &[2u8][..],
+            fixture::yaml().as_bytes(),
+            b"\0",
+            b"EXCHANGES__BINANCE__HTTP__URL=http://u:p@h:1\n",
+        ]
+        .concat(),
     );
 
     // ---------------------------------------------------------- service configuration
     let mut tomls: Vec<(String, String)> = Vec::new();
     for file in ["docs/service.md", "docs/operations.md"] {
-        let stem = Path::new(file).file_stem().unwrap().to_string_lossy().into_owned();
+        let stem = Path::new(file)
+            .file_stem()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         for (i, block) in fenced(&read(&root, file), "toml").into_iter().enumerate() {
             tomls.push((format!("{stem}-md-{}", i + 1), block));
         }
@@ -376,8 +430,14 @@ EXTERNAL_SERVICE__AUTH_CREDENTIALS__TOKEN=${SERVICE_TOKEN}
         .iter()
         .filter(|s| s.contains("[[proxies]]") || s.contains("[[clients]]"))
         .collect();
-    tomls.push(("api-rs-clients-and-proxies".into(), toml_literals.iter().map(|s| s.as_str()).collect()));
-    for (i, s) in raw_strings(&read(&root, "adapters/service/tests/hardening.rs")).into_iter().enumerate() {
+    tomls.push((
+        "api-rs-clients-and-proxies".into(),
+        toml_literals.iter().map(|s| s.as_str()).collect(),
+    ));
+    for (i, s) in raw_strings(&read(&root, "adapters/service/tests/hardening.rs"))
+        .into_iter()
+        .enumerate()
+    {
         if s.contains("[[proxies]]") || s.contains("[[clients]]") {
             tomls.push((format!("hardening-rs-{}", i + 1), s));
         }
@@ -388,12 +448,20 @@ EXTERNAL_SERVICE__AUTH_CREDENTIALS__TOKEN=${SERVICE_TOKEN}
         }
     }
     for (name, t) in &tomls {
-        c.add("service_config", &format!("toml-{name}"), [&[0u8][..], t.as_bytes()].concat());
+        c.add(
+            "service_config",
+            &format!("toml-{name}"),
+            [&[0u8][..], t.as_bytes()].concat(),
+        );
         // The same file as YAML (block style), as `.yaml` files are read.
         if let Ok(value) = toml::from_str::<serde_json::Value>(t) {
             let mut y = String::new();
             to_yaml(&value, 0, &mut y);
-            c.add("service_config", &format!("yaml-{name}"), [&[1u8][..], y.as_bytes()].concat());
+            c.add(
+                "service_config",
+                &format!("yaml-{name}"),
+                [&[1u8][..], y.as_bytes()].concat(),
+            );
         }
     }
 
@@ -401,23 +469,52 @@ EXTERNAL_SERVICE__AUTH_CREDENTIALS__TOKEN=${SERVICE_TOKEN}
     // Encoding: see fuzz_targets/resolver_ops.rs (`step`).
     let resolver: [(&str, Vec<u8>); 6] = [
         // Resolve binance/websocket, answer with a proxy, resolve again (cache).
-        ("resolve-answer-cached", vec![1, 0, 1, 200, 3, 0, 60, 0, 1, 1, 0, 1, 200, 8]),
+        (
+            "resolve-answer-cached",
+            vec![1, 0, 1, 200, 3, 0, 60, 0, 1, 1, 0, 1, 200, 8],
+        ),
         // Two resolves, transport failure, breaker forced open, time runs.
-        ("failure-breaker-open", vec![1, 1, 0, 100, 2, 2, 1, 100, 7, 0, 10, 0, 0, 0, 255, 8, 8, 1, 1, 0, 50, 8]),
+        (
+            "failure-breaker-open",
+            vec![
+                1, 1, 0, 100, 2, 2, 1, 100, 7, 0, 10, 0, 0, 0, 255, 8, 8, 1, 1, 0, 50, 8,
+            ],
+        ),
         // Error statuses with and without Retry-After, then garbage.
-        ("status-retry-after-garbage", vec![1, 0, 0, 250, 6, 0, 200, 0, 30, 1, 0, 0, 250, 6, 0, 152, 1, 8, 1, 2, 1, 250, 5, 0, 6, b'{', b'"', b'p', b'r', b'o', b'x', 8]),
+        (
+            "status-retry-after-garbage",
+            vec![
+                1, 0, 0, 250, 6, 0, 200, 0, 30, 1, 0, 0, 250, 6, 0, 152, 1, 8, 1, 2, 1, 250, 5, 0,
+                6, b'{', b'"', b'p', b'r', b'o', b'x', 8,
+            ],
+        ),
         // A burst of feedback, some sent, time runs.
-        ("feedback-burst", [vec![9, 0, 9, 1].repeat(20), vec![0, 100, 8, 0, 200, 8]].concat()),
+        (
+            "feedback-burst",
+            [vec![9, 0, 9, 1].repeat(20), vec![0, 100, 8, 0, 200, 8]].concat(),
+        ),
         // A caller goes away; an unknown correlation id answers.
-        ("cancel-unknown-reply", vec![1, 0, 1, 100, 11, 0, 12, 77, 1, 2, 0, 100, 4, 0, 5, 2, 0, 8]),
+        (
+            "cancel-unknown-reply",
+            vec![1, 0, 1, 100, 11, 0, 12, 77, 1, 2, 0, 100, 4, 0, 5, 2, 0, 8],
+        ),
         // Fallback policies: answers with no proxy.
-        ("no-proxy-policies", vec![1, 0, 1, 200, 3, 0, 10, 1, 0, 1, 1, 1, 200, 3, 0, 10, 2, 0, 0, 255, 8]),
+        (
+            "no-proxy-policies",
+            vec![
+                1, 0, 1, 200, 3, 0, 10, 1, 0, 1, 1, 1, 200, 3, 0, 10, 2, 0, 0, 255, 8,
+            ],
+        ),
     ];
     for (name, seed) in resolver {
         c.add("resolver_ops", name, seed);
     }
     for s in 0..4u64 {
-        c.add("resolver_ops", &format!("random-{s}"), random_bytes(s + 1, 256));
+        c.add(
+            "resolver_ops",
+            &format!("random-{s}"),
+            random_bytes(s + 1, 256),
+        );
     }
 
     // ---------------------------------------------------------- pool operations
@@ -438,30 +535,57 @@ EXTERNAL_SERVICE__AUTH_CREDENTIALS__TOKEN=${SERVICE_TOKEN}
     c.add(
         "pool_ops",
         "eject-probe-restore",
-        pool_seed([2, 0, 48], plain, 2, &[&fail_p0[..], &[1, 0, 0, 9, 1, 0, 60, 1, 1, 0, 0]].concat()),
+        pool_seed(
+            [2, 0, 48],
+            plain,
+            2,
+            &[&fail_p0[..], &[1, 0, 0, 9, 1, 0, 60, 1, 1, 0, 0]].concat(),
+        ),
     );
     c.add(
         "pool_ops",
         "eject-expire",
-        pool_seed([0, 4, 16], plain, 4, &[4, 0, 2, 0, 4, 0, 2, 0, 1, 0, 0, 0, 0, 3, 1, 0, 0]),
+        pool_seed(
+            [0, 4, 16],
+            plain,
+            4,
+            &[4, 0, 2, 0, 4, 0, 2, 0, 1, 0, 0, 0, 0, 3, 1, 0, 0],
+        ),
     );
     // Leases: max_connections 1; connect_start (how 0), select, disconnect (how 4), lease expiry.
     c.add(
         "pool_ops",
         "leases-limit-expiry",
-        pool_seed([2, 0, 0], [(0, 1); 10], 2, &[4, 0, 0, 0, 1, 0, 0, 4, 1, 0, 0, 1, 0, 0, 0, 10, 1, 1, 0, 0, 4, 0, 4, 0]),
+        pool_seed(
+            [2, 0, 0],
+            [(0, 1); 10],
+            2,
+            &[
+                4, 0, 0, 0, 1, 0, 0, 4, 1, 0, 0, 1, 0, 0, 0, 10, 1, 1, 0, 0, 4, 0, 4, 0,
+            ],
+        ),
     );
     // Geo-block (category 5: how 2 | 5 << 3) of a single-region proxy, then a request for its region.
     c.add(
         "pool_ops",
         "geo-block-region",
-        pool_seed([0, 0, 16], [(1, 0); 10], 3, &[4, 0, 42, 0, 1, 0, 0x10, 1, 0, 0x30, 0, 255, 2, 1, 0, 0x10]),
+        pool_seed(
+            [0, 0, 16],
+            [(1, 0); 10],
+            3,
+            &[4, 0, 42, 0, 1, 0, 0x10, 1, 0, 0x30, 0, 255, 2, 1, 0, 0x10],
+        ),
     );
     // Rate limit named only by error_details ("HTTP 429"): no category (how 2 | 9 << 3), details 4.
     c.add(
         "pool_ops",
         "rate-limited-by-details",
-        pool_seed([1, 0, 0], plain, 2, &[4, 0x20, 74, 12, 1, 0, 0, 1, 0, 0, 0, 61, 1, 1, 0, 0]),
+        pool_seed(
+            [1, 0, 0],
+            plain,
+            2,
+            &[4, 0x20, 74, 12, 1, 0, 0, 1, 0, 0, 0, 61, 1, 1, 0, 0],
+        ),
     );
     // Reloads: six proxies, one disabled, three, refused (ten), sticky selections.
     c.add(
@@ -471,7 +595,10 @@ EXTERNAL_SERVICE__AUTH_CREDENTIALS__TOKEN=${SERVICE_TOKEN}
             [4, 0, 16],
             plain,
             3,
-            &[7, 0x3F, 0, 1, 0, 0, 8, 2, 0xC0, 0, 7, 0x3F, 0, 1, 0, 1, 7, 0x07, 0, 1, 1, 2, 7, 0xFF, 0x03, 1, 0, 0],
+            &[
+                7, 0x3F, 0, 1, 0, 0, 8, 2, 0xC0, 0, 7, 0x3F, 0, 1, 0, 1, 7, 0x07, 0, 1, 1, 2, 7,
+                0xFF, 0x03, 1, 0, 0,
+            ],
         ),
     );
     // Weighted, allow-lists, connection types and regions varied.
@@ -480,13 +607,30 @@ EXTERNAL_SERVICE__AUTH_CREDENTIALS__TOKEN=${SERVICE_TOKEN}
         "weighted-filters",
         pool_seed(
             [3, 0, 0],
-            [(0, 4), (1, 8), (0x14, 12), (0x25, 0), (0x06, 4), (0x0B, 8), (0, 0), (0x12, 4), (0x21, 0), (0, 0)],
+            [
+                (0, 4),
+                (1, 8),
+                (0x14, 12),
+                (0x25, 0),
+                (0x06, 4),
+                (0x0B, 8),
+                (0, 0),
+                (0x12, 4),
+                (0x21, 0),
+                (0, 0),
+            ],
             8,
-            &[1, 0, 0, 1, 1, 0x10, 1, 0x82, 0x30, 2, 3, 0x50, 3, 4, 0xF0, 1, 0x81, 1, 5, 1, 17, 0],
+            &[
+                1, 0, 0, 1, 1, 0x10, 1, 0x82, 0x30, 2, 3, 0x50, 3, 4, 0xF0, 1, 0x81, 1, 5, 1, 17, 0,
+            ],
         ),
     );
     for s in 0..4u64 {
-        c.add("pool_ops", &format!("random-{s}"), random_bytes(s + 100, 300));
+        c.add(
+            "pool_ops",
+            &format!("random-{s}"),
+            random_bytes(s + 100, 300),
+        );
     }
 
     // ---------------------------------------------------------- write
@@ -495,7 +639,10 @@ EXTERNAL_SERVICE__AUTH_CREDENTIALS__TOKEN=${SERVICE_TOKEN}
         std::fs::create_dir_all(&dir).expect("corpus directory");
         for entry in std::fs::read_dir(&dir).expect("corpus directory") {
             let path = entry.expect("an entry").path();
-            if path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("seed-")) {
+            if path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("seed-"))
+            {
                 std::fs::remove_file(&path).expect("an old seed");
             }
         }

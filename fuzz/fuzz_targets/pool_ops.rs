@@ -45,8 +45,8 @@ use proxy_delegate_core::model::{
     FeedbackEvent, ProxyFeedback, ProxyId, ProxyRequest, ProxyUrl, Region, Timestamp,
 };
 use proxy_delegate_core::pool::{
-    ConnectionTypes, Event, ExchangePolicy, FeedbackError, Pool, PoolConfig, ProbeToken,
-    ProxySpec, ProxyState, RestoreCause, StrategyKind,
+    ConnectionTypes, Event, ExchangePolicy, FeedbackError, Pool, PoolConfig, ProbeToken, ProxySpec,
+    ProxyState, RestoreCause, StrategyKind,
 };
 
 /// Capacity: fewer than `IDS`, so that some inventories are refused.
@@ -193,7 +193,10 @@ impl Driver<'_> {
         match e {
             Event::Ejected { proxy, .. } => {
                 let i = index_of(&proxy);
-                assert!(self.inventory.contains_key(&i), "{proxy} ejected, not in the inventory");
+                assert!(
+                    self.inventory.contains_key(&i),
+                    "{proxy} ejected, not in the inventory"
+                );
                 assert!(self.ejected.insert(i), "{proxy} ejected twice");
             }
             Event::Restored { proxy, cause } => {
@@ -264,7 +267,10 @@ impl Driver<'_> {
                 available += 1;
             }
         }
-        assert_eq!(ejected, self.ejected, "the events and the snapshot disagree on ejections");
+        assert_eq!(
+            ejected, self.ejected,
+            "the events and the snapshot disagree on ejections"
+        );
         assert_eq!(stats.ejected as usize, ejected.len());
         assert!(stats.ejected <= stats.max_ejected, "{stats:?}");
         assert_eq!(stats.available, available, "{stats:?}");
@@ -325,9 +331,16 @@ impl Driver<'_> {
         self.settle();
         match &answer.proxy_url {
             Some(u) => {
-                let pid = answer.metadata.proxy_id.as_ref().expect("an answer names its proxy");
+                let pid = answer
+                    .metadata
+                    .proxy_id
+                    .as_ref()
+                    .expect("an answer names its proxy");
                 let i = index_of(pid);
-                let spec = self.inventory.get(&i).expect("selected a proxy of the inventory");
+                let spec = self
+                    .inventory
+                    .get(&i)
+                    .expect("selected a proxy of the inventory");
                 assert_eq!(u, &spec.url, "the answer's URL is the proxy's");
                 assert!(spec.enabled, "selected a disabled proxy");
                 assert!(!self.ejected.contains(&i), "selected an ejected proxy");
@@ -335,13 +348,19 @@ impl Driver<'_> {
                     spec.max_connections.is_none_or(|m| self.open(i) < m),
                     "selected a proxy at its connection limit"
                 );
-                assert!(spec.connection_types.allows(ct), "connection type not allowed");
+                assert!(
+                    spec.connection_types.allows(ct),
+                    "connection type not allowed"
+                );
                 assert!(
                     spec.exchanges.as_ref().is_none_or(|l| l.contains(&ex)),
                     "exchange not allowed"
                 );
                 let status = self.pool.proxy(self.now, pid).expect("in the snapshot");
-                assert!(matches!(status.state, ProxyState::Active | ProxyState::CoolingDown));
+                assert!(matches!(
+                    status.state,
+                    ProxyState::Active | ProxyState::CoolingDown
+                ));
             }
             None => {
                 assert!(answer.metadata.proxy_id.is_none());
@@ -438,7 +457,11 @@ impl Driver<'_> {
             }
             Err(_) => {
                 assert!(list.len() > N, "an inventory of {} refused", list.len());
-                assert_eq!(before, self.snapshot(), "a refused inventory changed the pool");
+                assert_eq!(
+                    before,
+                    self.snapshot(),
+                    "a refused inventory changed the pool"
+                );
             }
         }
         self.settle();
@@ -449,13 +472,18 @@ impl Driver<'_> {
         let Some(probe) = self.pool.poll_transmit(self.now) else {
             return;
         };
-        assert!(!probe.target.has_credentials(), "a probe carries credentials");
+        assert!(
+            !probe.target.has_credentials(),
+            "a probe carries credentials"
+        );
         let i = (0..IDS)
             .find(|&i| probe.target == url(i, false))
             .expect("a probe names a proxy of the driver");
         assert!(self.ejected.contains(&i), "a probe for a proxy not ejected");
         self.tokens.push(probe.token);
-        let changed = self.pool.handle_probe_result(self.now, probe.token, reachable);
+        let changed = self
+            .pool
+            .handle_probe_result(self.now, probe.token, reachable);
         assert_eq!(changed, reachable, "a fresh probe's result");
         self.settle();
         let restored: Vec<usize> = self.probe_restores.drain(..).collect();
@@ -529,8 +557,11 @@ fn config(data: &mut &[u8]) -> PoolConfig {
         eject_min_samples: 1 + u32::from(c % 8),
         max_ejected_percent: [0, 25, 50, 100][usize::from(c >> 3) % 4],
         probe_interval: (c & 0x20 != 0).then(|| Duration::from_secs(5)),
-        lease_ttl: [Duration::from_secs(3), Duration::from_secs(60), Duration::from_secs(3600)]
-            [usize::from(b >> 4) % 3],
+        lease_ttl: [
+            Duration::from_secs(3),
+            Duration::from_secs(60),
+            Duration::from_secs(3600),
+        ][usize::from(b >> 4) % 3],
         ..PoolConfig::default()
     };
     if c & 0x40 != 0 {

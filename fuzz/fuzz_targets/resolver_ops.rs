@@ -5,6 +5,10 @@
 //! Oracles: nothing panics; every ticket is answered exactly once and, once
 //! the driver lets time run to the end, every resolve has been answered;
 //! feedback is conserved (sent + queued + dropped + drained == reported).
+//! Each input drives two Resolvers: one keeping its messages whole, one
+//! keeping them packed in slots small enough that many do not fit (routes not
+//! cached, answers' routes spilled, feedback details cut, request metadata
+//! dropped).
 #![no_main]
 
 use std::collections::HashSet;
@@ -12,21 +16,25 @@ use std::collections::HashSet;
 use embassy_time::{Duration, Instant};
 use libfuzzer_sys::fuzz_target;
 use proxy_delegate_core::endpoints::EndpointConfig;
+use proxy_delegate_core::keep::{Compact, Profile, Whole};
 use proxy_delegate_core::model::{
     ClientId, ConnectionType, ExchangeId, FeedbackEvent, ProxyFeedback, ProxyRequest, Timestamp,
 };
 use proxy_delegate_core::resolver::{
-    CorrelationId, MIN_TRANSMIT_BUFFER, Output, Reply, Resolution, Resolver, ResolverConfig, Ticket,
+    CorrelationId, MAX_FLIGHTS, MAX_WAITERS, MIN_TRANSMIT_BUFFER, Output, Reply, Resolution,
+    Resolver, ResolverConfig, Ticket,
 };
+use proxy_delegate_core::storage::Inline;
 
-type R = Resolver<(), 16, 3, 32>;
+/// The Resolver under test, keeping its messages as `P` says.
+type R<P> = Resolver<(), 16, 3, 32, MAX_FLIGHTS, MAX_WAITERS, Inline, P>;
 
 const EXCHANGES: [&str; 3] = ["binance", "kraken", "coinbase"];
 const POLICIES: [&str; 3] = ["direct_connection", "embedded_fallback", "fail"];
 
-struct Driver<'a> {
+struct Driver<'a, P: Profile> {
     data: &'a [u8],
-    r: Box<R>,
+    r: Box<R<P>>,
     now: Instant,
     sent: Vec<CorrelationId>,
     waiting: HashSet<u64>,
@@ -35,9 +43,12 @@ struct Driver<'a> {
     buf: Vec<u8>,
 }
 
-impl Driver<'_> {
+impl<P: Profile> Driver<'_, P> {
     fn byte(&mut self) -> u8 {
-        let (b, rest) = self.data.split_first().map_or((0, &[][..]), |(b, r)| (*b, r));
+        let (b, rest) = self
+            .data
+            .split_first()
+            .map_or((0, &[][..]), |(b, r)| (*b, r));
         self.data = rest;
         b
     }
@@ -48,7 +59,10 @@ impl Driver<'_> {
                 Output::Transmit(t) => self.sent.push(t.id),
                 Output::Answer(a) => {
                     let t = a.ticket.get();
-                    assert!(self.waiting.remove(&t), "answer for a ticket not waiting: {t}");
+                    assert!(
+                        self.waiting.remove(&t),
+                        "answer for a ticket not waiting: {t}"
+                    );
                     assert!(self.answered.insert(t), "ticket answered twice: {t}");
                 }
                 Output::Event(_) => {}
@@ -104,7 +118,9 @@ impl Driver<'_> {
                     let body = format!(
                         "{{\"proxy_url\":{url},\"strategy\":\"s\",\"ttl_seconds\":{ttl},\"fallback_policy\":\"{policy}\",\"metadata\":{{\"proxy_id\":\"p\"}}}}"
                     );
-                    let _ = self.r.handle_reply(self.now, id, Reply::Ok(body.as_bytes()));
+                    let _ = self
+                        .r
+                        .handle_reply(self.now, id, Reply::Ok(body.as_bytes()));
                 }
             }
             5 => {
@@ -118,8 +134,8 @@ impl Driver<'_> {
             6 => {
                 if let Some(id) = self.take_sent() {
                     let code = 100 + u16::from(self.byte()) * 2;
-                    let retry_after = (self.byte() % 2 == 0)
-                        .then(|| Duration::from_secs(u64::from(self.byte())));
+                    let retry_after =
+                        (self.byte() % 2 == 0).then(|| Duration::from_secs(u64::from(self.byte())));
                     let _ = self
                         .r
                         .handle_reply(self.now, id, Reply::Status { code, retry_after });
@@ -173,7 +189,10 @@ impl Driver<'_> {
                 // A caller goes away: its ticket is withdrawn and never answered.
                 let pick = usize::from(self.byte());
                 if let Some(&t) = self.waiting.iter().nth(pick % self.waiting.len().max(1)) {
-                    assert!(self.r.cancel(Ticket::from_raw(t)), "a waiting ticket cancels");
+                    assert!(
+                        self.r.cancel(Ticket::from_raw(t)),
+                        "a waiting ticket cancels"
+                    );
                     self.waiting.remove(&t);
                     assert!(!self.r.cancel(Ticket::from_raw(t)), "a ticket cancels once");
                 }
@@ -188,17 +207,24 @@ impl Driver<'_> {
 }
 
 fuzz_target!(|data: &[u8]| {
+    run::<Whole>(data);
+    run::<Compact<64, 96, 48>>(data);
+});
+
+fn run<P: Profile>(data: &[u8]) {
     let now = Instant::from_secs(1);
     let config = ResolverConfig::new(ClientId::new("fuzz").expect("valid"));
     let endpoints: Vec<EndpointConfig> = (0..3)
         .map(|i| {
             EndpointConfig::new(
-                format!("http://127.0.0.1:{}", 9000 + i).parse().expect("valid"),
+                format!("http://127.0.0.1:{}", 9000 + i)
+                    .parse()
+                    .expect("valid"),
                 (i % 2) as u8,
             )
         })
         .collect();
-    let r = R::new_boxed(now, config, &endpoints, ()).expect("valid config");
+    let r = R::<P>::new_boxed(now, config, &endpoints, ()).expect("valid config");
     let mut d = Driver {
         data,
         r,
@@ -229,8 +255,12 @@ fuzz_target!(|data: &[u8]| {
             None => break,
         }
     }
-    assert!(d.waiting.is_empty(), "{} resolves never answered", d.waiting.len());
+    assert!(
+        d.waiting.is_empty(),
+        "{} resolves never answered",
+        d.waiting.len()
+    );
     let before = d.r.feedback_stats();
     let drained = d.r.drain_feedback().count();
     assert_eq!(drained, before.queued);
-});
+}

@@ -503,7 +503,10 @@ fn replace_bytes(haystack: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
 }
 
 fn count(haystack: &[u8], needle: &[u8]) -> usize {
-    haystack.windows(needle.len()).filter(|w| *w == needle).count()
+    haystack
+        .windows(needle.len())
+        .filter(|w| *w == needle)
+        .count()
 }
 
 /// The `service_request` target (see `fuzz_targets/service_request.rs`).
@@ -717,12 +720,19 @@ pub fn service_config_target(data: &[u8]) {
     match (&first, &second) {
         (Ok(a), Ok(b)) => {
             let shown = format!("{a:?}");
-            assert_eq!(shown, format!("{b:?}"), "parsing twice gave two configurations");
+            assert_eq!(
+                shown,
+                format!("{b:?}"),
+                "parsing twice gave two configurations"
+            );
             a.pool
                 .validate()
                 .unwrap_or_else(|e| panic!("an accepted configuration's pool is invalid: {e}"));
             for s in &secrets {
-                assert!(!shown.contains(s.as_str()), "a secret in the configuration's Debug");
+                assert!(
+                    !shown.contains(s.as_str()),
+                    "a secret in the configuration's Debug"
+                );
             }
         }
         (Err(a), Err(b)) => {
