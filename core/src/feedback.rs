@@ -506,7 +506,9 @@ impl<const N: usize, K: Keep<ProxyFeedback>> FeedbackQueue<N, K> {
             WireFormat::Json => Err(EncodeError::Unsupported {
                 format: codec::Format::Json,
             }),
-            WireFormat::Postcard => encode_postcard_prefix(batch, out),
+            WireFormat::Postcard => {
+                codec::postcard::encode_prefix_with(batch, out, K::encode_postcard)
+            }
         };
         let (count, len) = match encoded {
             Ok(fit) => fit,
@@ -722,10 +724,11 @@ fn keep_feedback<K: Keep<ProxyFeedback>>(feedback: ProxyFeedback) -> Option<K> {
     let (mut fits, mut too_long) = (0, text.len());
     while too_long - fits > 1 {
         let mid = fits + (too_long - fits) / 2;
-        // A character boundary strictly between the two, nearest `mid`.
-        let Some(cut) = (fits + 1..too_long)
-            .filter(|&i| text.is_char_boundary(i))
-            .min_by_key(|&i| i.abs_diff(mid))
+        // A character boundary strictly between the two (one is at most
+        // three bytes from any index).
+        let Some(cut) = (mid..too_long)
+            .chain((fits + 1..mid).rev())
+            .find(|&i| text.is_char_boundary(i))
         else {
             break;
         };
@@ -744,29 +747,6 @@ fn keep_feedback<K: Keep<ProxyFeedback>>(feedback: ProxyFeedback) -> Option<K> {
 #[cfg(feature = "json")]
 fn encode_json<K: Keep<ProxyFeedback>>(batch: &[K], out: &mut [u8]) -> Result<usize, EncodeError> {
     codec::json::encode_any(&Lent(batch), out)
-}
-
-/// As many of `batch` as fit into `out`, one after another (the postcard
-/// batch); an error when not even the first fits.
-fn encode_postcard_prefix<K: Keep<ProxyFeedback>>(
-    batch: &[K],
-    out: &mut [u8],
-) -> Result<(usize, usize), EncodeError> {
-    let mut len = 0;
-    for (i, event) in batch.iter().enumerate() {
-        match event.encode_postcard(&mut out[len..]) {
-            Ok(n) => len += n,
-            Err(EncodeError::BufferTooSmall { format, .. }) if i == 0 => {
-                return Err(EncodeError::BufferTooSmall {
-                    format,
-                    capacity: out.len(),
-                });
-            }
-            Err(e) if i == 0 => return Err(e),
-            Err(_) => return Ok((i, len)),
-        }
-    }
-    Ok((batch.len(), len))
 }
 
 /// Kept events serialized as the events they hold (a JSON batch).

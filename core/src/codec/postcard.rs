@@ -54,9 +54,19 @@ pub fn encode_prefix<M: Message>(
     msgs: &[M],
     out: &mut [u8],
 ) -> Result<(usize, usize), EncodeError> {
+    encode_prefix_with(msgs, out, encode)
+}
+
+/// [`encode_prefix`] with each item's own encoder (a packed message copies
+/// its bytes).
+pub(crate) fn encode_prefix_with<T>(
+    items: &[T],
+    out: &mut [u8],
+    encode: impl Fn(&T, &mut [u8]) -> Result<usize, EncodeError>,
+) -> Result<(usize, usize), EncodeError> {
     let mut len = 0;
-    for (i, msg) in msgs.iter().enumerate() {
-        match encode(msg, &mut out[len..]) {
+    for (i, item) in items.iter().enumerate() {
+        match encode(item, &mut out[len..]) {
             Ok(n) => len += n,
             Err(e) if i == 0 => {
                 return Err(match e {
@@ -70,7 +80,7 @@ pub fn encode_prefix<M: Message>(
             Err(_) => return Ok((i, len)),
         }
     }
-    Ok((msgs.len(), len))
+    Ok((items.len(), len))
 }
 
 #[cfg(test)]
